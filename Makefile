@@ -1,0 +1,48 @@
+# Mesh shop lab. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv lock lint typecheck pytest test dev proto
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/dev.txt requirements/runtime.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(STAMP) ## create or update the virtualenv in .venv
+
+lock: ## re-pin requirements/*.txt from requirements/*.in (needs uv)
+	uv pip compile --quiet --universal --python-version 3.11 --no-header --annotation-style line requirements/runtime.in -o requirements/runtime.txt
+	uv pip compile --quiet --universal --python-version 3.11 --no-header --annotation-style line requirements/dev.in -o requirements/dev.txt
+
+proto: $(STAMP) ## regenerate the gRPC code from services/protos/*.proto
+	$(PY) -m grpc_tools.protoc -I services/protos --python_out=services/protos --pyi_out=services/protos \
+	  --grpc_python_out=services/protos services/protos/inventory.proto
+	sed -i 's/^import inventory_pb2/from services.protos import inventory_pb2/' services/protos/inventory_pb2_grpc.py
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP) ## mypy (strict on the service kit)
+	$(VENV)/bin/mypy services
+
+pytest: $(STAMP) ## pytest (cluster tests skip without a cluster)
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck validate pytest ## everything that runs without a cluster
+
+dev: $(STAMP) ## run the whole shop locally as processes (Ctrl-C stops all)
+	$(PY) scripts/dev.py
+
+-include mk/*.mk
