@@ -1,0 +1,1 @@
+"""The shop's eight services and the kit they share."""

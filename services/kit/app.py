@@ -1,0 +1,119 @@
+"""`create_app`: a FastAPI app with everything a shop service needs, so services only add their routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+from services.kit import db, tracing
+from services.kit.errors import error_response, install_error_handlers
+from services.kit.http import ServiceClient
+from services.kit.jwt import JwksVerifier
+from services.kit.logs import setup_logging
+from services.kit.metrics import HttpMetrics
+from services.kit.middleware import RequestMiddleware
+from services.kit.settings import ServiceSettings
+
+log = logging.getLogger("kit.app")
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+ReadinessCheck = Callable[[FastAPI], Awaitable[None]]
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str = "",
+    routers: Sequence[APIRouter] = (),
+    startup: Sequence[Hook] = (),
+    shutdown: Sequence[Hook] = (),
+    readiness: Sequence[ReadinessCheck] = (),
+    uses_database: bool = True,
+) -> FastAPI:
+    """Build a service app.
+
+    `app.state` carries `settings`, `db` (the service's MongoDB database), `http` (a `ServiceClient`)
+    and `verifier` (JWT verification). `startup` hooks run in order once the app starts (create
+    indexes, seed, start a gRPC server); `shutdown` hooks run in reverse on the way out.
+    """
+    setup_logging(settings.service_name, settings.version, settings.log_level)
+    tracing.setup_tracing(settings.service_name, settings.version)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info(
+            "starting %s %s on %s:%s", settings.service_name, settings.version, settings.host, settings.port
+        )
+        for hook in startup:
+            await hook(app)
+        try:
+            yield
+        finally:
+            app.state.shutting_down = True
+            for hook in reversed(shutdown):
+                await hook(app)
+            await app.state.http.aclose()
+            if uses_database:
+                await db.close_client(app.state.mongo)
+            log.info("stopped %s", settings.service_name)
+
+    app = FastAPI(title=title, description=description, version=settings.version, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.shutting_down = False
+    app.state.http = ServiceClient(settings)
+    app.state.verifier = JwksVerifier(settings.auth_jwks_url, settings.jwt_issuer, settings.jwt_audience)
+    if uses_database:
+        app.state.mongo = db.create_mongo_client(settings)
+        app.state.db = app.state.mongo[settings.database_name]
+
+    metrics = HttpMetrics(settings.service_name)
+    app.add_middleware(
+        RequestMiddleware,
+        served_by=f"{settings.service_name}/{settings.version}",
+        max_body_bytes=settings.max_body_bytes,
+        metrics=metrics,
+    )
+    install_error_handlers(app)
+    _add_operational_routes(app, metrics, readiness, uses_database)
+    for router in routers:
+        app.include_router(router)
+    tracing.instrument_app(app)
+    return app
+
+
+def _add_operational_routes(
+    app: FastAPI, metrics: HttpMetrics, readiness: Sequence[ReadinessCheck], uses_database: bool
+) -> None:
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness (MongoDB ping and service checks)")
+    async def readyz() -> JSONResponse:
+        if app.state.shutting_down:
+            return error_response(503, "shutting_down", "service is shutting down")
+        checks: list[tuple[str, ReadinessCheck]] = []
+        if uses_database:
+            checks.append(("mongodb", _ping_database))
+        checks.extend((check.__name__.strip("_"), check) for check in readiness)
+        results: dict[str, str] = {}
+        for name, check in checks:
+            try:
+                await check(app)
+                results[name] = "ok"
+            except Exception as exc:
+                log.warning("readiness check %s failed: %s", name, exc)
+                results[name] = f"failed: {type(exc).__name__}"
+                return error_response(503, "not_ready", f"{name} is not ready", results)
+        return JSONResponse({"status": "ready", "checks": results})
+
+    app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
+
+
+async def _ping_database(app: FastAPI) -> None:
+    await db.ping(app.state.db)

@@ -1,0 +1,45 @@
+"""The ONE place that decides which MongoDB client a service gets."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.kit.settings import ServiceSettings
+
+log = logging.getLogger("kit.db")
+
+MongoClient = AsyncMongoClient[dict[str, Any]]
+Database = AsyncDatabase[dict[str, Any]]
+
+
+def create_mongo_client(settings: ServiceSettings) -> MongoClient:
+    """PyMongo's async client for a real server; an in-memory substitute only when MONGO_URL is unset."""
+    if settings.mongo_url:
+        return AsyncMongoClient(
+            settings.mongo_url,
+            appname=settings.service_name,
+            connectTimeoutMS=2000,
+            serverSelectionTimeoutMS=3000,
+            timeoutMS=5000,
+        )
+    log.warning(
+        "MONGO_URL is not set: using an IN-MEMORY MongoDB substitute (mongomock). "
+        "Data is lost when the process stops. Fine for `make dev` and tests, never for a cluster."
+    )
+    from mongomock_motor import AsyncMongoMockClient  # dev dependency, absent from the images
+
+    return cast(MongoClient, AsyncMongoMockClient())
+
+
+async def ping(db: Database) -> None:
+    await db.command("ping")
+
+
+async def close_client(client: MongoClient) -> None:
+    result = client.close()
+    if hasattr(result, "__await__"):
+        await result

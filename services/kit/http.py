@@ -1,0 +1,65 @@
+"""Outgoing HTTP: timeouts on every call, routing headers and trace context passed on."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from services.kit.context import forwarded_headers
+from services.kit.errors import ApiError
+from services.kit.settings import ServiceSettings
+
+log = logging.getLogger("kit.http")
+
+
+class ServiceClient:
+    """An httpx client for calling the other services.
+
+    Every call carries the routing headers of the request being handled (see `context.FORWARDED_HEADERS`);
+    httpx instrumentation adds `traceparent`. Transport failures become a 503/504 `ApiError` naming the
+    dependency, so a handler never turns a dead neighbour into a 500.
+    """
+
+    def __init__(self, settings: ServiceSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        timeout = httpx.Timeout(
+            connect=settings.http_connect_timeout,
+            read=settings.http_read_timeout,
+            write=settings.http_read_timeout,
+            pool=settings.http_connect_timeout,
+        )
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+
+    async def request(
+        self, method: str, url: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        merged = forwarded_headers()
+        merged.update(headers or {})
+        try:
+            return await self._client.request(method, url, headers=merged, **kwargs)
+        except httpx.TimeoutException as exc:
+            log.warning("timeout calling %s %s", method, url)
+            raise ApiError(504, "dependency_timeout", f"{_host(url)} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            log.warning("cannot reach %s %s: %s", method, url, exc)
+            raise ApiError(503, "dependency_unavailable", f"{_host(url)} is unavailable") from exc
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("DELETE", url, **kwargs)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _host(url: str) -> str:
+    return httpx.URL(url).host or url

@@ -1,0 +1,120 @@
+"""Signing and verifying the shop's RS256 access tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt as pyjwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from services.kit.errors import ApiError
+
+log = logging.getLogger("kit.jwt")
+ALGORITHM = "RS256"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, from a verified access token."""
+
+    sub: str
+    email: str
+    groups: tuple[str, ...]
+    token: str
+
+    def in_group(self, group: str) -> bool:
+        return group in self.groups
+
+
+def generate_private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_jwk(private_key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+    jwk: dict[str, Any] = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    jwk.update({"kid": kid, "use": "sig", "alg": ALGORITHM})
+    return jwk
+
+
+def sign(private_key: rsa.RSAPrivateKey, kid: str, claims: dict[str, Any]) -> str:
+    return pyjwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
+
+
+class JwksVerifier:
+    """Verifies access tokens against a JWKS URL: keys cached, refetched when a token names an unknown kid."""
+
+    def __init__(
+        self, jwks_url: str, issuer: str, audience: str, *, timeout: float = 3.0, min_refresh: float = 10.0
+    ) -> None:
+        self.jwks_url = jwks_url
+        self.issuer = issuer
+        self.audience = audience
+        self.timeout = timeout
+        self.min_refresh = min_refresh
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def trust(self, jwks: dict[str, Any]) -> None:
+        """Add keys directly (the auth service trusts its own key; tests trust a test key)."""
+        for jwk in jwks.get("keys", []):
+            self._keys[jwk["kid"]] = RSAAlgorithm.from_jwk(jwk)
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at < self.min_refresh:
+                return
+            self._fetched_at = time.monotonic()
+            try:
+                async with httpx.AsyncClient(timeout=self.timeout) as client:
+                    response = await client.get(self.jwks_url)
+                    response.raise_for_status()
+                    self.trust(response.json())
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                log.warning("cannot fetch JWKS from %s: %s", self.jwks_url, exc)
+                raise ApiError(503, "auth_unavailable", "cannot verify tokens right now") from exc
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            kid = pyjwt.get_unverified_header(token).get("kid")
+        except pyjwt.PyJWTError as exc:
+            raise _unauthorized("malformed token") from exc
+        if not isinstance(kid, str) or not kid:
+            raise _unauthorized("token has no key id")
+        if kid not in self._keys:
+            await self._refresh()
+        key = self._keys.get(kid)
+        if key is None:
+            raise _unauthorized("token signed by an unknown key")
+        try:
+            claims = pyjwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except pyjwt.ExpiredSignatureError as exc:
+            raise _unauthorized("token expired") from exc
+        except pyjwt.PyJWTError as exc:
+            raise _unauthorized("invalid token") from exc
+        if claims.get("typ") != "access":
+            raise _unauthorized("not an access token")
+        groups = claims.get("groups") or []
+        return Principal(
+            sub=str(claims["sub"]),
+            email=str(claims.get("email", "")),
+            groups=tuple(str(g) for g in groups),
+            token=token,
+        )
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})

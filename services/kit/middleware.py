@@ -1,0 +1,124 @@
+"""One ASGI middleware for what every request needs: ids, routing headers, size limit, metrics, logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.kit.context import FORWARDED_HEADERS, forwarded_var, request_id_var
+from services.kit.metrics import HttpMetrics
+
+log = logging.getLogger("kit.access")
+_QUIET_PATHS = {"/healthz", "/readyz", "/metrics"}
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, served_by: str, max_body_bytes: int, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.served_by = served_by.encode()
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        forwarded = {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
+        forwarded["x-request-id"] = request_id
+        rid_token = request_id_var.set(request_id)
+        fwd_token = forwarded_var.set(forwarded)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(send, request_id)
+            self._finish(scope, 413, started)
+            request_id_var.reset(rid_token)
+            forwarded_var.reset(fwd_token)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-served-by", self.served_by),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except _BodyTooLarge:
+            if not response_started:
+                await self._too_large(send, request_id)
+            status = 413
+        finally:
+            self._finish(scope, status, started)
+            request_id_var.reset(rid_token)
+            forwarded_var.reset(fwd_token)
+
+    async def _too_large(self, send: Send, request_id: str) -> None:
+        body = json.dumps(
+            {"error": {"code": "payload_too_large", "message": f"body exceeds {self.max_body_bytes} bytes"}}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-served-by", self.served_by),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _finish(self, scope: Scope, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = _route_template(scope)
+        self.metrics.observe(scope["method"], route, status, elapsed)
+        if scope["path"] not in _QUIET_PATHS:
+            fields: dict[str, Any] = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
+            log.info("%s %s %s", scope["method"], scope["path"], status, extra={"fields": fields})
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's template (`/products/{product_id}`), so metrics don't explode per id."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

@@ -1,0 +1,54 @@
+"""Test helpers: sign tokens with a throw-away key the app under test trusts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.kit import jwt
+
+
+class TokenFactory:
+    """Mints access tokens the way the auth service does, with its own key."""
+
+    def __init__(self, kid: str = "test-key", issuer: str = "shop-auth", audience: str = "shop") -> None:
+        self.kid = kid
+        self.issuer = issuer
+        self.audience = audience
+        self.private_key = jwt.generate_private_key()
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [jwt.public_jwk(self.private_key, self.kid)]}
+
+    def token(
+        self,
+        sub: str | None = None,
+        email: str = "shopper@example.com",
+        groups: Iterable[str] = ("customer",),
+        expires_in: int = 300,
+        **extra: Any,
+    ) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": sub or uuid.uuid4().hex,
+            "email": email,
+            "groups": list(groups),
+            "typ": "access",
+            "iat": now,
+            "exp": now + expires_in,
+            **extra,
+        }
+        return jwt.sign(self.private_key, self.kid, claims)
+
+    def headers(self, **kwargs: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(**kwargs)}"}
+
+    def trust_in(self, app: FastAPI) -> TokenFactory:
+        app.state.verifier.trust(self.jwks())
+        return self

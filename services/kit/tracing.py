@@ -1,0 +1,71 @@
+"""OpenTelemetry tracing: on for every service, exported over OTLP only when OTEL_* says where."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+log = logging.getLogger("kit.tracing")
+_provider: TracerProvider | None = None
+_EXPORT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def export_configured() -> bool:
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    return any(os.environ.get(name) for name in _EXPORT_VARIABLES)
+
+
+def setup_tracing(service: str, version: str) -> TracerProvider:
+    """Install the tracer provider and the library instrumentations once per process."""
+    global _provider
+    if _provider is not None:
+        return _provider
+    resource = Resource.create(
+        {"service.name": os.environ.get("OTEL_SERVICE_NAME", service), "service.version": version}
+    )
+    _provider = TracerProvider(resource=resource)
+    if export_configured():
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        log.info("tracing: exporting spans over OTLP")
+    trace.set_tracer_provider(_provider)
+    propagate.set_global_textmap(TraceContextTextMapPropagator())
+    _instrument_libraries()
+    return _provider
+
+
+def _instrument_libraries() -> None:
+    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
+    HTTPXClientInstrumentor().instrument()
+    GrpcAioInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
+    GrpcAioInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
+    PymongoInstrumentor().instrument()
+
+
+def instrument_app(app: Any) -> None:
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+
+
+def add_span_processor(processor: SpanProcessor) -> None:
+    """Tests: send spans to e.g. an in-memory exporter."""
+    if _provider is None:
+        raise RuntimeError("setup_tracing has not run")
+    _provider.add_span_processor(processor)
+
+
+def export_to(exporter: SpanExporter) -> None:
+    add_span_processor(SimpleSpanProcessor(exporter))
