@@ -1,0 +1,121 @@
+"""Cross-reference checks between rendered documents (what schemas cannot see).
+
+Secrets and ConfigMaps referenced by pods are NOT required to be in the documents: the Secrets are
+created at deploy time by scripts/secrets.sh and never committed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from scripts.k8svalidate.render import versions
+from scripts.k8svalidate.schemas import describe
+
+Doc = dict[str, Any]
+# Paths the shop's own images serve (docs/architecture.md).
+SHOP_PROBE_PATHS = {"/healthz", "/readyz", "/metrics"}
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def pod_templates(doc: Doc) -> list[Doc]:
+    """Pod templates (metadata + spec) of a workload document."""
+    kind, spec = doc.get("kind"), doc.get("spec") or {}
+    if kind in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}:
+        return [spec.get("template") or {}]
+    if kind == "CronJob":
+        return [((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}]
+    if kind == "Pod":
+        return [doc]
+    return []
+
+
+def _ns(doc: Doc) -> str:
+    return str((doc.get("metadata") or {}).get("namespace") or "default")
+
+
+def _containers(pod: Doc) -> list[Doc]:
+    spec = pod.get("spec") or {}
+    return list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+
+
+def _port_exists(port: int | str, containers: list[Doc]) -> bool:
+    for c in containers:
+        for p in c.get("ports") or []:
+            if port == p.get("name") or port == p.get("containerPort"):
+                return True
+    return False
+
+
+def image_error(image: str) -> str | None:
+    """None when the image is one `make images` builds or is pinned (tag other than latest, or digest)."""
+    built = {f"shop/{s}" for s in versions()["SERVICES"].split()}
+    if _DIGEST.search(image):
+        return None
+    name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+    if name.startswith("shop/") and name not in built:
+        return f"image {image} is not built by `make images` (services: {versions()['SERVICES']})"
+    if not tag or tag == "latest":
+        return f"image {image} is not pinned (needs a tag other than latest, or a digest)"
+    return None
+
+
+def _probe_errors(where: str, c: Doc) -> list[str]:
+    errors = []
+    shop_image = str(c.get("image", "")).startswith("shop/")
+    for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = c.get(kind)
+        if not probe:
+            continue
+        for handler in ("httpGet", "tcpSocket", "grpc"):
+            h = probe.get(handler)
+            if h is None:
+                continue
+            port, path = h.get("port"), h.get("path")
+            if not _port_exists(port, [c]):
+                errors.append(f"{where}: {kind}.{handler}.port {port} is not a port of the container")
+            if handler == "httpGet" and shop_image and path not in SHOP_PROBE_PATHS:
+                errors.append(f"{where}: {kind}.httpGet.path {path} is not one of {sorted(SHOP_PROBE_PATHS)}")
+    return errors
+
+
+def crossref_errors(docs: list[Doc]) -> list[str]:
+    errors: list[str] = []
+    accounts = {(_ns(d), d["metadata"]["name"]) for d in docs if d.get("kind") == "ServiceAccount"}
+    workloads = [(d, t) for d in docs for t in pod_templates(d)]
+
+    for doc, pod in workloads:
+        ns = _ns(doc)
+        sa = (pod.get("spec") or {}).get("serviceAccountName")
+        if sa and sa != "default" and (ns, sa) not in accounts:
+            errors.append(f"{describe(doc)}: ServiceAccount {ns}/{sa} does not exist")
+        for c in _containers(pod):
+            where = f"{describe(doc)} container {c.get('name')}"
+            problem = image_error(str(c.get("image", "")))
+            if problem:
+                errors.append(f"{where}: {problem}")
+            errors.extend(_probe_errors(where, c))
+
+    for svc in (d for d in docs if d.get("kind") == "Service"):
+        spec = svc.get("spec") or {}
+        selector = spec.get("selector")
+        if not selector or spec.get("type") == "ExternalName":
+            continue
+        matched = [
+            pod
+            for doc, pod in workloads
+            if _ns(doc) == _ns(svc)
+            and selector.items() <= ((pod.get("metadata") or {}).get("labels") or {}).items()
+        ]
+        if not matched:
+            errors.append(f"{describe(svc)}: selector {selector} matches no pod template")
+            continue
+        for port in spec.get("ports") or []:
+            target = port.get("targetPort", port.get("port"))
+            for pod in matched:
+                if not _port_exists(target, _containers(pod)):
+                    labels = (pod.get("metadata") or {}).get("labels")
+                    errors.append(
+                        f"{describe(svc)}: targetPort {target} is not a container port of pods {labels}"
+                    )
+    return errors
