@@ -1,0 +1,157 @@
+"""The manifest validator: every entry point is valid, and planted mistakes are caught."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from scripts.k8svalidate import crossref_errors, entry_points, render, validate_docs
+from scripts.k8svalidate.__main__ import check, main
+
+Doc = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def dev_docs() -> list[Doc]:
+    return render("k8s/overlays/dev")
+
+
+def find(docs: list[Doc], kind: str, name: str) -> Doc:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def planted(docs: list[Doc]) -> list[Doc]:
+    return copy.deepcopy(docs)
+
+
+def test_dev_overlay_is_valid(dev_docs: list[Doc]) -> None:
+    assert validate_docs(dev_docs) == []
+    assert crossref_errors(dev_docs) == []
+
+
+def test_dev_overlay_has_every_service_and_variant(dev_docs: list[Doc]) -> None:
+    deployments = {d["metadata"]["name"] for d in dev_docs if d["kind"] == "Deployment"}
+    services = ["frontend", "auth", "user", "product", "payment", "order", "shipping", "notification"]
+    assert deployments == {*services, "product-canary", "frontend-mobile-optimized", "frontend-beta-features"}
+    assert all(d["metadata"].get("namespace") == "ecommerce" for d in dev_docs if d["kind"] != "Namespace")
+    frontend = find(dev_docs, "Service", "frontend")
+    assert frontend["spec"]["type"] == "NodePort"
+    assert frontend["spec"]["ports"][0]["nodePort"] == 30080
+
+
+@pytest.mark.parametrize(("name", "dirs"), entry_points(), ids=[n for n, _ in entry_points()])
+def test_every_entry_point_renders_and_validates(name: str, dirs: list[str]) -> None:
+    assert check(name, dirs) == []
+
+
+def test_unknown_field_in_core_kind_fails(dev_docs: list[Doc]) -> None:
+    docs = planted(dev_docs)
+    container = find(docs, "Deployment", "order")["spec"]["template"]["spec"]["containers"][0]
+    container["imagePullPolicyy"] = "Never"
+    errors = validate_docs(docs)
+    assert len(errors) == 1
+    assert "Deployment ecommerce/order" in errors[0]
+    assert ".spec.template.spec.containers.0" in errors[0]
+    assert "imagePullPolicyy" in errors[0]
+
+
+def test_wrong_type_fails(dev_docs: list[Doc]) -> None:
+    docs = planted(dev_docs)
+    find(docs, "Service", "product")["spec"]["ports"][1]["port"] = "nine-thousand"
+    errors = validate_docs(docs)
+    assert errors and "Service ecommerce/product: .spec.ports.1.port" in errors[0]
+
+
+def test_unknown_field_in_crd_kind_fails() -> None:
+    # The lesson's DestinationRule: `circuitBreaker` is not a field (the API server rejects it).
+    bad = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "product", "namespace": "ecommerce"},
+        "spec": {"host": "product", "trafficPolicy": {"circuitBreaker": {"simpleCb": {"maxConnections": 1}}}},
+    }
+    good = copy.deepcopy(bad)
+    good["spec"]["trafficPolicy"] = {"outlierDetection": {"consecutive5xxErrors": 5, "interval": "10s"}}
+    assert validate_docs([good]) == []
+    errors = validate_docs([bad])
+    assert len(errors) == 1
+    assert "DestinationRule ecommerce/product: .spec.trafficPolicy" in errors[0]
+    assert "circuitBreaker" in errors[0]
+
+
+def test_wrong_type_and_enum_in_crd_kind_fail() -> None:
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "product", "namespace": "ecommerce"},
+        "spec": {
+            "parentRefs": [{"group": "", "kind": "Service", "name": "product", "port": 3000}],
+            "rules": [{"backendRefs": [{"name": "product", "port": 3000, "weight": "ninety"}]}],
+        },
+    }
+    errors = validate_docs([route])
+    assert any(".spec.rules.0.backendRefs.0.weight" in e for e in errors)
+
+
+def test_kind_without_schema_is_an_error() -> None:
+    doc = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    errors = validate_docs([doc])
+    assert len(errors) == 1 and "no schema for example.com/v1 Widget" in errors[0]
+
+
+def test_selector_matching_nothing_fails(dev_docs: list[Doc]) -> None:
+    docs = planted(dev_docs)
+    find(docs, "Service", "payment")["spec"]["selector"] = {"app": "paymnet"}
+    errors = crossref_errors(docs)
+    assert errors == ["Service ecommerce/payment: selector {'app': 'paymnet'} matches no pod template"]
+
+
+def test_missing_service_account_fails(dev_docs: list[Doc]) -> None:
+    docs = [d for d in dev_docs if (d["kind"], d["metadata"]["name"]) != ("ServiceAccount", "user-sa")]
+    errors = crossref_errors(docs)
+    assert errors == ["Deployment ecommerce/user: ServiceAccount ecommerce/user-sa does not exist"]
+
+
+def test_unknown_target_port_fails(dev_docs: list[Doc]) -> None:
+    docs = planted(dev_docs)
+    find(docs, "Service", "shipping")["spec"]["ports"][0]["targetPort"] = "web"
+    errors = crossref_errors(docs)
+    assert len(errors) == 1 and "Service ecommerce/shipping: targetPort web" in errors[0]
+
+
+def test_probe_on_missing_port_or_path_fails(dev_docs: list[Doc]) -> None:
+    docs = planted(dev_docs)
+    container = find(docs, "Deployment", "auth")["spec"]["template"]["spec"]["containers"][0]
+    container["livenessProbe"]["httpGet"]["port"] = 8081
+    container["readinessProbe"]["httpGet"]["path"] = "/ready"
+    errors = crossref_errors(docs)
+    assert len(errors) == 2
+    assert "livenessProbe.httpGet.port 8081" in errors[0]
+    assert "readinessProbe.httpGet.path /ready" in errors[1]
+
+
+@pytest.mark.parametrize(
+    ("image", "ok"),
+    [
+        ("shop/order:dev", True),
+        ("shop/basket:dev", False),
+        ("mongo:8.0.17", True),
+        ("mongo", False),
+        ("mongo:latest", False),
+        ("nginx@sha256:" + "a" * 64, True),
+        ("localhost:5000/nginx", False),
+    ],
+)
+def test_images_must_be_built_or_pinned(dev_docs: list[Doc], image: str, ok: bool) -> None:
+    docs = planted(dev_docs)
+    find(docs, "StatefulSet", "mongodb")["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    assert (crossref_errors(docs) == []) is ok
+
+
+def test_cli_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["k8s/overlays/dev"]) == 0
+    out = capsys.readouterr().out
+    assert "ok   k8s/overlays/dev" in out and "1/1 entry points valid" in out
+    assert main(["no-such-entry"]) == 1
