@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import httpx
+from opentelemetry import propagate
 
 from services.kit.context import forwarded_headers
 from services.kit.errors import ApiError
@@ -36,6 +37,7 @@ class ServiceClient:
     ) -> httpx.Response:
         merged = forwarded_headers()
         merged.update(headers or {})
+        propagate.inject(merged)  # traceparent, whatever transport is in use
         try:
             return await self._client.request(method, url, headers=merged, **kwargs)
         except httpx.TimeoutException as exc:

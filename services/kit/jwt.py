@@ -50,7 +50,14 @@ class JwksVerifier:
     """Verifies access tokens against a JWKS URL: keys cached, refetched when a token names an unknown kid."""
 
     def __init__(
-        self, jwks_url: str, issuer: str, audience: str, *, timeout: float = 3.0, min_refresh: float = 10.0
+        self,
+        jwks_url: str,
+        issuer: str,
+        audience: str,
+        *,
+        timeout: float = 3.0,
+        min_refresh: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.jwks_url = jwks_url
         self.issuer = issuer
@@ -60,6 +67,7 @@ class JwksVerifier:
         self._keys: dict[str, Any] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+        self._transport = transport
 
     def trust(self, jwks: dict[str, Any]) -> None:
         """Add keys directly (the auth service trusts its own key; tests trust a test key)."""
@@ -72,7 +80,7 @@ class JwksVerifier:
                 return
             self._fetched_at = time.monotonic()
             try:
-                async with httpx.AsyncClient(timeout=self.timeout) as client:
+                async with httpx.AsyncClient(timeout=self.timeout, transport=self._transport) as client:
                     response = await client.get(self.jwks_url)
                     response.raise_for_status()
                     self.trust(response.json())

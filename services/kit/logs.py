@@ -41,9 +41,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stdout is at the time (test capture replaces it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def setup_logging(service: str, version: str, level: str) -> None:
     """Route every logger (ours, uvicorn's) through one JSON handler on stdout."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service, version))
     root = logging.getLogger()
     root.handlers[:] = [handler]

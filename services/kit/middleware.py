@@ -51,18 +51,27 @@ class RequestMiddleware:
             return
 
         received = 0
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            # A body streamed without Content-Length: answer 413 as soon as it passes the limit.
+            # Frameworks turn errors raised while reading into their own 400, so the 413 is sent here.
+            nonlocal received, refused, status, response_started
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    if not response_started:
+                        await self._too_large(send, request_id)
+                        response_started = refused = True
+                        status = 413
                     raise _BodyTooLarge
             return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
+            if refused:
+                return  # the 413 already went out; drop the app's own error response
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
@@ -76,9 +85,7 @@ class RequestMiddleware:
         try:
             await self.app(scope, limited_receive, send_with_headers)
         except _BodyTooLarge:
-            if not response_started:
-                await self._too_large(send, request_id)
-            status = 413
+            pass  # the 413 went out from limited_receive
         finally:
             self._finish(scope, status, started)
             request_id_var.reset(rid_token)

@@ -1,0 +1,218 @@
+"""`make dev`: run the whole shop on 127.0.0.1 as local processes, without Docker.
+
+Every service runs as `python -m services.<name>` with the in-memory store unless MONGO_URL is set
+(then each service uses its own database on that server). Ctrl-C stops all of them; if one crashes,
+its exit is reported and the others are stopped too, so nothing fails silently.
+
+The same functions start the stack for the process-level tests (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    grpc_port: int | None = None
+
+
+# Dev ports, as in docs/architecture.md. Start order: what others call comes first.
+SERVICES = (
+    Service("auth", 8081),
+    Service("user", 8082),
+    Service("product", 8083, grpc_port=9000),
+    Service("payment", 8084),
+    Service("shipping", 8086),
+    Service("notification", 8087),
+    Service("order", 8085),
+    Service("frontend", 8080),
+)
+URL_VARIABLES = {
+    "auth": "AUTH_URL",
+    "user": "USER_URL",
+    "product": "PRODUCT_URL",
+    "payment": "PAYMENT_URL",
+    "order": "ORDER_URL",
+    "shipping": "SHIPPING_URL",
+    "notification": "NOTIFICATION_URL",
+}
+
+
+def available() -> list[Service]:
+    """The services whose package exists in this checkout."""
+    return [s for s in SERVICES if (ROOT / "services" / s.name / "__main__.py").exists()]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_free_ports(services: Iterable[Service]) -> list[Service]:
+    """The same services on free ports (tests must not collide with a running `make dev`)."""
+    return [Service(s.name, free_port(), free_port() if s.grpc_port else None) for s in services]
+
+
+def stack_env(services: Iterable[Service], extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment shared by every process: where each neighbour listens."""
+    env: dict[str, str] = {}
+    for s in services:
+        if s.name in URL_VARIABLES:
+            env[URL_VARIABLES[s.name]] = f"http://127.0.0.1:{s.port}"
+        if s.name == "auth":
+            env["AUTH_JWKS_URL"] = f"http://127.0.0.1:{s.port}/.well-known/jwks.json"
+        if s.grpc_port:
+            env["PRODUCT_GRPC_TARGET"] = f"127.0.0.1:{s.grpc_port}"
+    env.update(extra or {})
+    return env
+
+
+class Stack:
+    """A set of running service processes."""
+
+    def __init__(self, services: list[Service], env: Mapping[str, str], log_dir: Path | None = None) -> None:
+        self.services = services
+        self.env = dict(env)
+        self.log_dir = log_dir
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.width = max(len(s.name) for s in services)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self._service(name).port}"
+
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self._service('product').grpc_port}"
+
+    def _service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)
+
+    def start(self, timeout: float = 60.0) -> None:
+        for service in self.services:
+            env = {**os.environ, **self.env, "HOST": "127.0.0.1", "PORT": str(service.port)}
+            if service.grpc_port:
+                env["GRPC_PORT"] = str(service.grpc_port)
+            output = None
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                output = (self.log_dir / f"{service.name}.log").open("wb")
+            self.processes[service.name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{service.name}"],
+                cwd=ROOT,
+                env=env,
+                stdout=output if output else subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            if output is None:  # `make dev`: show every line, prefixed with the service name
+                stream = self.processes[service.name].stdout
+                threading.Thread(target=_pump, args=(service.name, stream, self.width), daemon=True).start()
+        for service in self.services:
+            self.wait_ready(service, timeout)
+
+    def wait_ready(self, service: Service, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{service.port}/readyz"
+        while time.monotonic() < deadline:
+            if (code := self.processes[service.name].poll()) is not None:
+                raise RuntimeError(
+                    f"{service.name} exited with code {code} while starting{self._log_hint(service)}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"{service.name} was not ready on {url} after {timeout:.0f}s{self._log_hint(service)}"
+        )
+
+    def _log_hint(self, service: Service) -> str:
+        return f" (log: {self.log_dir / (service.name + '.log')})" if self.log_dir else ""
+
+    def crashed(self) -> list[tuple[str, int]]:
+        return [(name, code) for name, p in self.processes.items() if (code := p.poll()) is not None]
+
+    def stop(self, grace: float = 10.0) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _pump(name: str, stream: object, width: int) -> None:
+    """Copy a child's output to ours, each line prefixed with the service name."""
+    for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
+        sys.stdout.write(f"{name:<{width}} | {raw.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated services to run (default: all)")
+    args = parser.parse_args(argv)
+    services = available()
+    if args.only:
+        wanted = set(args.only.split(","))
+        services = [s for s in services if s.name in wanted]
+    if not services:
+        print("no services to run", file=sys.stderr)
+        return 2
+    store = (
+        "MongoDB at MONGO_URL"
+        if os.environ.get("MONGO_URL")
+        else "in-memory store (set MONGO_URL for MongoDB)"
+    )
+    print(f"starting {len(services)} services with the {store}; Ctrl-C stops them all")
+    stack = Stack(services, stack_env(services))
+    width = stack.width
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        stack.start()
+        print("\nthe shop is up:")
+        for s in services:
+            extra = f", gRPC 127.0.0.1:{s.grpc_port}" if s.grpc_port else ""
+            print(f"  {s.name:<{width}}  http://127.0.0.1:{s.port}  (API docs /docs{extra})")
+        if any(s.name == "frontend" for s in services):
+            print("\nopen http://127.0.0.1:8080 in a browser")
+        while True:
+            if crashed := stack.crashed():
+                for name, code in crashed:
+                    print(f"\n!! {name} exited with code {code}; stopping the others", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nstopping...")
+        return 0
+    except RuntimeError as exc:
+        print(f"\n!! {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""The service kit, seen from the outside: what every service gets by calling `create_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import BaseModel
+
+from services.kit import ApiError, ServiceSettings, create_app, load_settings, tracing
+from services.kit.http import ServiceClient
+from services.kit.jwt import JwksVerifier, Principal
+from services.kit.security import current_user, require_group
+from services.kit.settings import SettingsError
+from services.kit.testing import TokenFactory
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+class Item(BaseModel):
+    name: str
+    quantity: int
+
+
+def demo_app(downstream: httpx.MockTransport | None = None, **settings: object) -> FastAPI:
+    router = APIRouter()
+
+    @router.post("/items/{item_id}")
+    async def create(item_id: str, item: Item, user: Principal = Depends(current_user)) -> dict[str, object]:
+        return {"id": item_id, "name": item.name, "user": user.sub}
+
+    @router.get("/admin")
+    async def admin(user: Principal = Depends(require_group("admin"))) -> dict[str, str]:
+        return {"hello": user.email}
+
+    @router.get("/call")
+    async def call(request: Request) -> dict[str, int]:
+        response = await request.app.state.http.get("http://product:3000/products")
+        return {"status": response.status_code}
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    @router.get("/teapot")
+    async def teapot() -> None:
+        raise ApiError(409, "conflict_here", "already there", {"id": "x"})
+
+    options = {"service_name": "demo", "version": "v7", "max_body_bytes": 2048, **settings}
+    config = ServiceSettings(**options)  # type: ignore[arg-type]
+    app = create_app(config, title="demo", routers=[router])
+    if downstream is not None:
+        app.state.http = ServiceClient(config, transport=downstream)
+    return app
+
+
+@pytest.fixture
+def tokens() -> TokenFactory:
+    return TokenFactory()
+
+
+@pytest.fixture
+def client(tokens: TokenFactory):
+    app = demo_app()
+    tokens.trust_in(app)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_operational_endpoints_answer(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"mongodb": "ok"}}
+    client.get("/healthz")
+    metrics = client.get("/metrics").text
+    assert 'http_requests_total{method="GET",route="/healthz",service="demo",status="200"} 2.0' in metrics
+    assert "http_request_duration_seconds_bucket" in metrics
+
+
+def test_every_response_says_who_served_it(client: TestClient) -> None:
+    for path in ("/healthz", "/readyz", "/metrics", "/nope"):
+        assert client.get(path).headers["x-served-by"] == "demo/v7"
+
+
+def test_metrics_use_the_route_template_not_the_path(client: TestClient, tokens: TokenFactory) -> None:
+    for item_id in ("a", "b", "c"):
+        client.post(f"/items/{item_id}", json={"name": "x", "quantity": 1}, headers=tokens.headers())
+    metrics = client.get("/metrics").text
+    assert 'route="/items/{item_id}",service="demo",status="200"} 3.0' in metrics
+    assert 'route="/items/a"' not in metrics
+
+
+def test_bad_input_gets_json_4xx(client: TestClient, tokens: TokenFactory) -> None:
+    auth = tokens.headers()
+    malformed = client.post(
+        "/items/1", content=b"{nope", headers={**auth, "content-type": "application/json"}
+    )
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["code"] == "malformed_json"
+    missing = client.post("/items/1", json={"name": "x"}, headers=auth)
+    assert missing.status_code == 422
+    assert missing.json()["error"]["details"][0]["loc"] == ["body", "quantity"]
+    wrong_type = client.post("/items/1", json={"name": "x", "quantity": "many"}, headers=auth)
+    assert wrong_type.status_code == 422
+    too_big = client.post("/items/1", json={"name": "x" * 5000, "quantity": 1}, headers=auth)
+    assert too_big.status_code == 413
+    assert too_big.json()["error"]["code"] == "payload_too_large"
+    assert client.get("/nope").json() == {"error": {"code": "not_found", "message": "Not Found"}}
+
+
+def test_streamed_body_over_the_limit_is_refused(client: TestClient, tokens: TokenFactory) -> None:
+    def chunks():
+        for _ in range(10):
+            yield b" " * 512
+
+    response = client.post("/items/1", content=chunks(), headers=tokens.headers())
+    assert response.status_code == 413
+
+
+def test_domain_errors_and_bugs_are_json(client: TestClient) -> None:
+    conflict = client.get("/teapot")
+    assert conflict.status_code == 409
+    assert conflict.json() == {
+        "error": {"code": "conflict_here", "message": "already there", "details": {"id": "x"}}
+    }
+    bug = client.get("/boom")
+    assert bug.status_code == 500
+    assert bug.json()["error"]["code"] == "internal_error"
+    assert "a bug" not in bug.text
+
+
+def test_tokens_missing_expired_forged_or_wrong_group(client: TestClient, tokens: TokenFactory) -> None:
+    body = {"name": "x", "quantity": 1}
+    assert client.post("/items/1", json=body).status_code == 401
+    assert client.post("/items/1", json=body, headers={"Authorization": "Bearer abc"}).status_code == 401
+    expired = client.post("/items/1", json=body, headers=tokens.headers(expires_in=-5))
+    assert expired.status_code == 401
+    assert expired.json()["error"]["message"] == "token expired"
+    forger = TokenFactory(kid=tokens.kid)  # same key id, another key
+    assert client.post("/items/1", json=body, headers=forger.headers()).status_code == 401
+    ok = client.post("/items/1", json=body, headers=tokens.headers(sub="u-42"))
+    assert ok.status_code == 200
+    assert ok.json()["user"] == "u-42"
+    assert client.get("/admin", headers=tokens.headers()).status_code == 403
+    assert client.get("/admin", headers=tokens.headers(groups=["admin"], email="a@x.io")).json() == {
+        "hello": "a@x.io"
+    }
+
+
+def test_routing_and_trace_headers_are_forwarded(tokens: TokenFactory) -> None:
+    seen: list[httpx.Request] = []
+
+    def downstream(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=[])
+
+    app = demo_app(httpx.MockTransport(downstream))
+    incoming = {
+        "x-request-id": "req-1",
+        "x-user-id": "u-1",
+        "x-user-group": "beta",
+        "canary": "true",
+        "cookie": "canary=true",
+        "user-agent": "Mozilla/5.0 (iPhone) Mobile",
+        "authorization": "Bearer t",
+        "traceparent": TRACEPARENT,
+        "x-not-forwarded": "secret",
+    }
+    with TestClient(app) as test_client:
+        assert test_client.get("/call", headers=incoming).json() == {"status": 200}
+    sent = seen[0].headers
+    for name in (
+        "x-request-id",
+        "x-user-id",
+        "x-user-group",
+        "canary",
+        "cookie",
+        "user-agent",
+        "authorization",
+    ):
+        assert sent[name] == incoming[name], name
+    assert "x-not-forwarded" not in sent
+    assert sent["traceparent"].split("-")[1] == TRACE_ID
+
+
+def test_unreachable_and_slow_dependencies_become_503_and_504() -> None:
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    for handler, status, code in (
+        (refused, 503, "dependency_unavailable"),
+        (slow, 504, "dependency_timeout"),
+    ):
+        with TestClient(demo_app(httpx.MockTransport(handler))) as test_client:
+            response = test_client.get("/call")
+        assert response.status_code == status
+        assert response.json()["error"]["code"] == code
+        assert "product" in response.json()["error"]["message"]
+
+
+def test_a_request_with_traceparent_yields_spans_in_that_trace(client: TestClient) -> None:
+    exporter = InMemorySpanExporter()
+    tracing.export_to(exporter)
+    client.get("/nope", headers={"traceparent": TRACEPARENT})
+    trace_ids = {format(span.context.trace_id, "032x") for span in exporter.get_finished_spans()}
+    assert TRACE_ID in trace_ids
+
+
+def test_logs_are_json_with_request_and_trace_id(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    client.get("/nope", headers={"x-request-id": "req-77", "traceparent": TRACEPARENT})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("path") == "/nope"]
+    assert access, lines
+    assert access[0]["request_id"] == "req-77"
+    assert access[0]["trace_id"] == TRACE_ID
+    assert access[0]["status"] == 404
+    assert access[0]["service"] == "demo"
+
+
+def test_invalid_settings_stop_the_service_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PORT", "not-a-port")
+    monkeypatch.setenv("LOG_LEVEL", "loud")
+    with pytest.raises(SettingsError) as stopped:
+        load_settings(ServiceSettings)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "PORT" in err
+    assert "LOG_LEVEL" in err
+
+
+def test_in_memory_store_only_without_mongo_url(caplog: pytest.LogCaptureFixture) -> None:
+    from pymongo import AsyncMongoClient
+
+    from services.kit.db import create_mongo_client
+
+    with caplog.at_level(logging.WARNING):
+        memory = create_mongo_client(ServiceSettings(service_name="demo"))
+    assert any(cls.__module__ == "mongomock_motor" for cls in type(memory).__mro__)
+    assert "IN-MEMORY" in caplog.text
+    real = create_mongo_client(ServiceSettings(service_name="demo", mongo_url="mongodb://db.invalid:27017"))
+    assert isinstance(real, AsyncMongoClient)
+
+
+async def test_jwks_is_cached_and_refetched_for_an_unknown_key() -> None:
+    first, second = TokenFactory(kid="k1"), TokenFactory(kid="k2")
+    published = {"keys": first.jwks()["keys"]}
+    fetches = []
+
+    def jwks_endpoint(request: httpx.Request) -> httpx.Response:
+        fetches.append(request.url.path)
+        return httpx.Response(200, json=published)
+
+    verifier = JwksVerifier(
+        "http://auth/.well-known/jwks.json",
+        "shop-auth",
+        "shop",
+        min_refresh=0,
+        transport=httpx.MockTransport(jwks_endpoint),
+    )
+    assert (await verifier.verify(first.token(sub="a"))).sub == "a"
+    assert (await verifier.verify(first.token(sub="b"))).sub == "b"
+    assert len(fetches) == 1  # cached
+    published["keys"] = published["keys"] + second.jwks()["keys"]  # key rotation at the auth service
+    assert (await verifier.verify(second.token(sub="c"))).sub == "c"
+    assert len(fetches) == 2
+    with pytest.raises(ApiError) as refused:
+        await verifier.verify(TokenFactory(kid="k3").token())
+    assert refused.value.status == 401
+
+
+def test_shutdown_hooks_run_in_reverse_and_readiness_stops_first() -> None:
+    order: list[str] = []
+
+    async def start_a(app: FastAPI) -> None:
+        order.append("start a")
+
+    async def start_b(app: FastAPI) -> None:
+        order.append("start b")
+
+    async def stop_a(app: FastAPI) -> None:
+        order.append(f"stop a (shutting down={app.state.shutting_down})")
+
+    async def stop_b(app: FastAPI) -> None:
+        order.append("stop b")
+
+    app = create_app(
+        ServiceSettings(service_name="demo"),
+        title="demo",
+        startup=[start_a, start_b],
+        shutdown=[stop_a, stop_b],
+    )
+    with TestClient(app):
+        pass
+    assert order == ["start a", "start b", "stop b", "stop a (shutting down=True)"]
+
+
+def test_kit_does_not_block_the_event_loop_on_concurrent_requests(tokens: TokenFactory) -> None:
+    async def many() -> list[int]:
+        app = demo_app()
+        tokens.trust_in(app)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as http:
+            responses = await asyncio.gather(*(http.get("/healthz") for _ in range(50)))
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(many()) == [200] * 50
