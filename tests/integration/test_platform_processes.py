@@ -1,0 +1,106 @@
+"""Auth, user and product as real processes on loopback: HTTP and gRPC, nothing in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import grpc
+import httpx
+import pytest
+
+from scripts.dev import SERVICES, Stack
+from services.protos import inventory_pb2, inventory_pb2_grpc
+
+pytestmark = pytest.mark.timeout(180)
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_every_service_answers_health_readiness_and_metrics(running_stack: Stack) -> None:
+    for service in SERVICES:
+        base = running_stack.url(service.name)
+        for path in ("/healthz", "/readyz", "/metrics"):
+            response = httpx.get(base + path, timeout=5)
+            assert response.status_code == 200, (service.name, path, response.text)
+            assert response.headers["x-served-by"] == f"{service.name}/v1"
+        assert "http_requests_total" in httpx.get(base + "/metrics", timeout=5).text
+
+
+def test_register_login_profile_and_catalog_over_http(running_stack: Stack) -> None:
+    auth, user, product = (running_stack.url(n) for n in ("auth", "user", "product"))
+    email = f"it-{uuid.uuid4().hex[:8]}@example.com"
+    registered = httpx.post(
+        f"{auth}/auth/register",
+        json={"email": email, "password": "correct horse 42", "name": "Ada"},
+        timeout=10,
+    )
+    assert registered.status_code == 201, registered.text
+    assert registered.headers["x-served-by"] == "auth/v1"
+    again = httpx.post(
+        f"{auth}/auth/register",
+        json={"email": email, "password": "correct horse 42", "name": "Ada"},
+        timeout=10,
+    )
+    assert again.status_code == 409
+    login = httpx.post(
+        f"{auth}/auth/login", json={"email": email, "password": "correct horse 42"}, timeout=10
+    )
+    assert login.status_code == 200, login.text
+    token = login.json()["access_token"]
+
+    me = httpx.get(f"{user}/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert me.status_code == 200, me.text
+    assert me.json()["email"] == email
+    assert me.headers["x-served-by"] == "user/v1"
+    assert httpx.get(f"{user}/users/me", timeout=10).status_code == 401
+
+    catalog = httpx.get(f"{product}/products", params={"page_size": 50}, timeout=10)
+    assert catalog.status_code == 200
+    assert catalog.headers["x-served-by"] == "product/v1"
+    assert catalog.json()["total"] >= 20
+
+
+def test_a_traceparent_shows_up_in_the_service_log(running_stack: Stack) -> None:
+    traceparent = f"00-{TRACE_ID}-b7ad6b7169203331-01"
+    response = httpx.get(f"{running_stack.url('product')}/products", headers={"traceparent": traceparent})
+    assert response.status_code == 200
+    assert running_stack.log_dir is not None
+    log = (running_stack.log_dir / "product.log").read_text()
+    assert f'"trace_id": "{TRACE_ID}"' in log
+
+
+async def _reserve(stub: inventory_pb2_grpc.InventoryStub, order_id: str, product_id: str, qty: int) -> str:
+    request = inventory_pb2.ReserveRequest(
+        order_id=order_id, items=[inventory_pb2.Item(product_id=product_id, quantity=qty)]
+    )
+    try:
+        reply = await stub.Reserve(request, timeout=10)
+        return str(reply.status)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code().name
+
+
+async def test_twenty_concurrent_reservations_for_the_last_unit(running_stack: Stack) -> None:
+    catalog = httpx.get(
+        f"{running_stack.url('product')}/products", params={"page_size": 50}, timeout=10
+    ).json()
+    product_id = catalog["items"][-1]["id"]
+    async with grpc.aio.insecure_channel(running_stack.grpc_target()) as channel:
+        stub = inventory_pb2_grpc.InventoryStub(channel)
+        stock = await stub.GetStock(inventory_pb2.GetStockRequest(product_ids=[product_id]), timeout=10)
+        available = stock.levels[0].available
+        assert available >= 1
+        drain = f"drain-{uuid.uuid4().hex}"
+        if available > 1:
+            assert await _reserve(stub, drain, product_id, available - 1) == "RESERVED"
+        racers = [f"race-{i}-{uuid.uuid4().hex}" for i in range(20)]
+        outcomes = await asyncio.gather(*(_reserve(stub, order, product_id, 1) for order in racers))
+        assert outcomes.count("RESERVED") == 1, outcomes
+        assert set(outcomes) == {"RESERVED", "FAILED_PRECONDITION"}
+        after = await stub.GetStock(inventory_pb2.GetStockRequest(product_ids=[product_id]), timeout=10)
+        assert after.levels[0].available == 0
+        # Give everything back so other tests find the catalog as it was.
+        for order in [drain, *racers]:
+            await stub.Release(inventory_pb2.ReleaseRequest(order_id=order), timeout=10)
+        restored = await stub.GetStock(inventory_pb2.GetStockRequest(product_ids=[product_id]), timeout=10)
+        assert restored.levels[0].available == available
