@@ -81,9 +81,9 @@ async def _reserve(stub: inventory_pb2_grpc.InventoryStub, order_id: str, produc
 
 
 async def test_twenty_concurrent_reservations_for_the_last_unit(running_stack: Stack) -> None:
-    catalog = httpx.get(
-        f"{running_stack.url('product')}/products", params={"page_size": 50}, timeout=10
-    ).json()
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(f"{running_stack.url('product')}/products", params={"page_size": 50})
+    catalog = response.json()
     product_id = catalog["items"][-1]["id"]
     async with grpc.aio.insecure_channel(running_stack.grpc_target()) as channel:
         stub = inventory_pb2_grpc.InventoryStub(channel)
