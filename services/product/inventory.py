@@ -1,0 +1,228 @@
+"""Inventory rules on MongoDB: stock levels, all-or-nothing reservations, exactly-once release.
+
+Stock is the number of units available now: a reservation takes its units out of `products.stock`
+with a guarded `$inc` (never below zero), a release puts them back. One document per order id in
+`reservations` (`_id` = order id, so the first writer wins) records the outcome:
+PENDING (being reserved) -> RESERVED -> RELEASED, or PENDING -> FAILED (kept, so a repeat answers the same).
+Only single-document atomic operations are used, so it works on any MongoDB (and on mongomock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from services.kit.db import Database
+from services.product.store import now_iso
+
+log = logging.getLogger("product.inventory")
+
+PENDING, RESERVED, RELEASED, FAILED = "PENDING", "RESERVED", "RELEASED", "FAILED"
+NOT_FOUND = "NOT_FOUND"  # Release answer when nothing was reserved for the order
+
+MAX_ID_LENGTH = 128
+MAX_ITEMS = 100
+MAX_QUANTITY = 10_000
+_POLL_SECONDS = 0.02
+
+
+class InventoryError(Exception):
+    """A rule violation; `code` is one of invalid_argument, not_found, out_of_stock, busy."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+    def as_document(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+@dataclass(frozen=True)
+class Reservation:
+    order_id: str
+    status: str
+    items: tuple[tuple[str, int], ...]
+
+
+def _check_id(kind: str, value: str) -> None:
+    if not value or not value.strip():
+        raise InventoryError("invalid_argument", f"{kind} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InventoryError("invalid_argument", f"{kind} is longer than {MAX_ID_LENGTH} characters")
+
+
+def normalize_items(items: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    """Validate the requested items; the same product twice is merged into one line."""
+    merged: dict[str, int] = {}
+    for product_id, quantity in items:
+        _check_id("product_id", product_id)
+        if quantity < 1 or quantity > MAX_QUANTITY:
+            raise InventoryError(
+                "invalid_argument",
+                f"quantity for {product_id} must be between 1 and {MAX_QUANTITY}",
+                {"product_id": product_id, "quantity": quantity},
+            )
+        merged[product_id] = merged.get(product_id, 0) + quantity
+    if not merged:
+        raise InventoryError("invalid_argument", "a reservation needs at least one item")
+    if len(merged) > MAX_ITEMS:
+        raise InventoryError("invalid_argument", f"at most {MAX_ITEMS} different products per reservation")
+    return tuple(sorted(merged.items()))
+
+
+async def get_stock(db: Database, product_ids: list[str]) -> list[tuple[str, int]]:
+    """Available units per product, in the order asked; no ids means every product."""
+    if not product_ids:
+        docs = await db.products.find({}, {"stock": 1}).sort("_id", 1).to_list(length=None)
+        return [(doc["_id"], int(doc["stock"])) for doc in docs]
+    for product_id in product_ids:
+        _check_id("product_id", product_id)
+    wanted = list(dict.fromkeys(product_ids))
+    if len(wanted) > MAX_ITEMS:
+        raise InventoryError("invalid_argument", f"at most {MAX_ITEMS} products per request")
+    docs = await db.products.find({"_id": {"$in": wanted}}, {"stock": 1}).to_list(length=None)
+    stock = {doc["_id"]: int(doc["stock"]) for doc in docs}
+    missing = [product_id for product_id in wanted if product_id not in stock]
+    if missing:
+        raise InventoryError("not_found", f"unknown product: {', '.join(missing)}", {"product_ids": missing})
+    return [(product_id, stock[product_id]) for product_id in wanted]
+
+
+async def reserve(
+    db: Database, order_id: str, items: Iterable[tuple[str, int]], wait_seconds: float
+) -> Reservation:
+    """Take all items out of stock for `order_id`, or none. A repeat (also a concurrent one)
+    returns the first attempt's outcome: the reservation, or the same error."""
+    _check_id("order_id", order_id)
+    wanted = normalize_items(items)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        claim = {
+            "_id": order_id,
+            "status": PENDING,
+            "items": [{"product_id": pid, "quantity": qty} for pid, qty in wanted],
+            "created_at": now_iso(),
+        }
+        try:
+            await db.reservations.insert_one(claim)
+        except DuplicateKeyError:
+            existing = await _settled(db, order_id, deadline)
+            if existing is None:
+                continue  # the first writer gave up (e.g. a database error): try again ourselves
+            return _outcome(existing, wanted)
+        return await _take(db, order_id, wanted)
+
+
+async def _take(db: Database, order_id: str, wanted: tuple[tuple[str, int], ...]) -> Reservation:
+    taken: list[tuple[str, int]] = []
+    try:
+        for product_id, quantity in wanted:
+            result = await db.products.update_one(
+                {"_id": product_id, "stock": {"$gte": quantity}}, {"$inc": {"stock": -quantity}}
+            )
+            if result.matched_count == 1:
+                taken.append((product_id, quantity))
+                continue
+            error = await _why_not(db, product_id, quantity)
+            await _give_back(db, taken, order_id)
+            await db.reservations.update_one(
+                {"_id": order_id, "status": PENDING},
+                {"$set": {"status": FAILED, "error": error.as_document(), "updated_at": now_iso()}},
+            )
+            raise error
+        await db.reservations.update_one(
+            {"_id": order_id, "status": PENDING}, {"$set": {"status": RESERVED, "updated_at": now_iso()}}
+        )
+    except InventoryError:
+        raise
+    except BaseException:
+        # Unexpected (database down, cancelled): undo and drop the claim so a retry can start over.
+        log.exception("reservation %s failed; rolling back %d item(s)", order_id, len(taken))
+        await _give_back(db, taken, order_id)
+        await db.reservations.delete_one({"_id": order_id, "status": PENDING})
+        raise
+    return Reservation(order_id, RESERVED, wanted)
+
+
+async def _why_not(db: Database, product_id: str, quantity: int) -> InventoryError:
+    doc = await db.products.find_one({"_id": product_id}, {"stock": 1})
+    if doc is None:
+        return InventoryError("not_found", f"unknown product: {product_id}", {"product_id": product_id})
+    available = int(doc["stock"])
+    return InventoryError(
+        "out_of_stock",
+        f"not enough stock for {product_id}: {quantity} requested, {available} available",
+        {"product_id": product_id, "requested": quantity, "available": available},
+    )
+
+
+async def _give_back(db: Database, items: list[tuple[str, int]], order_id: str) -> None:
+    """Return units to stock; `items` is emptied as they go back, so nothing is returned twice."""
+    while items:
+        product_id, quantity = items[-1]
+        try:
+            await db.products.update_one({"_id": product_id}, {"$inc": {"stock": quantity}})
+        except Exception:
+            # Never silent: an operator can put these units back by hand from this line.
+            log.error(
+                "could not return %d x %s for order %s",
+                quantity,
+                product_id,
+                order_id,
+                extra={"fields": {"order_id": order_id, "product_id": product_id, "quantity": quantity}},
+            )
+            raise
+        items.pop()
+
+
+async def _settled(db: Database, order_id: str, deadline: float) -> dict[str, Any] | None:
+    """The order's reservation once it is no longer PENDING (None if the claim disappeared)."""
+    while True:
+        doc: dict[str, Any] | None = await db.reservations.find_one({"_id": order_id})
+        if doc is None or doc["status"] != PENDING:
+            return doc
+        if time.monotonic() >= deadline:
+            raise InventoryError(
+                "busy", f"a reservation for order {order_id} is still in progress", {"order_id": order_id}
+            )
+        await asyncio.sleep(_POLL_SECONDS)
+
+
+def _outcome(doc: dict[str, Any], asked: tuple[tuple[str, int], ...]) -> Reservation:
+    if doc["status"] == FAILED:
+        error = doc.get("error") or {}
+        code, message = error.get("code", "out_of_stock"), error.get("message", "reservation failed")
+        raise InventoryError(code, message, error.get("details"))
+    items = tuple((item["product_id"], int(item["quantity"])) for item in doc["items"])
+    if items != asked:
+        log.warning("order %s reserved again with other items; answering the first reservation", doc["_id"])
+    return Reservation(doc["_id"], doc["status"], items)
+
+
+async def release(db: Database, order_id: str, wait_seconds: float) -> str:
+    """Put an order's units back exactly once. RELEASED, or NOT_FOUND when nothing was reserved."""
+    _check_id("order_id", order_id)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        before: dict[str, Any] | None = await db.reservations.find_one_and_update(
+            {"_id": order_id, "status": RESERVED},
+            {"$set": {"status": RELEASED, "released_at": now_iso()}},
+        )
+        if before is not None:
+            items = [(item["product_id"], int(item["quantity"])) for item in before["items"]]
+            await _give_back(db, items, order_id)
+            return RELEASED
+        doc = await _settled(db, order_id, deadline)
+        if doc is None or doc["status"] == FAILED:
+            return NOT_FOUND
+        if doc["status"] == RELEASED:
+            return RELEASED
+        # RESERVED now (it was PENDING a moment ago): loop to release it.

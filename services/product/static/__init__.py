@@ -1,0 +1,1 @@
+"""Category images (SVG) served at /products/images/<category>.svg; package data."""
