@@ -1,0 +1,11 @@
+# shellcheck shell=bash
+# Sourced by the Linkerd scripts: scripts/lib.sh (run, run_sh, query, log, die, ensure_tool, pinned
+# versions from scripts/versions.env) plus the names the Linkerd scripts share.
+# shellcheck source=../../scripts/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/lib.sh"
+
+# Every command names the kind cluster's context explicitly, so a student's other clusters are never touched.
+K="kubectl --context $KUBE_CONTEXT"
+L="linkerd --context $KUBE_CONTEXT"
+GATEWAY_API_URL="https://github.com/kubernetes-sigs/gateway-api/releases/download/$GATEWAY_API/standard-install.yaml"
+app_deployed() { query kubectl --context "$KUBE_CONTEXT" get namespace "$NAMESPACE" >/dev/null 2>&1; }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install Linkerd (pinned edge release of 2.20, see scripts/versions.env) and mesh the shop.
+# Called by `make up MESH=linkerd` and `make mesh MESH=linkerd` (scripts/mesh.sh removes Istio first); they
+# then apply mesh/linkerd/overlay (namespace annotated for injection), restart and wait for the workloads,
+# and run post-install.sh (`linkerd check --proxy`). DRY_RUN=1 prints every command, pipelines included.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+ensure_tool linkerd
+
+log "Gateway API $GATEWAY_API CRDs (Linkerd's routes are Gateway API HTTPRoutes; must exist before Linkerd)"
+run $K apply --server-side -f "$GATEWAY_API_URL"
+
+log "Linkerd $LINKERD control plane (the CLI generates the identity trust anchor at install time)"
+run $L check --pre
+run_sh "$L install --crds | $K apply -f -"
+run_sh "$L install | $K apply -f -"
+run $L check
+
+log "Linkerd viz (dashboard, metrics, tap)"
+run_sh "$L viz install | $K apply -f -"
+run $L viz check
+
+if app_deployed; then
+  # Imperative twin of the annotation mesh/linkerd/overlay declares; pods get proxies when restarted.
+  run $K annotate namespace "$NAMESPACE" linkerd.io/inject=enabled --overwrite
+fi

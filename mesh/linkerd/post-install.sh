@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# After the shop's pods were restarted under Linkerd: every pod has a healthy, up-to-date proxy.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+ensure_tool linkerd
+run $L check --proxy -n "$NAMESPACE"
+log "shop: $(shop_url) (frontend NodePort 30080, meshed). Dashboard: make dashboards MESH=linkerd"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Remove Linkerd cleanly: lab resources, namespace annotations, (linkerd-smi), viz, control plane + CRDs.
+# scripts/mesh.sh then applies the target's overlay and restarts the shop, so pods come back without proxies.
+# Gateway API CRDs stay (Istio and other tools use them too).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+ensure_tool linkerd
+
+if app_deployed; then
+  log "removing lab resources and Linkerd annotations from namespace $NAMESPACE"
+  run $K -n "$NAMESPACE" delete httproutes.gateway.networking.k8s.io,service,deployment,configmap \
+    -l lab --ignore-not-found
+  run $K annotate namespace "$NAMESPACE" linkerd.io/inject- config.linkerd.io/opaque-ports- \
+    config.linkerd.io/default-inbound-policy-
+fi
+
+if query kubectl --context "$KUBE_CONTEXT" get namespace linkerd-smi >/dev/null 2>&1; then
+  run_sh "linkerd-smi --context $KUBE_CONTEXT uninstall | $K delete -f -"
+fi
+run_sh "$L viz uninstall | $K delete -f -"
+run_sh "$L uninstall | $K delete -f -"
+

@@ -1,0 +1,220 @@
+"""DRY_RUN=1 command sequences of the Linkerd scripts (and of the make targets that call them).
+
+Read-only queries (`kubectl get namespace ...`, `kind get clusters`, `docker info`) run for real under
+DRY_RUN, so they are answered by stub binaries put first on PATH: a cluster `shop` exists, the app namespace
+exists, and the mesh found in it is chosen per test.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from scripts.k8svalidate import REPO_ROOT
+
+CTX = "kind-shop"
+K = f"kubectl --context {CTX}"
+L = f"linkerd --context {CTX}"
+INSTALL = [
+    f"{K} apply --server-side -f "
+    "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.2.1/standard-install.yaml",
+    f"{L} check --pre",
+    f"{L} install --crds | {K} apply -f -",
+    f"{L} install | {K} apply -f -",
+    f"{L} check",
+    f"{L} viz install | {K} apply -f -",
+    f"{L} viz check",
+]
+ANNOTATE = [f"{K} annotate namespace ecommerce linkerd.io/inject=enabled --overwrite"]
+UNINSTALL = [
+    f"{K} -n ecommerce delete httproutes.gateway.networking.k8s.io,service,deployment,configmap -l lab "
+    "--ignore-not-found",
+    f"{K} annotate namespace ecommerce linkerd.io/inject- config.linkerd.io/opaque-ports- "
+    "config.linkerd.io/default-inbound-policy-",
+    f"{L} viz uninstall | {K} delete -f -",
+    f"{L} uninstall | {K} delete -f -",
+]
+REAL_KUBECTL = shutil.which("kubectl")  # offline `kubectl kustomize` is passed through by the stub
+# Printed by ensure_tool when it downloads a pinned tool; present only when ./bin lacks that tool.
+TOOL_STEP = re.compile(r"^(mkdir -p |curl -fsSL |verify sha256 |ln -sf )")
+
+if (REPO_ROOT / "bin" / "kubectl").exists() or (REPO_ROOT / "bin" / "kind").exists():
+    pytest.skip(
+        "./bin/kubectl or ./bin/kind exists and comes first on PATH (scripts/lib.sh), so the read-only "
+        "queries would reach a real cluster instead of the stubs",
+        allow_module_level=True,
+    )
+
+
+def _stub(dir_: Path, name: str, body: str) -> None:
+    path = dir_ / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.fixture
+def stubs(tmp_path: Path):
+    """Stub kubectl/kind/docker; returns a function(mesh, namespaces) -> env for subprocess."""
+
+    def make(mesh: str = "none", namespaces: tuple[str, ...] = ("ecommerce",)) -> dict[str, str]:
+        existing = set(namespaces) | ({"linkerd"} if mesh == "linkerd" else set())
+        ns_cases = "".join(f'    *" namespace {ns} "*) exit 0 ;;\n' for ns in sorted(existing))
+        istiod = "exit 0" if mesh == "istio" else "exit 1"
+        _stub(
+            tmp_path,
+            "kubectl",
+            f'case " $* " in\n    " kustomize "*) exec {REAL_KUBECTL} "$@" ;;\n'
+            f'    *" get deploy istiod "*) {istiod} ;;\n{ns_cases}'
+            '    *" get namespace "*|*" get ns "*) exit 1 ;;\n    *) exit 0 ;;\nesac\n',
+        )
+        _stub(tmp_path, "kind", 'if [ "$1 $2" = "get clusters" ]; then echo shop; fi\nexit 0\n')
+        _stub(tmp_path, "docker", "exit 0\n")
+        env = {k: v for k, v in os.environ.items() if k not in ("CLUSTER_NAME", "MESH", "LAB")}
+        env.update(PATH=f"{tmp_path}:{env['PATH']}", DRY_RUN="1")
+        return env
+
+    return make
+
+
+def commands(stdout: str, keep_tools: bool = False) -> list[str]:
+    """The printed commands ('+ ...' lines), without ensure_tool's download steps unless asked."""
+    out = [line[2:] for line in stdout.splitlines() if line.startswith("+ ")]
+    return out if keep_tools else [c for c in out if not TOOL_STEP.match(c)]
+
+
+def run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def has_make_target(target: str) -> bool:
+    proc = subprocess.run(["make", "-n", target], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    return "No rule to make target" not in proc.stderr
+
+
+def in_order(haystack: list[str], needles: list[str]) -> bool:
+    """needles appear in haystack as a contiguous block."""
+    n = len(needles)
+    return any(haystack[i : i + n] == needles for i in range(len(haystack) - n + 1))
+
+
+def test_install_prints_the_exact_sequence_on_a_running_shop(stubs) -> None:
+    proc = run(["bash", "mesh/linkerd/install.sh"], stubs())
+    assert commands(proc.stdout) == INSTALL + ANNOTATE
+
+
+def test_install_before_the_app_exists_only_installs_the_control_plane(stubs) -> None:
+    proc = run(["bash", "mesh/linkerd/install.sh"], stubs(namespaces=()))
+    assert commands(proc.stdout) == INSTALL
+
+
+def test_install_pins_the_linkerd_cli_with_its_published_checksum(stubs) -> None:
+    if (REPO_ROOT / "bin" / "linkerd").exists():
+        pytest.skip("./bin/linkerd exists: ensure_tool checks its version instead of downloading")
+    proc = run(["bash", "mesh/linkerd/install.sh"], stubs())
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+    suffix = f"{platform.system().lower()}-{arch}".replace("darwin-amd64", "darwin")
+    url = (
+        f"https://github.com/linkerd/linkerd2/releases/download/edge-26.6.3/linkerd2-cli-edge-26.6.3-{suffix}"
+    )
+    tools = [c for c in commands(proc.stdout, keep_tools=True) if TOOL_STEP.match(c)]
+    assert any(c.endswith(f" {url}") for c in tools), tools
+    assert any(c.endswith(f" {url}.sha256") for c in tools), tools
+    assert any(c.startswith("verify sha256") for c in tools), tools
+
+
+def test_uninstall_prints_the_exact_sequence(stubs) -> None:
+    proc = run(["bash", "mesh/linkerd/uninstall.sh"], stubs(mesh="linkerd"))
+    assert commands(proc.stdout) == UNINSTALL
+
+
+def test_uninstall_removes_linkerd_smi_when_the_legacy_lab_installed_it(stubs) -> None:
+    proc = run(
+        ["bash", "mesh/linkerd/uninstall.sh"], stubs(mesh="linkerd", namespaces=("ecommerce", "linkerd-smi"))
+    )
+    cmds = commands(proc.stdout)
+    smi = f"linkerd-smi --context {CTX} uninstall | {K} delete -f -"
+    assert cmds.index(smi) < cmds.index(f"{L} viz uninstall | {K} delete -f -")
+
+
+def test_dashboards_opens_viz(stubs) -> None:
+    proc = run(["bash", "mesh/linkerd/dashboards.sh"], stubs(mesh="linkerd"))
+    assert commands(proc.stdout) == [f"{L} viz dashboard --port 50750"]
+
+
+def test_legacy_pre_apply_installs_pinned_linkerd_smi(stubs) -> None:
+    proc = run(["bash", "mesh/linkerd/labs/legacy/pre-apply.sh"], stubs(mesh="linkerd"))
+    cmds = commands(proc.stdout, keep_tools=True)
+    assert cmds[-2:] == [
+        f"linkerd-smi --context {CTX} install | {K} apply -f -",
+        f"{K} -n linkerd-smi rollout status deployment/smi-adaptor --timeout=180s",
+    ]
+    if not (REPO_ROOT / "bin" / "linkerd-smi-0.2.7").exists():
+        url = "https://github.com/linkerd/linkerd-smi/releases/download/v0.2.7/linkerd-smi-0.2.7-"
+        assert any(url in c and not c.endswith(".sha256") for c in cmds), cmds
+        assert any(url in c and c.endswith(".sha256") for c in cmds), cmds
+
+
+# ------------------------------------------------------------- through make (mk/cluster.mk, scripts/*.sh)
+
+
+def test_post_install_checks_every_proxy(stubs) -> None:
+    proc = run(["bash", "mesh/linkerd/post-install.sh"], stubs(mesh="linkerd"))
+    assert commands(proc.stdout) == [f"{L} check --proxy -n ecommerce"]
+
+
+def make(target: str, *args: str, env: dict[str, str]) -> list[str]:
+    if not has_make_target(target):
+        pytest.skip(
+            f"`make {target}` is not defined yet (mk/cluster.mk); the scripts are tested directly above"
+        )
+    proc = run(["make", "--no-print-directory", target, *args, "DRY_RUN=1"], env)
+    return commands(proc.stdout)
+
+
+def test_make_up_mesh_linkerd_installs_linkerd_then_applies_the_meshed_overlay(stubs) -> None:
+    cmds = make("up", "MESH=linkerd", env=stubs())
+    assert in_order(cmds, INSTALL + ANNOTATE), cmds
+    apply_overlay = f"kubectl --context {CTX} apply -k {REPO_ROOT}/mesh/linkerd/overlay"
+    assert cmds.index(apply_overlay) > cmds.index(INSTALL[-1])
+    assert not any("istioctl" in c for c in cmds)
+
+
+def test_make_mesh_istio_from_linkerd_uninstalls_linkerd_first(stubs) -> None:
+    if not (REPO_ROOT / "mesh" / "istio" / "install.sh").exists():
+        pytest.skip("mesh/istio/install.sh is not written yet (Istio overlay, issue 5)")
+    cmds = make("mesh", "MESH=istio", env=stubs(mesh="linkerd"))
+    assert in_order(cmds, UNINSTALL), cmds
+    first_istio = next(i for i, c in enumerate(cmds) if "istioctl" in c and "curl" not in c)
+    assert cmds.index(UNINSTALL[-1]) < first_istio
+
+
+def test_make_mesh_none_from_linkerd_removes_it_and_restores_the_plain_app(stubs) -> None:
+    cmds = make("mesh", "MESH=none", env=stubs(mesh="linkerd"))
+    assert in_order(cmds, UNINSTALL), cmds
+    assert cmds.index(f"kubectl --context {CTX} apply -k {REPO_ROOT}/k8s/overlays/dev") > cmds.index(
+        UNINSTALL[-1]
+    )
+
+
+def test_make_lab_canary_applies_overlay_plus_the_canary_component(stubs) -> None:
+    cmds = make("lab", "LAB=canary", "MESH=linkerd", env=stubs(mesh="linkerd"))
+    assert cmds == [f"kubectl --context {CTX} apply -k {REPO_ROOT}/.cache/lab/linkerd-canary"], cmds
+    kust = (REPO_ROOT / ".cache" / "lab" / "linkerd-canary" / "kustomization.yaml").read_text()
+    assert "mesh/linkerd/overlay" in kust and "mesh/linkerd/labs/canary" in kust
+
+
+def test_make_lab_legacy_installs_linkerd_smi_first(stubs) -> None:
+    cmds = make("lab", "LAB=legacy", "MESH=linkerd", env=stubs(mesh="linkerd"))
+    smi = cmds.index(f"linkerd-smi --context {CTX} install | {K} apply -f -")
+    assert smi < cmds.index(f"kubectl --context {CTX} apply -k {REPO_ROOT}/.cache/lab/linkerd-legacy")
