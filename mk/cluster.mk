@@ -1,0 +1,66 @@
+# Cluster targets (kind + kustomize). Included by the root Makefile. Every target honours DRY_RUN=1.
+# Scripts live in scripts/*.sh; pinned versions in scripts/versions.env.
+MESH ?= none
+LAB ?=
+S ?=
+DRY_RUN ?= 0
+export DRY_RUN
+CRD_CACHE := .cache/crds
+ISTIO_VERSION := $(shell sed -n 's/^ISTIO=//p' scripts/versions.env)
+GATEWAY_API_VERSION := $(shell sed -n 's/^GATEWAY_API=//p' scripts/versions.env)
+LINKERD_VERSION := $(shell sed -n 's/^LINKERD=//p' scripts/versions.env)
+LINKERD_SMI_VERSION := $(shell sed -n 's/^LINKERD_SMI=//p' scripts/versions.env)
+VERIFY_LAB := $(subst -,_,$(LAB))
+
+.PHONY: up down status logs images secrets tools crds validate mesh lab lab-reset dashboards verify
+
+up: ## create the kind cluster and deploy the shop (MESH=none|istio|linkerd, DRY_RUN=1 to print only)
+	scripts/up.sh $(MESH)
+
+down: ## delete the kind cluster (and its data)
+	scripts/down.sh
+
+status: ## mesh, pods, services and the shop URL
+	scripts/status.sh
+
+logs: ## logs of a service: make logs S=order [FOLLOW=1]
+	scripts/logs.sh $(S)
+
+images: ## build the eight service images (shop/<service>:dev)
+	@source scripts/lib.sh && for svc in $$SERVICES; do \
+	  run docker build --build-arg SERVICE=$$svc -t shop/$$svc:dev . ; done
+
+secrets: ## create the Secrets in the cluster (generated, idempotent, never committed)
+	scripts/secrets.sh
+
+tools: ## install pinned kind, kubectl (and istioctl, linkerd) into ./bin, checksum verified
+	@source scripts/lib.sh && for t in kind kubectl istioctl linkerd; do ensure_tool $$t; done
+
+crds: ## download the pinned CRD schemas `make validate` needs into .cache/crds (when ../shared/crds is absent)
+	scripts/crds.sh $(CRD_CACHE)
+
+validate: $(STAMP) ## render every kustomize entry point, validate strictly, cross-check, yamllint
+	$(PY) -m scripts.k8svalidate
+	$(VENV)/bin/yamllint --strict .
+
+mesh: ## switch the running shop to another mesh: make mesh MESH=istio|linkerd|none
+	scripts/mesh.sh $(MESH)
+
+lab: ## apply a lab on the mesh overlay: make lab MESH=istio LAB=canary
+	scripts/lab.sh apply $(MESH) $(LAB)
+
+lab-reset: ## remove every lab resource and re-apply the mesh overlay: make lab-reset MESH=istio
+	scripts/lab.sh reset $(MESH) $(LAB)
+
+dashboards: ## open the mesh dashboards: make dashboards MESH=istio|linkerd
+	@test "$(MESH)" != none || { echo "dashboards need MESH=istio or MESH=linkerd" >&2; exit 1; }
+	mesh/$(MESH)/dashboards.sh
+
+verify: $(STAMP) ## live checks against the running cluster: make verify MESH=istio [LAB=canary]
+ifeq ($(MESH),none)
+	$(VENV)/bin/pytest -q $(wildcard tests/cluster/test_*.py)
+else ifneq ($(LAB),)
+	$(VENV)/bin/pytest -q tests/cluster/$(MESH)/test_$(VERIFY_LAB).py
+else
+	$(VENV)/bin/pytest -q tests/cluster/$(MESH)
+endif

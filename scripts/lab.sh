@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# make lab MESH=<mesh> LAB=<lab>        apply a lab (a kustomize Component) on top of the mesh overlay
+# make lab-reset MESH=<mesh> [LAB=..]   delete everything labelled `lab` and re-apply the plain overlay
+# A lab may ship mesh/<mesh>/labs/<lab>/pre-apply.sh (e.g. to create a TLS Secret); it runs first.
+source "$(dirname "$0")/lib.sh"
+
+ACTION="${1:-}"
+MESH="${2:-${MESH:-}}"
+LAB="${3:-${LAB:-}}"
+usage="usage: lab.sh apply|reset MESH [LAB]"
+[[ "$ACTION" == apply || "$ACTION" == reset ]] || die "$usage"
+[[ "$MESH" == istio || "$MESH" == linkerd ]] || die "labs need MESH=istio or MESH=linkerd ($usage)"
+K=(kubectl --context "$KUBE_CONTEXT")
+
+installed="$(current_mesh)"
+[[ "$installed" == "$MESH" ]] || die "the cluster runs mesh '$installed', not $MESH: run make mesh MESH=$MESH first"
+
+if [[ "$ACTION" == apply ]]; then
+  dir="mesh/$MESH/labs/$LAB"
+  if [[ -z "$LAB" || ! -f "$ROOT/$dir/kustomization.yaml" ]]; then
+    die "unknown lab '$LAB'; labs for $MESH: $(cd "$ROOT/mesh/$MESH/labs" && ls -d */ 2>/dev/null | tr -d / | xargs)"
+  fi
+  if [[ -x "$ROOT/$dir/pre-apply.sh" ]]; then "$ROOT/$dir/pre-apply.sh"; fi
+  # The overlay plus the lab component, rendered together (kustomize needs relative paths).
+  tmp="$ROOT/.cache/lab/$MESH-$LAB"
+  mkdir -p "$tmp"
+  printf 'resources:\n  - ../../../mesh/%s/overlay\ncomponents:\n  - ../../../%s\n' "$MESH" "$dir" \
+    >"$tmp/kustomization.yaml"
+  log "lab kustomization $tmp/kustomization.yaml: overlay mesh/$MESH/overlay + component $dir"
+  run "${K[@]}" apply -k "$tmp"
+  echo "lab $LAB applied; undo with: make lab-reset MESH=$MESH"
+  exit 0
+fi
+
+# reset: every namespaced kind a lab can add, if the cluster knows it.
+lab_kinds=(
+  deployments services configmaps serviceaccounts secrets
+  virtualservices.networking.istio.io destinationrules.networking.istio.io gateways.networking.istio.io
+  serviceentries.networking.istio.io sidecars.networking.istio.io envoyfilters.networking.istio.io
+  peerauthentications.security.istio.io authorizationpolicies.security.istio.io
+  requestauthentications.security.istio.io
+  httproutes.gateway.networking.k8s.io grpcroutes.gateway.networking.k8s.io
+  serviceprofiles.linkerd.io servers.policy.linkerd.io authorizationpolicies.policy.linkerd.io
+  meshtlsauthentications.policy.linkerd.io networkauthentications.policy.linkerd.io
+  httproutes.policy.linkerd.io serverauthorizations.policy.linkerd.io trafficsplits.split.smi-spec.io
+)
+known="$(query "${K[@]}" api-resources --namespaced -o name 2>/dev/null || true)"
+selected=()
+for kind in "${lab_kinds[@]}"; do
+  if [[ "$DRY_RUN" == 1 && -z "$known" ]] || grep -qx "$kind" <<<"$known"; then selected+=("$kind"); fi
+done
+kinds="$(
+  IFS=,
+  echo "${selected[*]}"
+)"
+for ns in "$NAMESPACE" istio-system; do
+  run "${K[@]}" -n "$ns" delete "$kinds" -l lab --ignore-not-found
+done
+run "${K[@]}" apply -k "$ROOT/$(app_overlay "$MESH")"
+echo "labs removed; $MESH overlay re-applied"

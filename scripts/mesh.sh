@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# make mesh MESH=none|istio|linkerd: switch the running shop to another mesh (or none).
+# Uninstalls the current mesh (mesh/<current>/uninstall.sh), installs the target (mesh/<target>/install.sh),
+# re-applies the app overlay and restarts the pods so they get (or lose) their sidecar / proxy.
+source "$(dirname "$0")/lib.sh"
+
+TARGET="${1:-${MESH:-}}"
+[[ -n "$TARGET" ]] || die "which mesh? make mesh MESH=istio|linkerd|none"
+check_mesh_name "$TARGET"
+cluster_exists || die "no kind cluster named $CLUSTER_NAME: run make up first"
+
+CURRENT="$(current_mesh)"
+K=(kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE")
+log "current mesh: $CURRENT, target: $TARGET"
+
+if [[ "$CURRENT" != none && "$CURRENT" != "$TARGET" ]]; then
+  [[ -x "$ROOT/mesh/$CURRENT/uninstall.sh" ]] || die "mesh/$CURRENT/uninstall.sh is missing"
+  "$ROOT/mesh/$CURRENT/uninstall.sh"
+fi
+
+# Istio's ingress gateway takes NodePort 30080: the frontend Service must give it back first.
+if [[ "$TARGET" == istio ]] && query "${K[@]}" get service frontend -o jsonpath='{.spec.type}' 2>/dev/null |
+  grep -qx NodePort; then
+  run "${K[@]}" patch service frontend --type merge -p '{"spec":{"type":"ClusterIP"}}'
+fi
+
+if [[ "$TARGET" != none && "$CURRENT" != "$TARGET" ]]; then
+  case "$TARGET" in istio) ensure_tool istioctl ;; linkerd) ensure_tool linkerd ;; esac
+  [[ -x "$ROOT/mesh/$TARGET/install.sh" ]] || die "mesh/$TARGET/install.sh is missing"
+  "$ROOT/mesh/$TARGET/install.sh"
+fi
+
+overlay="$(app_overlay "$TARGET")"
+run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/$overlay"
+run "${K[@]}" rollout restart deployment
+run "${K[@]}" rollout restart statefulset
+wait_rollouts "$overlay"
+echo "mesh is now: $TARGET   shop: $(shop_url)"

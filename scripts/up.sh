@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# make up [MESH=none|istio|linkerd]: tools, cluster, build, load, secrets, apply, wait; prints the shop URL.
+# DRY_RUN=1 prints every command instead of running it (read-only checks still run).
+source "$(dirname "$0")/lib.sh"
+
+MESH="${1:-${MESH:-none}}"
+check_mesh_name "$MESH"
+
+preflight() {
+  [[ "${SKIP_PREFLIGHT:-0}" == 1 ]] && return 0
+  local mem
+  mem="$(query docker info --format '{{.MemTotal}}' 2>/dev/null)" ||
+    die "Docker is not running (or not installed). Start Docker Desktop / the docker service and retry."
+  # Docker Desktop set to 8 GB reports a little less; 7.5 GB is the floor for the shop + Istio demo.
+  if [[ "$mem" =~ ^[0-9]+$ ]] && ((mem < 7500000000)); then
+    die "Docker has $((mem / 1000000)) MB of memory; give it at least 8 GB (Docker Desktop > Settings > Resources)."
+  fi
+  if ! cluster_exists; then
+    local port
+    for port in 80 443; do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        die "port $port on 127.0.0.1 is in use; kind maps http://localhost:$port into the cluster. Stop what uses it" \
+          "(see: sudo lsof -i :$port) or delete an old kind cluster (kind get clusters)."
+      fi
+    done
+  fi
+}
+
+preflight
+
+log "[1/7] tools (pinned, into ./bin)"
+ensure_tool kind
+ensure_tool kubectl
+case "$MESH" in istio) ensure_tool istioctl ;; linkerd) ensure_tool linkerd ;; esac
+
+log "[2/7] cluster $CLUSTER_NAME"
+if cluster_exists; then
+  log "kind cluster $CLUSTER_NAME exists: not creating it again"
+else
+  run kind create cluster --name "$CLUSTER_NAME" --config "$ROOT/kind/cluster.yaml" --wait 120s
+fi
+
+log "[3/7] build images"
+for svc in $SERVICES; do
+  run docker build --build-arg "SERVICE=$svc" -t "shop/$svc:dev" "$ROOT"
+done
+
+log "[4/7] load images into the kind node"
+images=()
+for svc in $SERVICES; do images+=("shop/$svc:dev"); done
+run kind load docker-image --name "$CLUSTER_NAME" "${images[@]}"
+
+log "[5/7] secrets (generated here, never committed)"
+"$ROOT/scripts/secrets.sh"
+
+overlay="$(app_overlay "$MESH")"
+log "[6/7] apply $overlay"
+if [[ "$MESH" != none ]]; then
+  [[ -x "$ROOT/mesh/$MESH/install.sh" ]] || die "mesh/$MESH/install.sh is missing"
+  "$ROOT/mesh/$MESH/install.sh"
+fi
+run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/$overlay"
+
+log "[7/7] wait for every rollout"
+wait_rollouts "$overlay"
+
+echo
+echo "The shop is up: $(shop_url)   (mesh: $MESH; make status, make logs S=order, make down)"

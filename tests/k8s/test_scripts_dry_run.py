@@ -1,0 +1,295 @@
+"""`make up|mesh|lab|logs DRY_RUN=1`: the exact commands a student's machine would run.
+
+Read-only queries (docker info, kind get clusters, kubectl get ...) go to stub binaries on PATH, so the
+tests control whether Docker runs, a cluster exists, a mesh is installed or a Secret is there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+REAL_KUBECTL = shutil.which("kubectl")
+SERVICES = ["frontend", "auth", "user", "product", "payment", "order", "shipping", "notification"]
+DEPLOYMENTS = sorted([*SERVICES, "product-canary", "frontend-mobile-optimized", "frontend-beta-features"])
+CTX = "kubectl --context kind-shop"
+
+pytestmark = pytest.mark.skipif(REAL_KUBECTL is None, reason="needs kubectl for `kubectl kustomize`")
+
+STUBS = {
+    # docker info prints the memory Docker has; STUB_DOCKER=down simulates a stopped Docker.
+    "docker": """#!/bin/sh
+[ "$STUB_DOCKER" = down ] && { echo "Cannot connect to the Docker daemon" >&2; exit 1; }
+[ "$1" = info ] && { echo "${STUB_MEM:-8300000000}"; exit 0; }
+exit 1
+""",
+    "kind": """#!/bin/sh
+[ "$1 $2" = "get clusters" ] && { [ -n "$STUB_CLUSTERS" ] && echo "$STUB_CLUSTERS"; exit 0; }
+exit 1
+""",
+    # Offline rendering goes to the real kubectl; cluster queries answer from STUB_* variables.
+    "kubectl": """#!/bin/sh
+[ "$1" = kustomize ] && exec "$REAL_KUBECTL" "$@"
+case "$*" in
+  *"-n istio-system get deploy istiod"*) [ "$STUB_MESH" = istio ] ;;
+  *"get namespace linkerd"*) [ "$STUB_MESH" = linkerd ] ;;
+  *"get secret"*) [ -n "$STUB_SECRETS" ] ;;
+  *"get service frontend"*) echo NodePort ;;
+  *"api-resources"*) printf 'deployments\\nservices\\nvirtualservices.networking.istio.io\\n' ;;
+  *) exit 1 ;;
+esac
+""",
+}
+
+
+@pytest.fixture
+def stubs(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "stubs"
+    bin_dir.mkdir()
+    for name, body in STUBS.items():
+        f = bin_dir / name
+        f.write_text(body)
+        f.chmod(f.stat().st_mode | stat.S_IEXEC)
+    return bin_dir
+
+
+def make(stubs: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        "REAL_KUBECTL": str(REAL_KUBECTL),
+        "SHOP_BIN": str(stubs.parent / "empty-bin"),  # no pinned tools yet: the download is printed
+        "DRY_RUN": "1",
+        **env,
+    }
+    for var in ("MESH", "LAB", "S", "CLUSTER_NAME", "NAMESPACE", "MAKEFLAGS", "MFLAGS"):
+        if var not in env:
+            full_env.pop(var, None)
+    cmd = ["make", "--no-print-directory", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60)
+
+
+def commands(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line[2:] for line in proc.stdout.splitlines() if line.startswith("+ ")]
+
+
+def step(cmd: str) -> str:
+    """Which `make up` step a printed command belongs to."""
+    if cmd.startswith(("curl ", "verify sha256")) or (cmd.startswith("mkdir") and ".cache/download" in cmd):
+        return "tools"
+    for prefix, name in [
+        ("kind create cluster", "cluster"),
+        ("docker build", "build"),
+        ("kind load", "load"),
+        (f"{CTX} apply -k", "apply"),
+        (f"{CTX} -n ecommerce rollout status", "wait"),
+    ]:
+        if cmd.startswith(prefix):
+            return name
+    return "secrets" if any(w in cmd for w in ("secret", "openssl", "printf", "namespace", "mkdir")) else cmd
+
+
+def test_up_prints_the_ordered_commands(stubs: Path) -> None:
+    proc = make(stubs, "up")
+    assert proc.returncode == 0, proc.stderr
+    cmds = commands(proc)
+    steps = [step(c) for c in cmds]
+    order = ["tools", "cluster", "build", "load", "secrets", "apply", "wait"]
+    assert [s for i, s in enumerate(steps) if i == 0 or steps[i - 1] != s] == order, steps
+    assert f"kind create cluster --name shop --config {ROOT}/kind/cluster.yaml --wait 120s" in cmds
+    assert [c for c in cmds if c.startswith("docker build")] == [
+        f"docker build --build-arg SERVICE={s} -t shop/{s}:dev {ROOT}" for s in SERVICES
+    ]
+    assert [c for c in cmds if c.startswith("kind load")] == [
+        "kind load docker-image --name shop " + " ".join(f"shop/{s}:dev" for s in SERVICES)
+    ]
+    assert f"{CTX} apply -k {ROOT}/k8s/overlays/dev" in cmds
+    assert [c for c in cmds if step(c) == "wait"] == [
+        f"{CTX} -n ecommerce rollout status statefulset/mongodb --timeout=300s",
+        *(f"{CTX} -n ecommerce rollout status deployment/{d} --timeout=300s" for d in DEPLOYMENTS),
+    ]
+    assert "The shop is up: http://localhost" in proc.stdout
+
+
+def test_tools_are_downloaded_with_their_upstream_checksums(stubs: Path) -> None:
+    cmds = commands(make(stubs, "up"))
+    downloads = [c.split()[-1] for c in cmds if c.startswith("curl")]
+    assert any(u.endswith("/releases/download/v0.31.0/kind-linux-amd64.sha256sum") for u in downloads) or any(
+        "kind-linux-arm64" in u or "kind-darwin" in u for u in downloads
+    )
+    assert any("dl.k8s.io/release/v1.35.0/bin/" in u and u.endswith("/kubectl.sha256") for u in downloads)
+    assert sum(c.startswith("verify sha256") for c in cmds) == 2
+
+
+def test_secrets_are_generated_not_committed_and_not_printed(stubs: Path) -> None:
+    cmds = commands(make(stubs, "up"))
+    secret_cmds = [c for c in cmds if "create secret generic" in c]
+    names = [c.split("create secret generic ")[1].split()[0] for c in secret_cmds]
+    assert names == [
+        "mongodb-root",
+        "mongodb-users",
+        *(f"mongo-{s}" for s in SERVICES if s != "frontend"),
+        "auth-jwt",
+        "frontend-session",
+    ]
+    assert all("--dry-run=client -o yaml | kubectl" in c for c in secret_cmds)  # idempotent apply
+    assert any(c.startswith("openssl genpkey -algorithm RSA") for c in cmds)
+
+
+def test_existing_secrets_are_kept(stubs: Path) -> None:
+    proc = make(stubs, "up", STUB_SECRETS="yes")
+    assert not [c for c in commands(proc) if "create secret" in c or "openssl" in c]
+    assert "MongoDB secrets exist: kept" in proc.stderr
+
+
+def test_rerun_against_existing_cluster_skips_creation(stubs: Path) -> None:
+    proc = make(stubs, "up", STUB_CLUSTERS="other\nshop")
+    assert proc.returncode == 0, proc.stderr
+    cmds = commands(proc)
+    assert not [c for c in cmds if c.startswith("kind create cluster")]
+    assert "kind cluster shop exists: not creating it again" in proc.stderr
+    assert f"{CTX} apply -k {ROOT}/k8s/overlays/dev" in cmds
+
+
+def test_docker_not_running_is_a_clear_error(stubs: Path) -> None:
+    proc = make(stubs, "up", STUB_DOCKER="down")
+    assert proc.returncode != 0
+    assert "Docker is not running" in proc.stderr
+    assert commands(proc) == []
+
+
+def test_too_little_docker_memory_is_a_clear_error(stubs: Path) -> None:
+    proc = make(stubs, "up", STUB_MEM="4100000000")
+    assert proc.returncode != 0
+    assert "Docker has 4100 MB of memory; give it at least 8 GB" in proc.stderr
+
+
+def test_port_80_in_use_is_a_clear_error(stubs: Path) -> None:
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", 80))
+        sock.listen()
+    except OSError as exc:
+        sock.close()
+        pytest.skip(f"cannot listen on 127.0.0.1:80 here ({exc})")
+    try:
+        proc = make(stubs, "up")
+    finally:
+        sock.close()
+    assert proc.returncode != 0
+    assert "port 80 on 127.0.0.1 is in use" in proc.stderr
+
+
+def test_unknown_mesh_is_refused(stubs: Path) -> None:
+    proc = make(stubs, "up", "MESH=consul")
+    assert proc.returncode != 0 and "MESH must be none, istio or linkerd" in proc.stderr
+
+
+def test_mesh_none_reapplies_the_plain_overlay_and_restarts(stubs: Path) -> None:
+    proc = make(stubs, "mesh", "MESH=none", STUB_CLUSTERS="shop")
+    assert proc.returncode == 0, proc.stderr
+    cmds = commands(proc)
+    assert cmds[:3] == [
+        f"{CTX} apply -k {ROOT}/k8s/overlays/dev",
+        f"{CTX} -n ecommerce rollout restart deployment",
+        f"{CTX} -n ecommerce rollout restart statefulset",
+    ]
+    assert cmds[-1] == f"{CTX} -n ecommerce rollout status deployment/user --timeout=300s"
+
+
+def test_mesh_needs_a_cluster(stubs: Path) -> None:
+    proc = make(stubs, "mesh", "MESH=istio")
+    assert proc.returncode != 0 and "run make up first" in proc.stderr
+
+
+def test_mesh_switch_uninstalls_current_then_installs_target(stubs: Path) -> None:
+    for script in ("mesh/linkerd/uninstall.sh", "mesh/istio/install.sh"):
+        if not os.access(ROOT / script, os.X_OK):
+            pytest.skip(f"{script} not written yet")
+    proc = make(stubs, "mesh", "MESH=istio", STUB_CLUSTERS="shop", STUB_MESH="linkerd")
+    assert proc.returncode == 0, proc.stderr
+    cmds = commands(proc)
+    to_cluster_ip = """'{"spec":{"type":"ClusterIP"}}'"""
+    release = f"{CTX} -n ecommerce patch service frontend --type merge -p {to_cluster_ip}"
+    apply = f"{CTX} apply -k {ROOT}/mesh/istio/overlay"
+    assert release in cmds and apply in cmds
+    assert cmds.index(release) < cmds.index(apply)
+    assert "current mesh: linkerd, target: istio" in proc.stderr
+
+
+def _a_lab() -> tuple[str, str]:
+    for mesh in ("linkerd", "istio"):
+        labs = sorted((ROOT / "mesh" / mesh / "labs").glob("*/kustomization.yaml"))
+        if labs:
+            return mesh, labs[0].parent.name
+    pytest.skip("no lab written yet")
+
+
+def test_lab_apply_renders_overlay_plus_component(stubs: Path) -> None:
+    mesh, lab = _a_lab()
+    proc = make(stubs, "lab", f"MESH={mesh}", f"LAB={lab}", STUB_CLUSTERS="shop", STUB_MESH=mesh)
+    assert proc.returncode == 0, proc.stderr
+    tmp = ROOT / ".cache" / "lab" / f"{mesh}-{lab}"
+    assert commands(proc)[-1] == f"{CTX} apply -k {tmp}"
+    kust = yaml.safe_load((tmp / "kustomization.yaml").read_text())
+    assert kust["resources"] == [f"../../../mesh/{mesh}/overlay"]
+    assert kust["components"] == [f"../../../mesh/{mesh}/labs/{lab}"]
+    assert subprocess.run([str(REAL_KUBECTL), "kustomize", str(tmp)], capture_output=True).returncode == 0
+
+
+def test_lab_needs_its_mesh_installed(stubs: Path) -> None:
+    mesh, lab = _a_lab()
+    proc = make(stubs, "lab", f"MESH={mesh}", f"LAB={lab}", STUB_CLUSTERS="shop", STUB_MESH="none")
+    assert proc.returncode != 0
+    assert f"the cluster runs mesh 'none', not {mesh}: run make mesh MESH={mesh} first" in proc.stderr
+
+
+def test_unknown_lab_lists_the_labs(stubs: Path) -> None:
+    mesh, lab = _a_lab()
+    proc = make(stubs, "lab", f"MESH={mesh}", "LAB=nope", STUB_CLUSTERS="shop", STUB_MESH=mesh)
+    assert proc.returncode != 0 and "unknown lab 'nope'" in proc.stderr and lab in proc.stderr
+
+
+def test_lab_reset_deletes_labelled_resources_and_reapplies(stubs: Path) -> None:
+    proc = make(stubs, "lab-reset", "MESH=istio", STUB_CLUSTERS="shop", STUB_MESH="istio")
+    assert proc.returncode == 0, proc.stderr
+    kinds = "deployments,services,virtualservices.networking.istio.io"  # those the stub cluster knows
+    assert commands(proc) == [
+        f"{CTX} -n ecommerce delete {kinds} -l lab --ignore-not-found",
+        f"{CTX} -n istio-system delete {kinds} -l lab --ignore-not-found",
+        f"{CTX} apply -k {ROOT}/mesh/istio/overlay",
+    ]
+
+
+def test_logs(stubs: Path) -> None:
+    proc = make(stubs, "logs", "S=order")
+    assert commands(proc) == [f"{CTX} -n ecommerce logs -l app=order -c order --prefix --tail=200"]
+    bad = make(stubs, "logs", "S=basket")
+    assert bad.returncode != 0 and "unknown service 'basket'" in bad.stderr
+
+
+def test_down_only_deletes_an_existing_cluster(stubs: Path) -> None:
+    assert commands(make(stubs, "down", STUB_CLUSTERS="shop")) == ["kind delete cluster --name shop"]
+    assert commands(make(stubs, "down")) == []
+
+
+def test_kind_config_matches_pins_and_entry_ports() -> None:
+    config = yaml.safe_load((ROOT / "kind" / "cluster.yaml").read_text())
+    pins = dict(
+        line.split("=", 1)
+        for line in (ROOT / "scripts" / "versions.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    (node,) = config["nodes"]
+    assert node["image"] == pins["KIND_NODE_IMAGE"]
+    assert "@sha256:" in node["image"] and ":v1.35." in node["image"]
+    mappings = {(m["hostPort"], m["containerPort"], m["listenAddress"]) for m in node["extraPortMappings"]}
+    assert mappings == {(80, 30080, "127.0.0.1"), (443, 30443, "127.0.0.1")}
