@@ -1,0 +1,1 @@
+"""Order service: a cart per user and the idempotent checkout (product, payment, shipping, notification)."""

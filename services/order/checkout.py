@@ -1,0 +1,261 @@
+"""The idempotent checkout: persist the order first (unique user + Idempotency-Key), then
+reserve -> quote -> charge -> ship -> notify -> paid. Every step is idempotent per order id, so a
+duplicate waits for the first request and a retry after a crash can safely run the steps again."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.kit import ApiError
+from services.kit.jwt import Principal
+from services.order import store
+from services.order.clients import Neighbours, error_of
+from services.order.models import CheckoutIn
+from services.order.settings import Settings
+
+log = logging.getLogger("order.checkout")
+Doc = dict[str, Any]
+SUCCEEDED = ("paid", "shipped", "delivered")
+TERMINAL = (*SUCCEEDED, "failed")
+IN_PROGRESS = ["pending", "reserved", "charged"]
+REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+def _body_hash(salt: str, body: CheckoutIn) -> str:
+    """Salted, so the stored hash does not reveal the card number."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{salt}:{canonical}".encode()).hexdigest()
+
+
+def _cart_signature(items: list[Doc]) -> str:
+    return ",".join(
+        f"{i['product_id']}:{i['quantity']}" for i in sorted(items, key=lambda i: i["product_id"])
+    )
+
+
+def _failure_error(order: Doc, headers: dict[str, str] | None = None) -> ApiError:
+    failure = order["failure"]
+    details = {"order_id": order["_id"], "reason": order.get("failure_reason")}
+    return ApiError(failure["status"], failure["code"], failure["message"], details, headers)
+
+
+async def place_order(app: FastAPI, user: Principal, key: str, body: CheckoutIn) -> tuple[Doc, bool]:
+    """The order for this key: (order, replayed). Raises the order's failure as an ApiError."""
+    db = app.state.db
+    cart = await store.get_cart(db, user.sub)
+    existing = await store.by_key(db, user.sub, key)
+    if existing is None:
+        if not cart["items"]:
+            raise ApiError(409, "cart_empty", "the cart is empty")
+        order = await _new_order(app, user, key, cart, body)
+        if await store.insert_order(db, order):
+            log.info("order %s created for user %s (key %s)", order["_id"], user.sub, key)
+            return await _run(app, order, body), False
+        existing = await store.by_key(db, user.sub, key)
+        if existing is None:
+            raise ApiError(409, "conflict", "the order changed meanwhile; try again")
+    return await _replay(app, existing, body, cart), True
+
+
+async def _new_order(app: FastAPI, user: Principal, key: str, cart: Doc, body: CheckoutIn) -> Doc:
+    settings: Settings = app.state.settings
+    neighbours = Neighbours(app.state.http, settings)
+    products = await asyncio.gather(*(neighbours.product(i["product_id"]) for i in cart["items"]))
+    items, weight = [], 0
+    for item, product in zip(cart["items"], products, strict=True):
+        price = int(product["price_cents"])  # today's price, not the one in the cart
+        items.append(
+            {
+                "product_id": item["product_id"],
+                "name": str(product["name"]),
+                "price_cents": price,
+                "quantity": item["quantity"],
+                "line_total_cents": price * item["quantity"],
+            }
+        )
+        weight += int(product.get("weight_grams") or settings.default_weight_grams) * item["quantity"]
+    currencies = {str(p.get("currency", "EUR")) for p in products}
+    if len(currencies) > 1:
+        raise ApiError(409, "mixed_currency", "the cart mixes currencies")
+    subtotal = sum(i["line_total_cents"] for i in items)
+    salt, now = secrets.token_hex(16), store.now_iso()
+    order_id = uuid.uuid4().hex
+    return {
+        "_id": order_id,
+        "id": order_id,
+        "user_id": user.sub,
+        "idempotency_key": key,
+        "body_salt": salt,
+        "body_hash": _body_hash(salt, body),
+        "cart_signature": _cart_signature(cart["items"]),
+        "status": "pending",
+        "status_history": [store.entry("pending")],
+        "items": items,
+        "currency": currencies.pop(),
+        "subtotal_cents": subtotal,
+        "shipping_cents": 0,
+        "total_cents": subtotal,
+        "weight_grams": weight,
+        "shipping_address": body.shipping_address.model_dump(),
+        "payment_id": None,
+        "shipment_id": None,
+        "tracking_number": None,
+        "failure": None,
+        "created_at": now,
+        "updated_at": now,
+        "lease_until": store.now_iso(settings.checkout_lease_seconds),
+    }
+
+
+async def _replay(app: FastAPI, order: Doc, body: CheckoutIn, cart: Doc) -> Doc:
+    """The same key again: the same order, once the first request has finished with it."""
+    settings: Settings = app.state.settings
+    if _body_hash(order["body_salt"], body) != order["body_hash"] or (
+        order["status"] not in SUCCEEDED
+        and cart["items"]
+        and _cart_signature(cart["items"]) != order["cart_signature"]
+    ):
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different checkout; use a new key",
+            {"order_id": order["_id"]},
+        )
+    deadline = asyncio.get_running_loop().time() + settings.checkout_wait_seconds
+    while True:
+        current = await store.get_order(app.state.db, order["_id"]) or order
+        if current["status"] == "failed":
+            raise _failure_error(current, REPLAYED)
+        if current["status"] in SUCCEEDED:
+            return current
+        if current["lease_until"] < store.now_iso():
+            taken = await store.take_over(
+                app.state.db,
+                current["_id"],
+                current["lease_until"],
+                store.now_iso(settings.checkout_lease_seconds),
+            )
+            if taken is not None:
+                log.warning("resuming checkout of order %s (lease ran out)", taken["_id"])
+                await store.record(app.state.db, taken["_id"], {}, store.entry("resumed"))
+                return await _run(app, taken, body)
+        if asyncio.get_running_loop().time() > deadline:
+            raise ApiError(
+                409, "checkout_in_progress", "this checkout is still running", {"order_id": order["_id"]}
+            )
+        await asyncio.sleep(0.05)
+
+
+async def _run(app: FastAPI, order: Doc, body: CheckoutIn) -> Doc:
+    db = app.state.db
+    neighbours = Neighbours(app.state.http, app.state.settings)
+    order_id = order["_id"]
+    address = body.shipping_address.model_dump()
+    payment_id: str | None = order.get("payment_id")
+    try:
+        await app.state.inventory.reserve(
+            order_id, [(i["product_id"], i["quantity"]) for i in order["items"]]
+        )
+        await store.record(db, order_id, {"status": "reserved"}, store.entry("reserved"))
+
+        quote = await neighbours.quote(address, order["weight_grams"])
+        shipping = int(quote["amount_cents"])
+        total = order["subtotal_cents"] + shipping
+        await store.record(db, order_id, {"shipping_cents": shipping, "total_cents": total})
+
+        card = {"number": body.card.number, "expiry": body.card.expiry, "cvc": body.card.cvc}
+        charge = {"order_id": order_id, "amount_cents": total, "currency": order["currency"], "card": card}
+        payment = await _charge(neighbours, charge)
+        payment_id = str(payment["id"])
+        await store.record(
+            db, order_id, {"status": "charged", "payment_id": payment_id}, store.entry("charged")
+        )
+
+        shipment = await neighbours.create_shipment(order_id, address, order["weight_grams"])
+        shipped = {"shipment_id": str(shipment["id"]), "tracking_number": str(shipment["tracking_number"])}
+        await store.record(db, order_id, shipped, store.entry("shipment_created"))
+    except ApiError as exc:
+        return await _fail(app, order, exc, payment_id)
+
+    note = await _notify_confirmation(neighbours, order, total)
+    paid = await store.record(
+        db, order_id, {"status": "paid"}, note, store.entry("paid"), when_status=IN_PROGRESS
+    )
+    if paid is None:  # finished by someone else meanwhile (a takeover): report that outcome
+        paid = await store.get_order(db, order_id) or order
+        if paid["status"] == "failed":
+            raise _failure_error(paid)
+        return paid
+    await store.remove_from_cart(
+        db, order["user_id"], {i["product_id"]: i["quantity"] for i in order["items"]}
+    )
+    log.info("order %s paid (payment %s)", order_id, payment_id)
+    return paid
+
+
+async def _charge(neighbours: Neighbours, charge: Doc) -> Doc:
+    """Charge once; when the outcome is unknown (timeout, 5xx other than a simulated failure) ask again:
+    payment is idempotent per order id, so the repeat returns the recorded outcome or charges once."""
+    for attempt in (1, 2):
+        try:
+            response = await neighbours.charge(charge)
+        except ApiError:
+            if attempt == 2:
+                raise
+            continue
+        if response.is_success:
+            data: Doc = response.json()
+            return data
+        error = error_of(response, "payment")
+        if response.status_code < 500 or error.code == "simulated_failure" or attempt == 2:
+            raise error
+    raise ApiError(502, "payment_error", "payment failed")  # not reached
+
+
+async def _notify_confirmation(neighbours: Neighbours, order: Doc, total: int) -> Doc:
+    """Send the confirmation; a failure is recorded but never fails a paid order."""
+    lines = ", ".join(f"{i['quantity']} x {i['name']}" for i in order["items"])
+    body = f"Thank you! Order {order['_id'][:8]}: {lines}. Total {total / 100:.2f} {order['currency']}."
+    try:
+        await neighbours.notify("order_confirmation", "Your order is confirmed", body, order["_id"])
+    except ApiError as exc:
+        log.warning("confirmation for order %s not sent: %s", order["_id"], exc.code)
+        return store.entry("notification_failed", f"{exc.code}: {exc.message}")
+    return store.entry("confirmation_sent")
+
+
+async def _fail(app: FastAPI, order: Doc, error: ApiError, payment_id: str | None) -> Doc:
+    """Give the stock back, refund a charge, record the order `failed` with the reason, raise."""
+    order_id = order["_id"]
+    neighbours = Neighbours(app.state.http, app.state.settings)
+    notes = []
+    try:
+        await app.state.inventory.release(order_id)
+        notes.append(store.entry("released"))
+    except ApiError as exc:
+        log.error("order %s: stock NOT released: %s", order_id, exc.message)
+        notes.append(store.entry("release_failed", f"{exc.code}: {exc.message}"))
+    if payment_id:
+        try:
+            await neighbours.refund(payment_id)
+            notes.append(store.entry("refunded"))
+        except ApiError as exc:
+            log.error("order %s: payment %s NOT refunded: %s", order_id, payment_id, exc.message)
+            notes.append(store.entry("refund_failed", f"{exc.code}: {exc.message}"))
+    status = error.status if error.status in (402, 409, 502, 503, 504) else 409
+    reason = f"{error.code}: {error.message}"
+    failure = {"status": status, "code": error.code, "message": error.message}
+    fields = {"status": "failed", "failure": failure, "failure_reason": reason}
+    failed = await store.record(
+        app.state.db, order_id, fields, *notes, store.entry("failed", reason), when_status=IN_PROGRESS
+    )
+    log.warning("order %s failed: %s", order_id, reason)
+    raise _failure_error(failed or {**order, **fields})

@@ -1,0 +1,82 @@
+"""Calls from the order service to product (REST), payment, shipping and notification.
+
+All go through `app.state.http` (timeouts, forwarded routing headers, the caller's token)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from services.kit import ApiError
+from services.kit.http import ServiceClient
+from services.order.settings import Settings
+
+Json = dict[str, Any]
+
+
+def error_of(response: httpx.Response, dependency: str) -> ApiError:
+    """A neighbour's error answer as an ApiError: its code kept, 5xx reported as a dependency failure."""
+    code, message, details = f"{dependency}_error", f"{dependency} answered {response.status_code}", None
+    try:
+        body = response.json()["error"]
+        code, message, details = str(body["code"]), str(body.get("message", message)), body.get("details")
+    except (ValueError, KeyError, TypeError):
+        pass
+    status = response.status_code
+    if status >= 500:
+        status = status if status in (503, 504) else 502
+    return ApiError(status, code, message, details)
+
+
+def _json(response: httpx.Response, dependency: str) -> Json:
+    if not response.is_success:
+        raise error_of(response, dependency)
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise ApiError(502, f"{dependency}_error", f"{dependency} sent a body that is not JSON") from exc
+    if not isinstance(data, dict):
+        raise ApiError(502, f"{dependency}_error", f"{dependency} sent an unexpected body")
+    return data
+
+
+class Neighbours:
+    def __init__(self, http: ServiceClient, settings: Settings) -> None:
+        self.http = http
+        self.settings = settings
+
+    async def product(self, product_id: str) -> Json:
+        url = f"{self.settings.product_url}/products/{quote(product_id, safe='')}"
+        response = await self.http.get(url)
+        if response.status_code == 404:
+            raise ApiError(404, "product_not_found", f"no product {product_id!r}")
+        return _json(response, "product")
+
+    async def quote(self, address: Json, weight_grams: int) -> Json:
+        url = f"{self.settings.shipping_url}/shipping/quote"
+        return _json(
+            await self.http.post(url, json={"address": address, "weight_grams": weight_grams}), "shipping"
+        )
+
+    async def charge(self, body: Json) -> httpx.Response:
+        """The raw answer: the checkout tells declines (402) from failures."""
+        return await self.http.post(f"{self.settings.payment_url}/payments", json=body)
+
+    async def refund(self, payment_id: str) -> Json:
+        url = f"{self.settings.payment_url}/payments/{quote(payment_id, safe='')}/refund"
+        return _json(await self.http.post(url), "payment")
+
+    async def create_shipment(self, order_id: str, address: Json, weight_grams: int) -> Json:
+        body = {"order_id": order_id, "address": address, "weight_grams": weight_grams}
+        return _json(await self.http.post(f"{self.settings.shipping_url}/shipments", json=body), "shipping")
+
+    async def shipment(self, shipment_id: str) -> Json:
+        url = f"{self.settings.shipping_url}/shipments/{quote(shipment_id, safe='')}"
+        return _json(await self.http.get(url), "shipping")
+
+    async def notify(self, kind: str, subject: str, body: str, order_id: str) -> Json:
+        payload = {"kind": kind, "subject": subject, "body": body, "order_id": order_id}
+        url = f"{self.settings.notification_url}/notifications"
+        return _json(await self.http.post(url, json=payload), "notification")

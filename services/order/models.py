@@ -1,0 +1,120 @@
+"""Request and response models of the order service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.payment import cards  # pure card-format checks, shared with the payment service
+
+ProductId = Field(pattern=r"^[A-Za-z0-9._-]{1,100}$", examples=["espresso-cup"])
+
+
+class CartItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: str = ProductId
+    quantity: int = Field(1, strict=True, ge=1, le=99)
+
+
+class QuantityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: int = Field(strict=True, ge=1, le=99, examples=[2])
+
+
+class CartItemOut(BaseModel):
+    product_id: str
+    name: str
+    price_cents: int
+    currency: str
+    quantity: int
+    line_total_cents: int
+    image: str | None = None
+
+
+class CartOut(BaseModel):
+    items: list[CartItemOut]
+    item_count: int
+    subtotal_cents: int
+    currency: str
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(None, max_length=50)
+    name: str = Field(min_length=1, max_length=100, examples=["Ada Lovelace"])
+    street: str = Field(min_length=1, max_length=200, examples=["Kerkstraat 1"])
+    city: str = Field(min_length=1, max_length=100, examples=["Amsterdam"])
+    postal_code: str = Field(min_length=1, max_length=20, examples=["1017 GA"])
+    country: str = Field(pattern=r"^[A-Z]{2}$", examples=["NL"])
+
+
+class CardIn(BaseModel):
+    """Passed on to the payment service only; never stored by the order service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(min_length=12, max_length=23, examples=["4242 4242 4242 4242"])
+    expiry: str = Field(min_length=4, max_length=9, examples=["12/30"])
+    cvc: str = Field(pattern=r"^\d{3,4}$", examples=["123"])
+
+    @field_validator("number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        return cards.normalize_number(value)
+
+    @field_validator("expiry")
+    @classmethod
+    def _expiry(cls, value: str) -> str:
+        cards.parse_expiry(value)
+        return value.strip()
+
+
+class CheckoutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shipping_address: Address
+    card: CardIn
+
+
+class HistoryEntry(BaseModel):
+    status: str
+    at: str
+    reason: str | None = None
+
+
+class OrderItem(BaseModel):
+    product_id: str
+    name: str
+    price_cents: int
+    quantity: int
+    line_total_cents: int
+
+
+class OrderOut(BaseModel):
+    id: str
+    status: str = Field(description="pending, reserved, charged, paid, shipped, delivered or failed")
+    status_history: list[HistoryEntry]
+    items: list[OrderItem]
+    currency: str
+    subtotal_cents: int
+    shipping_cents: int
+    total_cents: int = Field(description="what is charged: subtotal plus shipping")
+    payment_id: str | None
+    shipment_id: str | None
+    tracking_number: str | None
+    shipping_address: Address
+    failure_reason: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class OrderList(BaseModel):
+    items: list[OrderOut]
+
+
+def order_out(doc: dict[str, Any]) -> OrderOut:
+    return OrderOut.model_validate({k: v for k, v in doc.items() if k in OrderOut.model_fields})

@@ -1,0 +1,99 @@
+"""Orders API: POST /orders (Idempotency-Key required), GET /orders, GET /orders/{id}."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.kit import ApiError
+from services.kit.jwt import Principal
+from services.kit.security import current_user
+from services.order import store
+from services.order.checkout import place_order
+from services.order.clients import Neighbours
+from services.order.models import CheckoutIn, OrderList, OrderOut, order_out
+
+log = logging.getLogger("order.api")
+router = APIRouter(tags=["orders"])
+User = Annotated[Principal, Depends(current_user)]
+_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Shipment status -> order status, in the order they happen.
+_SHIPMENT_STEPS = {"shipped": ["shipped"], "delivered": ["shipped", "delivered"]}
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderOut,
+    summary="Check out the cart (header Idempotency-Key required; the same key returns the same order)",
+    responses={
+        400: {"description": "idempotency_key_required / invalid_idempotency_key"},
+        402: {"description": "card_declined / insufficient_funds (details.order_id is the failed order)"},
+        409: {"description": "cart_empty, insufficient_stock, idempotency_key_reused, checkout_in_progress"},
+    },
+)
+async def create_order(
+    body: CheckoutIn,
+    request: Request,
+    user: User,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    if not idempotency_key:
+        raise ApiError(400, "idempotency_key_required", "send an Idempotency-Key header (e.g. a UUID)")
+    if not _KEY.match(idempotency_key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -")
+    order, replayed = await place_order(request.app, user, idempotency_key, body)
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return JSONResponse(order_out(order).model_dump(mode="json"), status_code=201, headers=headers)
+
+
+@router.get("/orders", response_model=OrderList, summary="The caller's orders, newest first")
+async def list_orders(
+    request: Request, user: User, limit: Annotated[int, Query(ge=1, le=100)] = 50
+) -> OrderList:
+    docs = await store.list_orders(request.app.state.db, user.sub, limit)
+    return OrderList(items=[order_out(doc) for doc in docs])
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderOut,
+    summary="One of the caller's orders, with the shipment status refreshed from shipping",
+)
+async def get_order(order_id: str, request: Request, user: User) -> OrderOut:
+    doc = await store.get_order(request.app.state.db, order_id)
+    if doc is None or doc["user_id"] != user.sub:
+        raise ApiError(404, "order_not_found", "no such order")
+    return order_out(await _refresh_shipment(request, doc))
+
+
+async def _refresh_shipment(request: Request, order: dict[str, Any]) -> dict[str, Any]:
+    """paid -> shipped -> delivered as the shipment moves; one `shipment_update` when it ships."""
+    if order["status"] not in ("paid", "shipped") or not order.get("shipment_id"):
+        return order
+    neighbours = Neighbours(request.app.state.http, request.app.state.settings)
+    try:
+        shipment = await neighbours.shipment(order["shipment_id"])
+    except ApiError as exc:
+        log.warning("order %s: shipment status unavailable: %s", order["_id"], exc.code)
+        return order  # show what we know
+    steps = [s for s in _SHIPMENT_STEPS.get(str(shipment.get("status")), []) if s != order["status"]]
+    if not steps or order["status"] == steps[-1]:
+        return order
+    entries = [store.entry(step) for step in steps]
+    updated = await store.record(
+        request.app.state.db, order["_id"], {"status": steps[-1]}, *entries, when_status=[order["status"]]
+    )
+    if updated is None:  # another request moved it first (and notified)
+        return await store.get_order(request.app.state.db, order["_id"]) or order
+    if "shipped" in steps:
+        body = f"Order {order['_id'][:8]} is on its way. Tracking number: {order.get('tracking_number')}."
+        try:
+            await neighbours.notify("shipment_update", "Your order has shipped", body, order["_id"])
+        except ApiError as exc:
+            log.warning("shipment update for order %s not sent: %s", order["_id"], exc.code)
+    return updated

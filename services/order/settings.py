@@ -1,0 +1,18 @@
+"""Settings of the order service (env vars, docs/architecture.md)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.kit import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "order"
+    port: int = Field(8085, ge=1, le=65535)
+    # A duplicate checkout (same Idempotency-Key) waits this long for the first one to finish.
+    checkout_wait_seconds: float = Field(20.0, gt=0)
+    # A checkout whose process died is taken over by a retry after this long (every step is idempotent).
+    checkout_lease_seconds: float = Field(60.0, gt=0)
+    # Parcel weight per unit when a product has no `weight_grams`.
+    default_weight_grams: int = Field(500, ge=1)

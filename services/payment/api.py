@@ -1,0 +1,225 @@
+"""Payment API: POST /payments (idempotent per order id), GET /payments/{id}, POST .../refund."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.kit import ApiError
+from services.kit.jwt import Principal
+from services.kit.security import current_user
+from services.payment import cards, provider, store
+from services.payment.settings import Settings
+
+log = logging.getLogger("payment.api")
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+async def inject_faults(request: Request) -> None:
+    """FAILURE_RATE and DELAY_MS: applied to every API request before anything else happens."""
+    settings: Settings = request.app.state.settings
+    if settings.delay_ms:
+        await asyncio.sleep(settings.delay_ms / 1000)
+    if settings.failure_rate and request.app.state.fault_random.random() < settings.failure_rate:
+        raise ApiError(503, "simulated_failure", "simulated failure (FAILURE_RATE)")
+
+
+router = APIRouter(tags=["payments"], dependencies=[Depends(inject_faults)])
+User = Annotated[Principal, Depends(current_user)]
+
+
+class CardIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(min_length=12, max_length=23, examples=["4242 4242 4242 4242"])
+    expiry: str = Field(min_length=4, max_length=9, examples=["12/30"])
+    cvc: str = Field(pattern=r"^\d{3,4}$", examples=["123"])
+
+    @field_validator("number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        return cards.normalize_number(value)
+
+    @field_validator("expiry")
+    @classmethod
+    def _expiry(cls, value: str) -> str:
+        cards.parse_expiry(value)
+        return value.strip()
+
+
+class ChargeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["9f1c2e3d4b5a69788796a5b4c3d2e1f0"])
+    amount_cents: int = Field(strict=True, ge=1, le=100_000_000, examples=[2599])
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    card: CardIn
+
+
+class CardOut(BaseModel):
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+class PaymentOut(BaseModel):
+    id: str
+    order_id: str
+    status: Literal["processing", "succeeded", "declined", "refunded"]
+    amount_cents: int
+    currency: str
+    card: CardOut
+    provider: Literal["simulated", "external"]
+    decline_code: str | None = None
+    created_at: str
+    refunded_at: str | None = None
+
+
+def _out(doc: dict[str, Any]) -> PaymentOut:
+    return PaymentOut.model_validate({k: v for k, v in doc.items() if k in PaymentOut.model_fields})
+
+
+def _settled(doc: dict[str, Any], response: Response | None = None) -> PaymentOut:
+    """The recorded outcome: the payment (2xx) or a 402 naming the decline and the payment id."""
+    if doc["status"] == "declined":
+        code = doc.get("decline_code") or "card_declined"
+        details = {"payment_id": doc["_id"], "order_id": doc["order_id"]}
+        headers = {REPLAY_HEADER: "true"} if response is not None else None
+        raise ApiError(402, code, cards.DECLINE_MESSAGES.get(code, "payment declined"), details, headers)
+    if response is not None:
+        response.headers[REPLAY_HEADER] = "true"
+    return _out(doc)
+
+
+async def _process(request: Request, doc: dict[str, Any], number: str) -> dict[str, Any]:
+    """Run the claimed charge through the simulator or the provider and record the outcome."""
+    settings: Settings = request.app.state.settings
+    db = request.app.state.db
+    if settings.provider_url:
+        try:
+            http = request.app.state.http
+            order_id, amount, currency = doc["order_id"], doc["amount_cents"], doc["currency"]
+            outcome = await provider.charge(http, settings.provider_url, order_id, amount, currency)
+        except ApiError:
+            await store.unclaim(db, doc["_id"])  # nothing recorded: a retry may charge (provider dedupes)
+            raise
+    else:
+        outcome = cards.simulate(number)
+    fields = {
+        "status": "succeeded" if outcome.succeeded else "declined",
+        "decline_code": outcome.decline_code,
+        "provider_charge_id": outcome.provider_charge_id,
+    }
+    finished = await store.finish(db, doc["_id"], fields)
+    if finished is None:  # someone took over a claim we still held: report what they recorded
+        finished = await store.get(db, doc["_id"])
+    log.info("charge %s for order %s: %s", doc["_id"], doc["order_id"], fields["status"])
+    return finished or {**doc, **fields}
+
+
+async def _await_recorded(request: Request, body: ChargeIn, user: Principal) -> dict[str, Any] | None:
+    """Wait for the first request of this order to finish; None when the caller should process instead."""
+    settings: Settings = request.app.state.settings
+    db = request.app.state.db
+    deadline = asyncio.get_running_loop().time() + settings.duplicate_wait_seconds
+    while True:
+        existing = await store.by_order(db, body.order_id)
+        if existing is None:
+            return None  # the claim was withdrawn (provider error): try to claim again
+        if existing["user_id"] != user.sub:
+            raise ApiError(409, "order_id_conflict", "this order id belongs to another payment")
+        if existing["amount_cents"] != body.amount_cents or existing["currency"] != body.currency:
+            raise ApiError(
+                409,
+                "amount_mismatch",
+                "this order was already charged with a different amount",
+                {"payment_id": existing["_id"], "amount_cents": existing["amount_cents"]},
+            )
+        if existing["status"] != "processing":
+            return existing
+        stale = datetime.now(UTC) - timedelta(seconds=settings.stale_after_seconds)
+        if existing["claimed_at"] < stale.strftime("%Y-%m-%dT%H:%M:%S.%fZ"):
+            taken = await store.take_over(db, existing["_id"], existing["claimed_at"])
+            if taken is not None:
+                return {**taken, "_take_over": True}
+        if asyncio.get_running_loop().time() > deadline:
+            raise ApiError(409, "payment_in_progress", "a charge for this order is still being processed")
+        await asyncio.sleep(0.05)
+
+
+@router.post(
+    "/payments",
+    status_code=201,
+    response_model=PaymentOut,
+    summary="Charge a card for an order (idempotent per order_id)",
+    responses={402: {"description": "card_declined or insufficient_funds"}, 409: {"description": "conflict"}},
+)
+async def charge(body: ChargeIn, request: Request, response: Response, user: User) -> PaymentOut:
+    db = request.app.state.db
+    settings: Settings = request.app.state.settings
+    month, year = cards.parse_expiry(body.card.expiry)
+    for _ in range(3):
+        now = store.now_iso()
+        doc: dict[str, Any] = {
+            "_id": uuid.uuid4().hex,
+            "order_id": body.order_id,
+            "user_id": user.sub,
+            "status": "processing",
+            "amount_cents": body.amount_cents,
+            "currency": body.currency,
+            "card": {
+                "brand": cards.brand(body.card.number),
+                "last4": body.card.number[-4:],
+                "exp_month": month,
+                "exp_year": year,
+            },
+            "provider": "external" if settings.provider_url else "simulated",
+            "created_at": now,
+            "claimed_at": now,
+        }
+        doc["id"] = doc["_id"]
+        if await store.claim(db, doc):
+            return _settled(await _process(request, doc, body.card.number))
+        existing = await _await_recorded(request, body, user)
+        if existing is not None and existing.pop("_take_over", False):
+            return _settled(await _process(request, existing, body.card.number))
+        if existing is not None:
+            return _settled(existing, response)
+    raise ApiError(409, "payment_in_progress", "a charge for this order is still being processed")
+
+
+async def _own_payment(request: Request, payment_id: str, user: Principal) -> dict[str, Any]:
+    doc = await store.get(request.app.state.db, payment_id)
+    if doc is None or (doc["user_id"] != user.sub and not user.in_group("admin")):
+        raise ApiError(404, "payment_not_found", "no such payment")
+    return doc
+
+
+@router.get("/payments/{payment_id}", response_model=PaymentOut, summary="A payment (owner or admin)")
+async def get_payment(payment_id: str, request: Request, user: User) -> PaymentOut:
+    return _out(await _own_payment(request, payment_id, user))
+
+
+@router.post(
+    "/payments/{payment_id}/refund",
+    response_model=PaymentOut,
+    summary="Refund a succeeded payment (idempotent: refunding twice returns the refunded payment)",
+    responses={409: {"description": "not_refundable"}},
+)
+async def refund(payment_id: str, request: Request, user: User) -> PaymentOut:
+    doc = await _own_payment(request, payment_id, user)
+    refunded = await store.refund(request.app.state.db, payment_id)
+    if refunded is not None:
+        log.info("refunded %s (order %s)", payment_id, doc["order_id"])
+        return _out(refunded)
+    current = await store.get(request.app.state.db, payment_id) or doc
+    if current["status"] == "refunded":
+        return _out(current)
+    raise ApiError(409, "not_refundable", f"a {current['status']} payment cannot be refunded")

@@ -1,0 +1,81 @@
+"""MongoDB access for payments: one document per order id (unique index), claimed before processing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from services.kit.db import Database
+
+Doc = dict[str, Any]
+
+
+def now_iso() -> str:
+    """UTC timestamp with a fixed width, so string order is time order."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def payments(db: Database) -> Any:
+    return db["payments"]
+
+
+async def ensure_indexes(db: Database) -> None:
+    await payments(db).create_index("order_id", unique=True)
+    await payments(db).create_index("user_id")
+
+
+async def claim(db: Database, doc: Doc) -> bool:
+    """Insert a `processing` payment; False when the order already has one."""
+    try:
+        await payments(db).insert_one(doc)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def by_order(db: Database, order_id: str) -> Doc | None:
+    doc: Doc | None = await payments(db).find_one({"order_id": order_id})
+    return doc
+
+
+async def get(db: Database, payment_id: str) -> Doc | None:
+    doc: Doc | None = await payments(db).find_one({"_id": payment_id})
+    return doc
+
+
+async def take_over(db: Database, payment_id: str, claimed_at: str) -> Doc | None:
+    """Re-claim a stale `processing` payment; only one caller wins (conditional update)."""
+    doc: Doc | None = await payments(db).find_one_and_update(
+        {"_id": payment_id, "status": "processing", "claimed_at": claimed_at},
+        {"$set": {"claimed_at": now_iso()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return doc
+
+
+async def finish(db: Database, payment_id: str, fields: Doc) -> Doc | None:
+    doc: Doc | None = await payments(db).find_one_and_update(
+        {"_id": payment_id, "status": "processing"},
+        {"$set": {**fields, "updated_at": now_iso()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return doc
+
+
+async def unclaim(db: Database, payment_id: str) -> None:
+    """Forget a claim whose processing failed before any outcome, so a retry can charge again."""
+    await payments(db).delete_one({"_id": payment_id, "status": "processing"})
+
+
+async def refund(db: Database, payment_id: str) -> Doc | None:
+    """succeeded -> refunded, atomically; None when the payment is not in `succeeded`."""
+    now = now_iso()
+    doc: Doc | None = await payments(db).find_one_and_update(
+        {"_id": payment_id, "status": "succeeded"},
+        {"$set": {"status": "refunded", "refunded_at": now, "updated_at": now}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return doc

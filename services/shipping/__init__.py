@@ -1,0 +1,1 @@
+"""Shipping service: quotes by zone and weight, idempotent shipments whose status moves with time."""

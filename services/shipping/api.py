@@ -1,0 +1,176 @@
+"""Shipping API: POST /shipping/quote (public), POST /shipments, GET /shipments/{id}, POST .../advance."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.kit import ApiError
+from services.kit.jwt import Principal
+from services.kit.security import current_user, require_group
+from services.shipping import rates, store
+from services.shipping.settings import Settings
+
+log = logging.getLogger("shipping.api")
+router = APIRouter(tags=["shipping"])
+User = Annotated[Principal, Depends(current_user)]
+Admin = Annotated[Principal, Depends(require_group("admin"))]
+Status = Literal["created", "shipped", "delivered"]
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = Field(None, max_length=50, examples=["home"])
+    name: str = Field(min_length=1, max_length=100, examples=["Ada Lovelace"])
+    street: str = Field(min_length=1, max_length=200, examples=["Damrak 1"])
+    city: str = Field(min_length=1, max_length=100, examples=["Amsterdam"])
+    postal_code: str = Field(min_length=1, max_length=20, examples=["1012 LG"])
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=["NL"])
+
+
+Weight = Field(strict=True, ge=1, le=30_000, description="grams; parcels up to 30 kg", examples=[1200])
+
+
+class QuoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: Address
+    weight_grams: int = Weight
+
+
+class QuoteOut(BaseModel):
+    amount_cents: int
+    currency: str = "EUR"
+    carrier: str
+    estimated_days: int
+    zone: str
+
+
+class ShipmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["9f1c2e3d4b5a69788796a5b4c3d2e1f0"])
+    address: Address
+    weight_grams: int = Weight
+
+
+class ShipmentOut(BaseModel):
+    id: str
+    order_id: str
+    tracking_number: str
+    status: Status
+    carrier: str
+    address: Address
+    weight_grams: int
+    created_at: str
+    shipped_at: str | None
+    delivered_at: str | None
+    estimated_delivery: str
+
+
+def _quote(address: Address, weight_grams: int) -> QuoteOut:
+    zone = rates.zone_for(address.country)
+    return QuoteOut(
+        amount_cents=rates.price_cents(zone, weight_grams),
+        carrier=zone.carrier,
+        estimated_days=zone.estimated_days,
+        zone=zone.name,
+    )
+
+
+def _out(doc: dict[str, Any]) -> ShipmentOut:
+    """The shipment as of now: past planned times are facts, future ones are shown as an estimate."""
+    moment = store.now()
+    status = store.status_of(doc, moment)
+    return ShipmentOut(
+        id=doc["_id"],
+        order_id=doc["order_id"],
+        tracking_number=doc["tracking_number"],
+        status=status,  # type: ignore[arg-type]
+        carrier=doc["carrier"],
+        address=Address.model_validate(doc["address"]),
+        weight_grams=doc["weight_grams"],
+        created_at=doc["created_at"],
+        shipped_at=doc["shipped_at"] if status != "created" else None,
+        delivered_at=doc["delivered_at"] if status == "delivered" else None,
+        estimated_delivery=doc["delivered_at"],
+    )
+
+
+@router.post("/shipping/quote", response_model=QuoteOut, summary="Price a parcel (no login needed)")
+async def quote(body: QuoteIn) -> QuoteOut:
+    return _quote(body.address, body.weight_grams)
+
+
+@router.post(
+    "/shipments",
+    status_code=201,
+    response_model=ShipmentOut,
+    summary="Create the shipment of an order (idempotent per order_id)",
+    responses={409: {"description": "the order's shipment belongs to another user"}},
+)
+async def create_shipment(body: ShipmentIn, request: Request, response: Response, user: User) -> ShipmentOut:
+    settings: Settings = request.app.state.settings
+    db = request.app.state.db
+    created = store.now()
+    shipped_at, delivered_at = store.planned(
+        created, settings.ship_after_seconds, settings.deliver_after_seconds
+    )
+    quote_ = _quote(body.address, body.weight_grams)
+    doc = {
+        "_id": uuid.uuid4().hex,
+        "order_id": body.order_id,
+        "user_id": user.sub,
+        "tracking_number": f"SP{secrets.randbelow(10**10):010d}NL",
+        "carrier": quote_.carrier,
+        "address": body.address.model_dump(),
+        "weight_grams": body.weight_grams,
+        "created_at": store.iso(created),
+        "shipped_at": shipped_at,
+        "delivered_at": delivered_at,
+    }
+    if await store.insert(db, doc):
+        log.info("shipment %s for order %s (%s)", doc["_id"], body.order_id, doc["tracking_number"])
+        return _out(doc)
+    existing = await store.by_order(db, body.order_id)
+    if existing is None or existing["user_id"] != user.sub:
+        raise ApiError(409, "order_id_conflict", "this order id belongs to another shipment")
+    response.headers["Idempotent-Replayed"] = "true"
+    return _out(existing)
+
+
+async def _visible(request: Request, shipment_id: str, user: Principal) -> dict[str, Any]:
+    doc = await store.get(request.app.state.db, shipment_id)
+    if doc is None or (doc["user_id"] != user.sub and not user.in_group("admin")):
+        raise ApiError(404, "shipment_not_found", "no such shipment")
+    return doc
+
+
+@router.get("/shipments/{shipment_id}", response_model=ShipmentOut, summary="A shipment (owner or admin)")
+async def get_shipment(shipment_id: str, request: Request, user: User) -> ShipmentOut:
+    return _out(await _visible(request, shipment_id, user))
+
+
+@router.post(
+    "/shipments/{shipment_id}/advance",
+    response_model=ShipmentOut,
+    summary="Move a shipment to its next status now (admin only)",
+    responses={409: {"description": "already delivered"}},
+)
+async def advance(shipment_id: str, request: Request, admin: Admin) -> ShipmentOut:
+    db = request.app.state.db
+    for _ in range(5):
+        doc = await _visible(request, shipment_id, admin)
+        if store.status_of(doc, store.now()) == "delivered":
+            raise ApiError(409, "already_delivered", "the shipment is already delivered")
+        moved = await store.advance(db, doc)
+        if moved is not None:
+            log.info("shipment %s advanced by %s", shipment_id, admin.email)
+            return _out(moved)
+    raise ApiError(409, "conflict", "the shipment changed meanwhile; try again")
