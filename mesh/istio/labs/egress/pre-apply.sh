@@ -9,10 +9,10 @@ NS=payments-provider
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
-run kubectl apply -f "$ISTIO_DIR/labs/egress/namespace-provider.yaml"
+run "${K[@]}" apply -f "$ISTIO_DIR/labs/egress/namespace-provider.yaml"
 run openssl req -x509 -newkey rsa:2048 -sha256 -days 30 -nodes \
   -subj "/CN=api.payments.example" \
   -addext "subjectAltName=DNS:api.payments.example,DNS:provider.$NS.svc.cluster.local" \
   -keyout "$TMP/tls.key" -out "$TMP/tls.crt"
-run kubectl -n "$NS" delete secret provider-tls --ignore-not-found
-run kubectl -n "$NS" create secret tls provider-tls --cert="$TMP/tls.crt" --key="$TMP/tls.key"
+run "${K[@]}" -n "$NS" delete secret provider-tls --ignore-not-found
+run "${K[@]}" -n "$NS" create secret tls provider-tls --cert="$TMP/tls.crt" --key="$TMP/tls.key"

@@ -16,6 +16,6 @@ run openssl req -x509 -newkey rsa:2048 -sha256 -days 30 -nodes \
   -addext "subjectAltName=DNS:ecommerce.example.com,DNS:localhost" \
   -keyout "$TMP/tls.key" -out "$TMP/tls.crt"
 # delete + create: idempotent, a re-run replaces the certificate.
-run kubectl -n "$GATEWAY_NS" delete secret "$SECRET" --ignore-not-found
-run kubectl -n "$GATEWAY_NS" create secret tls "$SECRET" --cert="$TMP/tls.crt" --key="$TMP/tls.key"
+run "${K[@]}" -n "$GATEWAY_NS" delete secret "$SECRET" --ignore-not-found
+run "${K[@]}" -n "$GATEWAY_NS" create secret tls "$SECRET" --cert="$TMP/tls.crt" --key="$TMP/tls.key"
 log "HTTPS: curl -k https://localhost/  or  curl -k --resolve ecommerce.example.com:443:127.0.0.1 https://ecommerce.example.com/"

@@ -1,0 +1,727 @@
+"""Static checks of the Istio overlay and labs: strict schemas plus Istio semantics.
+
+Each check function takes rendered documents and returns human-readable errors (empty = fine). Every
+check also runs on a planted mistake, so none of them can pass by accident.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scripts.k8svalidate import REPO_ROOT, crossref_errors, entry_points, render, validate_docs
+
+Doc = dict[str, Any]
+
+ISTIO = REPO_ROOT / "mesh" / "istio"
+LABS = ("gateway", "canary", "ab-testing", "resilience", "egress", "security")
+FIXTURES = Path(__file__).parent / "fixtures" / "istio_lesson"
+STEPS = sorted((ISTIO / "labs").glob("*/steps/*.yaml"))
+INGRESS_SA = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+# The ingress gateway workload istioctl installs (istio-kind.yaml): namespace and pod labels.
+INGRESS_NS = "istio-system"
+INGRESS_LABELS = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
+HTTP_ONLY_FIELDS = ("methods", "notMethods", "paths", "notPaths", "hosts", "notHosts")
+HTTP_ONLY_SOURCE = ("requestPrincipals", "notRequestPrincipals")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _ns(doc: Doc) -> str:
+    return str(doc.get("metadata", {}).get("namespace", "default"))
+
+
+def _name(doc: Doc) -> str:
+    return str(doc["metadata"]["name"])
+
+
+def find(docs: Iterable[Doc], kind: str) -> list[Doc]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def fqdn(host: str, ns: str) -> str:
+    """Istio's reading of a short host name: relative to the namespace of the resource."""
+    if host == "*" or "." in host:
+        return host if host.count(".") != 1 else f"{host}.svc.cluster.local"
+    return f"{host}.{ns}.svc.cluster.local"
+
+
+def service_hosts(docs: Iterable[Doc]) -> dict[str, Doc]:
+    return {f"{_name(s)}.{_ns(s)}.svc.cluster.local": s for s in find(docs, "Service")}
+
+
+def serviceentry_hosts(docs: Iterable[Doc]) -> set[str]:
+    return {h for se in find(docs, "ServiceEntry") for h in se["spec"].get("hosts", [])}
+
+
+def pod_labels(docs: Iterable[Doc]) -> list[tuple[str, dict[str, str]]]:
+    return [
+        (_ns(d), d["spec"]["template"]["metadata"].get("labels", {}))
+        for d in docs
+        if d.get("kind") in ("Deployment", "StatefulSet")
+    ]
+
+
+def http_routes(vs: Doc) -> list[Doc]:
+    return list(vs["spec"].get("http", []))
+
+
+def destinations(vs: Doc) -> list[Doc]:
+    return [r["destination"] for route in http_routes(vs) for r in route.get("route", [])]
+
+
+def is_mesh_bound(vs: Doc) -> bool:
+    gateways = vs["spec"].get("gateways", [])
+    return not gateways or "mesh" in gateways
+
+
+@cache
+def rendered(key: str) -> tuple[Doc, ...]:
+    """Rendered docs: 'overlay', a lab name, or 'all' (every non-standalone lab together)."""
+    if key == "overlay":
+        return tuple(render(ISTIO / "overlay"))
+    if key == "all":
+        (dirs,) = [d for name, d in entry_points() if name == "istio/all-labs"]
+        return tuple(render(dirs))
+    return tuple(render(ISTIO / "labs" / key))
+
+
+def all_sets() -> list[str]:
+    return ["overlay", *LABS, "all"]
+
+
+def load(path: Path) -> list[Doc]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+# ---------------------------------------------------------------- semantic checks
+
+
+def vs_host_errors(docs: list[Doc]) -> list[str]:
+    """Every VirtualService destination is a real Service (or a ServiceEntry host)."""
+    known = set(service_hosts(docs)) | serviceentry_hosts(docs)
+    errs = []
+    for vs in find(docs, "VirtualService"):
+        for dest in destinations(vs):
+            if fqdn(dest["host"], _ns(vs)) not in known and dest["host"] not in known:
+                errs.append(f"VirtualService {_name(vs)}: destination {dest['host']} is no Service")
+    return errs
+
+
+def subset_errors(docs: list[Doc]) -> list[str]:
+    """Every subset exists in a DestinationRule whose labels (plus the Service selector) match a pod."""
+    services = service_hosts(docs)
+    drs = {fqdn(dr["spec"]["host"], _ns(dr)): dr for dr in find(docs, "DestinationRule")}
+    errs = []
+    for vs in find(docs, "VirtualService"):
+        for dest in destinations(vs):
+            if "subset" not in dest:
+                continue
+            host = fqdn(dest["host"], _ns(vs))
+            dr = drs.get(host)
+            subsets = {s["name"]: s for s in (dr or {}).get("spec", {}).get("subsets", [])}
+            if dest["subset"] not in subsets:
+                errs.append(
+                    f"VirtualService {_name(vs)}: subset {dest['subset']} of {host} is in no DestinationRule"
+                )
+                continue
+            svc = services.get(host)
+            want = {**(svc["spec"].get("selector", {}) if svc else {}), **subsets[dest["subset"]]["labels"]}
+            ns = host.split(".")[1]
+            if not any(pns == ns and want.items() <= labels.items() for pns, labels in pod_labels(docs)):
+                errs.append(
+                    f"DestinationRule {_name(dr)}: subset {dest['subset']} {want} matches no pod template"
+                )
+    return errs
+
+
+def duplicate_host_errors(docs: list[Doc]) -> list[str]:
+    """No two VirtualServices for one mesh host, nor for one host on the same gateway (IST0109)."""
+    owners: dict[tuple[str, str], str] = {}
+    errs = []
+    for vs in find(docs, "VirtualService"):
+        bindings = ["mesh"] if is_mesh_bound(vs) else []
+        bindings += [g for g in vs["spec"].get("gateways", []) if g != "mesh"]
+        for host in vs["spec"]["hosts"]:
+            for binding in bindings:
+                key = (binding, fqdn(host, _ns(vs)))
+                if key in owners and owners[key] != _name(vs):
+                    errs.append(f"host {key[1]} on {binding}: VirtualServices {owners[key]} and {_name(vs)}")
+                owners[key] = _name(vs)
+    return errs
+
+
+def destination_rule_errors(docs: list[Doc]) -> list[str]:
+    """One DestinationRule per host."""
+    seen: dict[str, str] = {}
+    errs = []
+    for dr in find(docs, "DestinationRule"):
+        host = fqdn(dr["spec"]["host"], _ns(dr))
+        if host in seen:
+            errs.append(f"host {host}: DestinationRules {seen[host]} and {_name(dr)}")
+        seen[host] = _name(dr)
+    return errs
+
+
+def principal_errors(docs: list[Doc]) -> list[str]:
+    """Every principal is an existing ServiceAccount (cluster.local/ns/<ns>/sa/<name>) or the gateway."""
+    sas = {f"cluster.local/ns/{_ns(sa)}/sa/{_name(sa)}" for sa in find(docs, "ServiceAccount")}
+    errs = []
+    for ap in find(docs, "AuthorizationPolicy"):
+        for rule in ap["spec"].get("rules", []):
+            for f in rule.get("from", []):
+                for p in f.get("source", {}).get("principals", []):
+                    if p not in sas and p != INGRESS_SA:
+                        errs.append(f"AuthorizationPolicy {_name(ap)}: principal {p} is no ServiceAccount")
+    return errs
+
+
+def rule_shape_errors(docs: list[Doc]) -> list[str]:
+    """ALLOW rules have `from` AND `to` in one rule (the lesson split them, allowing everyone)."""
+    errs = []
+    for ap in find(docs, "AuthorizationPolicy"):
+        if ap["spec"].get("action", "ALLOW") != "ALLOW":
+            continue
+        for i, rule in enumerate(ap["spec"].get("rules", [])):
+            if not rule.get("from") or not rule.get("to"):
+                errs.append(f"AuthorizationPolicy {_name(ap)} rule {i}: needs both `from` and `to`")
+    return errs
+
+
+def tcp_policy_errors(docs: list[Doc]) -> list[str]:
+    """Policies on TCP workloads (ports named tcp-*: MongoDB) use no HTTP-only fields."""
+    tcp_selectors = [
+        s["spec"]["selector"]
+        for s in find(docs, "Service")
+        if s["spec"].get("selector") and all(p.get("name", "").startswith("tcp") for p in s["spec"]["ports"])
+    ]
+    errs = []
+    for ap in find(docs, "AuthorizationPolicy"):
+        match = ap["spec"].get("selector", {}).get("matchLabels", {})
+        if not any(sel.items() <= match.items() for sel in tcp_selectors):
+            continue
+        for rule in ap["spec"].get("rules", []):
+            ops = [t.get("operation", {}) for t in rule.get("to", [])]
+            srcs = [f.get("source", {}) for f in rule.get("from", [])]
+            bad = [k for o in ops for k in o if k in HTTP_ONLY_FIELDS]
+            bad += [k for s in srcs for k in s if k in HTTP_ONLY_SOURCE]
+            bad += [c["key"] for c in rule.get("when", []) if c["key"].startswith("request.")]
+            if bad:
+                errs.append(
+                    f"AuthorizationPolicy {_name(ap)} on a TCP workload uses HTTP-only {sorted(set(bad))}"
+                )
+    return errs
+
+
+def fault_errors(docs: list[Doc]) -> list[str]:
+    """Fault percentages are explicit percents in (0, 100]; no fault next to retries/timeout."""
+    errs = []
+    for vs in find(docs, "VirtualService"):
+        for route in http_routes(vs):
+            fault = route.get("fault")
+            if not fault:
+                continue
+            for kind, f in fault.items():
+                value = f.get("percentage", {}).get("value")
+                if value is None or not 0 < value <= 100:
+                    errs.append(f"VirtualService {_name(vs)} {kind}: percentage {value} not in (0, 100]")
+                elif value < 1:
+                    errs.append(f"VirtualService {_name(vs)} {kind}: {value} % is less than 1 in 100")
+            if "retries" in route or "timeout" in route:
+                errs.append(f"VirtualService {_name(vs)}: fault injection with retries/timeout on one route")
+    return errs
+
+
+def tls_secret_errors(docs: list[Doc], secrets: set[tuple[str, str]]) -> list[str]:
+    """Every Gateway credentialName is created (pre-apply) in the namespace of the gateway workload."""
+    errs = []
+    for gw in find(docs, "Gateway"):
+        if not gw["spec"]["selector"].items() <= INGRESS_LABELS.items():
+            errs.append(f"Gateway {_name(gw)}: selector {gw['spec']['selector']} is not the ingress gateway")
+        for server in gw["spec"]["servers"]:
+            if not server["port"].get("name"):
+                errs.append(f"Gateway {_name(gw)}: server port without name")
+            cred = server.get("tls", {}).get("credentialName")
+            if cred and (INGRESS_NS, cred) not in secrets:
+                errs.append(f"Gateway {_name(gw)}: Secret {cred} is not created in {INGRESS_NS}")
+    return errs
+
+
+def header_errors(docs: list[Doc]) -> list[str]:
+    """Header match names are lowercase (Envoy lowercases them)."""
+    errs = []
+    for vs in find(docs, "VirtualService"):
+        for route in http_routes(vs):
+            for m in route.get("match", []):
+                errs += [
+                    f"VirtualService {_name(vs)}: header {h}" for h in m.get("headers", {}) if h != h.lower()
+                ]
+    return errs
+
+
+def lab_label_errors(lab: str, docs: list[Doc], overlay: list[Doc]) -> list[str]:
+    """Everything a lab adds carries `lab: <lab>` (make lab-reset deletes by that label)."""
+    base = {(d["kind"], _ns(d), _name(d)) for d in overlay}
+    return [
+        f"{d['kind']} {_name(d)} added by lab {lab} lacks label lab={lab}"
+        for d in docs
+        if (d["kind"], _ns(d), _name(d)) not in base and d["metadata"].get("labels", {}).get("lab") != lab
+    ]
+
+
+SEMANTIC_CHECKS = [
+    vs_host_errors,
+    subset_errors,
+    duplicate_host_errors,
+    destination_rule_errors,
+    principal_errors,
+    rule_shape_errors,
+    tcp_policy_errors,
+    fault_errors,
+    header_errors,
+]
+
+
+def pre_apply_secrets(lab: str) -> set[tuple[str, str]]:
+    """(namespace, name) of the Secrets a lab's pre-apply.sh creates, from its DRY_RUN=1 output."""
+    script = ISTIO / "labs" / lab / "pre-apply.sh"
+    if not script.exists():
+        return set()
+    out = subprocess.run([str(script)], env=_dry_env(), capture_output=True, text=True, check=True).stdout
+    found = re.findall(r"kubectl --context \S+ -n (\S+) create secret tls (\S+)", out)
+    return {(ns, name) for ns, name in found}
+
+
+def _dry_env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "DRY_RUN": "1"}
+
+
+# ---------------------------------------------------------------- tests: schemas
+
+
+@pytest.mark.parametrize("key", all_sets())
+def test_every_istio_resource_validates_strictly(key: str) -> None:
+    docs = list(rendered(key))
+    assert any(d["apiVersion"].startswith(("networking.istio.io", "security.istio.io")) for d in docs)
+    assert validate_docs(docs) == []
+    assert crossref_errors(docs) == []
+
+
+def test_istio_resources_use_current_api_versions() -> None:
+    for d in rendered("all"):
+        group = d["apiVersion"].split("/")[0]
+        if group in ("networking.istio.io", "security.istio.io"):
+            assert d["apiVersion"] == f"{group}/v1", f"{d['kind']} {_name(d)} uses {d['apiVersion']}"
+
+
+@pytest.mark.parametrize("step", STEPS, ids=lambda p: p.name)
+def test_canary_steps_validate_and_only_change_weights(step: Path) -> None:
+    docs = load(step)
+    assert validate_docs(docs) == []
+    lab_vs = _one("canary", "VirtualService", "product")
+    (step_vs,) = docs
+    weights = [r.get("weight") for route in http_routes(step_vs) for r in route["route"]]
+    assert weights == [None, None, 95, 5]
+    assert _without_weights(step_vs) == _without_weights(lab_vs)
+
+
+def _without_weights(vs: Doc) -> Doc:
+    vs = copy.deepcopy(vs)
+    for route in http_routes(vs):
+        for r in route["route"]:
+            r.pop("weight", None)
+    vs["metadata"].pop("annotations", None)
+    return vs
+
+
+def test_validator_rejects_the_lessons_circuit_breaker_and_h2_max_requests() -> None:
+    errors = validate_docs(load(FIXTURES / "backend-destinationrule.yaml"))
+    assert any("circuitBreaker" in e for e in errors), errors
+    errors = validate_docs(load(FIXTURES / "grpc-service-destinationrule.yaml"))
+    assert any("h2MaxRequests" in e for e in errors), errors
+    errors = validate_docs(load(FIXTURES / "circuit-breaker.yaml"))
+    assert any("consecutiveGatewayErrors" in e for e in errors), errors
+
+
+def test_the_corrected_versions_are_accepted() -> None:
+    fixed = copy.deepcopy(load(FIXTURES / "backend-destinationrule.yaml")[0])
+    fixed["spec"]["trafficPolicy"].pop("circuitBreaker")
+    fixed["spec"]["trafficPolicy"]["loadBalancer"]["simple"] = "LEAST_REQUEST"
+    assert validate_docs([fixed]) == []
+    grpc = copy.deepcopy(load(FIXTURES / "grpc-service-destinationrule.yaml")[0])
+    http = grpc["spec"]["trafficPolicy"]["portLevelSettings"][0]["connectionPool"]["http"]
+    http["http2MaxRequests"] = http.pop("h2MaxRequests")
+    assert validate_docs([grpc]) == []
+
+
+def test_kustomize_refuses_the_lessons_unquoted_port_key(tmp_path: Path) -> None:
+    work = REPO_ROOT / ".cache" / "istio-static"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "pa.yaml").write_text((FIXTURES / "peer-authentication-backend.yaml").read_text())
+    (work / "kustomization.yaml").write_text("resources:\n  - pa.yaml\n")
+    with pytest.raises(RuntimeError, match="unsupported type"):
+        render(work)
+    ours = [
+        d for d in rendered("security") if d["kind"] == "PeerAuthentication" and d["spec"].get("selector")
+    ]
+    assert list(ours[0]["spec"]["portLevelMtls"]) == ["3000"]
+
+
+# ---------------------------------------------------------------- tests: semantics
+
+
+@pytest.mark.parametrize("check", SEMANTIC_CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("key", all_sets())
+def test_semantic_checks_pass(check: Any, key: str) -> None:
+    assert check(list(rendered(key))) == []
+
+
+@pytest.mark.parametrize("step", STEPS, ids=lambda p: p.name)
+def test_semantic_checks_pass_with_the_canary_steps(step: Path) -> None:
+    docs = [d for d in rendered("all") if not (d["kind"] == "VirtualService" and _name(d) == "product")]
+    docs += load(step)
+    for check in SEMANTIC_CHECKS:
+        assert check(docs) == [], check.__name__
+
+
+def _edit(key: str, kind: str, name: str, fn: Any) -> list[Doc]:
+    docs = copy.deepcopy(list(rendered(key)))
+    (doc,) = [d for d in docs if d["kind"] == kind and _name(d) == name]
+    fn(doc)
+    return docs
+
+
+def _set(path: list[Any], value: Any) -> Any:
+    def fn(doc: Doc) -> None:
+        node = doc
+        for p in path[:-1]:
+            node = node[p]
+        node[path[-1]] = value
+
+    return fn
+
+
+PLANTED = [
+    (
+        vs_host_errors,
+        "canary",
+        "VirtualService",
+        "product",
+        ["spec", "http", 2, "route", 0, "destination", "host"],
+        "backend",
+    ),
+    (
+        subset_errors,
+        "canary",
+        "VirtualService",
+        "product",
+        ["spec", "http", 0, "route", 0, "destination", "subset"],
+        "v3",
+    ),
+    (
+        subset_errors,
+        "canary",
+        "DestinationRule",
+        "product",
+        ["spec", "subsets", 1, "labels", "version"],
+        "v2.0",
+    ),
+    (
+        principal_errors,
+        "security",
+        "AuthorizationPolicy",
+        "payment",
+        ["spec", "rules", 0, "from", 0, "source", "principals", 0],
+        "cluster.local/ns/ecommerce/sa/backend-sa",
+    ),
+    (rule_shape_errors, "security", "AuthorizationPolicy", "frontend", ["spec", "rules", 0, "to"], []),
+    (
+        tcp_policy_errors,
+        "security",
+        "AuthorizationPolicy",
+        "mongodb",
+        ["spec", "rules", 0, "to", 0, "operation", "methods"],
+        ["GET"],
+    ),
+    (
+        fault_errors,
+        "resilience",
+        "VirtualService",
+        "payment",
+        ["spec", "http", 0, "fault", "delay", "percentage", "value"],
+        0.1,
+    ),
+    (
+        fault_errors,
+        "resilience",
+        "VirtualService",
+        "payment",
+        ["spec", "http", 1, "fault", "abort", "percentage", "value"],
+        150,
+    ),
+    (
+        fault_errors,
+        "resilience",
+        "VirtualService",
+        "payment",
+        ["spec", "http", 0, "retries"],
+        {"attempts": 3},
+    ),
+    (
+        header_errors,
+        "ab-testing",
+        "VirtualService",
+        "frontend-ab-test",
+        ["spec", "http", 1, "match", 0, "headers"],
+        {"X-User-Group": {"exact": "beta"}},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("check", "key", "kind", "name", "path", "value"),
+    PLANTED,
+    ids=lambda v: v.__name__ if callable(v) else None,
+)
+def test_each_check_catches_a_planted_mistake(
+    check: Any, key: str, kind: str, name: str, path: list[Any], value: Any
+) -> None:
+    assert check(list(rendered(key))) == []
+    assert check(_edit(key, kind, name, _set(path, value))) != []
+
+
+def test_duplicate_virtual_services_are_caught() -> None:
+    """The lesson's backend-vs and backend-canary-vs: two VirtualServices for one mesh host."""
+    docs = list(rendered("canary"))
+    second = copy.deepcopy(_one("canary", "VirtualService", "product"))
+    second["metadata"]["name"] = "product-cookie"
+    second["spec"].pop("gateways")
+    assert duplicate_host_errors(docs) == []
+    assert duplicate_host_errors([*docs, second]) != []
+    lesson = load(FIXTURES / "backend-virtualservice.yaml") + load(
+        FIXTURES / "backend-canary-virtualservice.yaml"
+    )
+    assert duplicate_host_errors(lesson) != []
+
+
+def test_second_destination_rule_for_a_host_is_caught() -> None:
+    docs = list(rendered("all"))
+    extra = copy.deepcopy(_one("all", "DestinationRule", "product"))
+    extra["metadata"]["name"] = "product-resilience"
+    assert destination_rule_errors([*docs, extra]) != []
+
+
+def test_lessons_split_rules_and_http_fields_on_mongodb_are_caught() -> None:
+    assert rule_shape_errors(load(FIXTURES / "authorization-frontend.yaml")) != []
+    docs = copy.deepcopy(list(rendered("security")))
+    (mongo,) = [d for d in docs if d["kind"] == "AuthorizationPolicy" and _name(d) == "mongodb"]
+    mongo["spec"]["rules"][0]["from"][0]["source"]["requestPrincipals"] = ["*"]
+    assert tcp_policy_errors(docs) != []
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_every_lab_resource_is_labelled(lab: str) -> None:
+    overlay = list(rendered("overlay"))
+    assert lab_label_errors(lab, list(rendered(lab)), overlay) == []
+    planted = copy.deepcopy(list(rendered(lab)))
+    planted.append({"kind": "ConfigMap", "metadata": {"name": "x", "namespace": "ecommerce"}})
+    assert lab_label_errors(lab, planted, overlay) != []
+
+
+def test_tls_secret_is_created_in_the_gateway_namespace() -> None:
+    docs = list(rendered("gateway"))
+    secrets = pre_apply_secrets("gateway")
+    assert secrets == {("istio-system", "ecommerce-tls-secret")}
+    assert tls_secret_errors(docs, secrets) == []
+    assert tls_secret_errors(docs, {("ecommerce", "ecommerce-tls-secret")}) != []
+    lesson_gw = load(FIXTURES / "gateway.yaml")
+    assert any("name" in e or "Secret" in e for e in tls_secret_errors(lesson_gw, set()))
+
+
+def test_egress_provider_secret_is_generated_not_committed() -> None:
+    assert pre_apply_secrets("egress") == {("payments-provider", "provider-tls")}
+    tracked = subprocess.run(["git", "ls-files", "mesh/istio"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert not [f for f in tracked.stdout.split() if f.endswith((".key", ".crt", ".pem"))]
+
+
+# ---------------------------------------------------------------- tests: lab specifics
+
+
+def _one(key: str, kind: str, name: str) -> Doc:
+    (doc,) = [d for d in rendered(key) if d["kind"] == kind and _name(d) == name]
+    return doc
+
+
+def test_canary_is_one_virtual_service_for_mesh_and_gateway() -> None:
+    vs = _one("canary", "VirtualService", "product")
+    assert set(vs["spec"]["gateways"]) == {"mesh", "ecommerce-gateway"}
+    names = [r["name"] for r in http_routes(vs)]
+    assert names == ["canary-header", "canary-cookie", "split"]
+    assert http_routes(vs)[0]["match"][0]["headers"] == {"canary": {"exact": "true"}}
+    cookie = re.compile(http_routes(vs)[1]["match"][0]["headers"]["cookie"]["regex"])
+    assert cookie.fullmatch("session=abc; canary=true")
+    assert cookie.fullmatch("canary=true")
+    assert not cookie.fullmatch("nocanary=true")
+    assert [(r["destination"]["subset"], r["weight"]) for r in http_routes(vs)[2]["route"]] == [
+        ("stable", 90),
+        ("canary", 10),
+    ]
+
+
+def test_ab_routes_apply_at_the_gateway_before_the_catch_all() -> None:
+    vs = _one("ab-testing", "VirtualService", "frontend-ab-test")
+    assert vs["spec"]["gateways"] == ["ecommerce-gateway"]
+    assert "localhost" in vs["spec"]["hosts"]
+    mobile, beta, rest = http_routes(vs)
+    assert re.fullmatch(
+        mobile["match"][0]["headers"]["user-agent"]["regex"], "Mozilla/5.0 (iPhone) Mobile/15E148"
+    )
+    assert mobile["route"][0]["destination"]["subset"] == "mobile-optimized"
+    assert beta["match"][0]["headers"] == {"x-user-group": {"exact": "beta"}}
+    assert beta["route"][0]["destination"]["subset"] == "beta-features"
+    assert "match" not in rest and rest["route"][0]["destination"]["subset"] == "stable"
+    entry = _one("ab-testing", "VirtualService", "frontend-vs")
+    assert entry["spec"]["hosts"] == ["*"]
+
+
+def test_resilience_fixes_the_lessons_destination_rules() -> None:
+    product = _one("resilience", "DestinationRule", "product")["spec"]
+    assert [s["name"] for s in product["subsets"]] == ["stable", "canary"]
+    policy = product["trafficPolicy"]
+    assert policy["loadBalancer"] == {"simple": "LEAST_REQUEST"}
+    (grpc,) = policy["portLevelSettings"]
+    assert grpc["port"]["number"] == 9000
+    assert grpc["loadBalancer"]["consistentHash"] == {"httpHeaderName": "x-user-id"}
+    assert grpc["connectionPool"]["http"]["http2MaxRequests"] == 100
+    assert "outlierDetection" in grpc
+    payment = _one("resilience", "DestinationRule", "payment")["spec"]["trafficPolicy"]
+    assert "consecutiveErrors" not in payment["outlierDetection"]
+    assert payment["outlierDetection"]["consecutive5xxErrors"] == 3
+    assert set(payment["connectionPool"]["http"]) <= {"http1MaxPendingRequests", "maxRequestsPerConnection"}
+    user = _one("resilience", "VirtualService", "user")["spec"]["http"][0]
+    assert user["retries"] == {
+        "attempts": 3,
+        "perTryTimeout": "2s",
+        "retryOn": "5xx,gateway-error,connect-failure,refused-stream",
+    }
+    assert user["timeout"] == "10s"
+    delay, abort, default = _one("resilience", "VirtualService", "payment")["spec"]["http"]
+    assert delay["fault"]["delay"] == {"percentage": {"value": 10}, "fixedDelay": "5s"}
+    assert abort["fault"]["abort"]["httpStatus"] == 503
+    assert "fault" not in default
+
+
+def test_egress_originates_tls_for_plain_http_and_blocks_unknown_hosts() -> None:
+    docs = list(rendered("egress"))
+    (se,) = find(docs, "ServiceEntry")
+    assert se["spec"]["ports"] == [{"number": 80, "name": "http", "protocol": "HTTP", "targetPort": 443}]
+    assert se["spec"]["location"] == "MESH_EXTERNAL"
+    provider = _one("egress", "Service", "provider")
+    assert se["spec"]["endpoints"][0]["address"] == f"provider.{_ns(provider)}.svc.cluster.local"
+    assert [p["port"] for p in provider["spec"]["ports"] if p["name"] == "https"] == [443]
+    dr = _one("egress", "DestinationRule", "payment-provider")["spec"]
+    assert dr["host"] == se["spec"]["hosts"][0]
+    assert dr["trafficPolicy"]["portLevelSettings"][0]["tls"]["mode"] == "SIMPLE"
+    (sidecar,) = find(docs, "Sidecar")
+    assert sidecar["spec"]["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
+    assert _ns(sidecar) == "ecommerce" and "workloadSelector" not in sidecar["spec"]
+    namespaces = {_name(n): n for n in find(docs, "Namespace")}
+    assert namespaces["payments-provider"]["metadata"]["labels"]["istio-injection"] == "disabled"
+    payment = _one("egress", "Deployment", "payment")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "PROVIDER_URL", "value": f"http://{se['spec']['hosts'][0]}"} in payment["env"]
+
+
+def test_security_policies_follow_who_calls_whom() -> None:
+    docs = list(rendered("security"))
+    policies = {_name(p): p for p in find(docs, "AuthorizationPolicy")}
+    apps = {s["spec"]["selector"]["app"] for s in find(docs, "Service")}
+    assert set(policies) == apps, "every workload (and MongoDB) has a policy"
+
+    def callers(app: str) -> set[str]:
+        return {
+            p.rsplit("/", 1)[1]
+            for r in policies[app]["spec"]["rules"]
+            for f in r["from"]
+            for p in f["source"]["principals"]
+        }
+
+    assert callers("frontend") == {"istio-ingressgateway-service-account"}
+    assert callers("payment") == {"order-sa"}
+    assert callers("user") == {"frontend-sa"}
+    assert "frontend-sa" not in callers("mongodb")
+    assert callers("mongodb") == {
+        f"{s}-sa" for s in ("auth", "user", "product", "payment", "order", "shipping", "notification")
+    }
+    order_rule = policies["order"]["spec"]["rules"][0]["from"][0]["source"]
+    assert order_rule["requestPrincipals"] == ["shop-auth/*"]
+    (ra,) = find(docs, "RequestAuthentication")
+    assert ra["spec"]["selector"]["matchLabels"] == {"app": "order"}
+    assert ra["spec"]["jwtRules"][0]["issuer"] == "shop-auth"
+    assert ra["spec"]["jwtRules"][0]["forwardOriginalToken"] is True
+    modes = {_name(p): p["spec"]["mtls"]["mode"] for p in find(docs, "PeerAuthentication")}
+    assert modes["default"] == "STRICT"
+
+
+# ---------------------------------------------------------------- tests: install input and overlay
+
+
+def test_istio_operator_makes_the_gateway_a_nodeport_on_the_kind_mappings() -> None:
+    iop = yaml.safe_load((ISTIO / "install" / "istio-kind.yaml").read_text())
+    assert iop["kind"] == "IstioOperator" and iop["spec"]["profile"] == "demo"
+    (gw,) = iop["spec"]["components"]["ingressGateways"]
+    assert gw["name"] == "istio-ingressgateway" and gw["enabled"] is True
+    svc = gw["k8s"]["service"]
+    assert svc["type"] == "NodePort"
+    ports = {p["name"]: p for p in svc["ports"]}
+    # The demo profile's gateway ports (manifests/profiles/demo.yaml): the list is replaced, so all stay.
+    assert set(ports) == {"status-port", "http2", "https", "tcp", "tls"}
+    assert (ports["http2"]["port"], ports["http2"]["targetPort"]) == (80, 8080)
+    assert (ports["https"]["port"], ports["https"]["targetPort"]) == (443, 8443)
+    kind = yaml.safe_load((REPO_ROOT / "kind" / "cluster.yaml").read_text())
+    mapped = {
+        m["hostPort"]: m["containerPort"] for n in kind["nodes"] for m in n.get("extraPortMappings", [])
+    }
+    assert ports["http2"]["nodePort"] == mapped[80]
+    assert ports["https"]["nodePort"] == mapped[443]
+    proxy_meta = iop["spec"]["meshConfig"]["defaultConfig"]["proxyMetadata"]
+    assert proxy_meta["ISTIO_META_DNS_CAPTURE"] == "true", "the egress lab's host name needs DNS proxying"
+
+
+def test_istio_operator_is_not_a_kustomize_resource() -> None:
+    for kust in ISTIO.rglob("kustomization.yaml"):
+        assert "istio-kind" not in kust.read_text(), kust
+    assert all(d["kind"] != "IstioOperator" for d in rendered("all"))
+
+
+def test_overlay_labels_namespace_and_leaves_nodeport_30080_to_the_gateway() -> None:
+    docs = list(rendered("overlay"))
+    (ns,) = find(docs, "Namespace")
+    assert ns["metadata"]["labels"]["istio-injection"] == "enabled"
+    for svc in find(docs, "Service"):
+        assert svc["spec"].get("type", "ClusterIP") != "NodePort", _name(svc)
+    (gw,) = find(docs, "Gateway")
+    (entry,) = [v for v in find(docs, "VirtualService") if _name(v) == "frontend-vs"]
+    assert entry["spec"]["gateways"] == [_name(gw)]
+    assert destinations(entry)[0]["host"] == "frontend"
+
+
+def test_every_lab_has_a_guide_and_a_live_test() -> None:
+    readme = (REPO_ROOT / "docs" / "istio" / "README.md").read_text()
+    for lab in LABS:
+        guide = REPO_ROOT / "docs" / "istio" / f"{lab}.md"
+        assert f"make verify MESH=istio LAB={lab}" in guide.read_text(), guide
+        assert (REPO_ROOT / "tests" / "cluster" / "istio" / f"test_{lab.replace('-', '_')}.py").exists()
+        assert f"({lab}.md)" in readme
+    for fixture in FIXTURES.glob("*.yaml"):
+        assert fixture.stem in readme, f"README table misses the lesson block {fixture.name}"
