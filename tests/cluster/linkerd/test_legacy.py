@@ -1,0 +1,35 @@
+"""legacy lab: the lesson's TrafficSplit works through linkerd-smi (which writes a ServiceProfile)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from l5d import binomial_ok, kubectl, require_lab
+
+pytestmark = pytest.mark.cluster
+N = 600
+
+
+@pytest.fixture(autouse=True)
+def _legacy_applied() -> None:
+    require_lab("trafficsplits.split.smi-spec.io", "product-split", "legacy")
+
+
+def test_smi_adaptor_turned_the_trafficsplit_into_a_serviceprofile() -> None:
+    sp = require_lab("serviceprofiles.linkerd.io", "product.ecommerce.svc.cluster.local", "legacy")
+    overrides = {o["authority"].split(".")[0]: o["weight"] for o in sp["spec"].get("dstOverrides", [])}
+    assert set(overrides) == {"product-stable", "product-canary"}, overrides
+
+
+def test_fixed_user_serviceprofile_is_served() -> None:
+    out = kubectl("-n", "ecommerce", "get", "serviceprofiles.linkerd.io", "user.ecommerce.svc.cluster.local")
+    assert "user.ecommerce.svc.cluster.local" in out
+
+
+@pytest.mark.timeout(900)
+def test_trafficsplit_sends_about_10_percent_to_canary(l5d_client) -> None:
+    replies = l5d_client("frontend-sa").requests("http://product:3000/healthz", N)
+    counts = Counter(r.served_by for r in replies if r.status == 200)
+    assert sum(counts.values()) == N, counts
+    assert binomial_ok(counts["product/v2"], N, 0.10), f"canary got {counts['product/v2']}/{N}"
