@@ -1,0 +1,418 @@
+"""product service, gRPC Inventory over a real loopback port: stock, reserve, release, races, health."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.kit import ApiError
+from services.kit.context import forwarded_var
+from services.kit.logs import JsonFormatter
+from services.product import grpc_api
+from services.product.app import build_app
+from services.product.inventory_client import InventoryClient, Reservation
+from services.product.settings import Settings
+from services.protos import inventory_pb2 as pb
+from services.protos import inventory_pb2_grpc
+
+pytestmark = pytest.mark.timeout(60)
+DB_LATENCY = 0.002  # seconds per database call, see Yielding
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Yielding:
+    """Wraps a database or collection so every awaited call waits a little first, letting other
+    calls run in between. mongomock never suspends, so without this concurrent calls would not
+    interleave and a racy read-then-write implementation would still pass the race tests."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if inspect.iscoroutinefunction(attr):
+
+            async def interleaved(*args: Any, **kwargs: Any) -> Any:
+                await asyncio.sleep(DB_LATENCY)
+                return await attr(*args, **kwargs)
+
+            return interleaved
+        if name in ("products", "reservations"):
+            return Yielding(attr)
+        return attr
+
+
+@dataclass
+class Shop:
+    db: Any
+    stub: Any
+    channel: grpc.aio.Channel
+    http: httpx.AsyncClient
+    target: str
+
+    async def stock(self, product_id: str) -> int:
+        reply = await self.stub.GetStock(pb.GetStockRequest(product_ids=[product_id]), timeout=5)
+        return int(reply.levels[0].available)
+
+    async def set_stock(self, product_id: str, units: int) -> None:
+        await self.db.products.update_one({"_id": product_id}, {"$set": {"stock": units}})
+
+    async def reserve(self, order_id: str, *items: tuple[str, int]) -> Any:
+        request = pb.ReserveRequest(
+            order_id=order_id, items=[pb.Item(product_id=p, quantity=q) for p, q in items]
+        )
+        return await self.stub.Reserve(request, timeout=5)
+
+    async def release(self, order_id: str) -> str:
+        return str((await self.stub.Release(pb.ReleaseRequest(order_id=order_id), timeout=5)).status)
+
+
+@pytest.fixture
+async def shop() -> AsyncIterator[Shop]:
+    port = free_port()
+    app = build_app(Settings(grpc_port=port, mongo_url=None))
+    async with app.router.lifespan_context(app):
+        app.state.inventory.db = Yielding(app.state.db)
+        target = f"127.0.0.1:{port}"
+        async with (
+            grpc.aio.insecure_channel(target) as channel,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://product") as http,
+        ):
+            stub = inventory_pb2_grpc.InventoryStub(channel)
+            yield Shop(app.state.db, stub, channel, http, target)
+
+
+async def grpc_error(call: Any) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
+
+
+# --- GetStock ---------------------------------------------------------------------------------
+
+
+async def test_get_stock_for_known_products(shop: Shop) -> None:
+    reply = await shop.stub.GetStock(pb.GetStockRequest(product_ids=["headlamp", "chef-knife"]), timeout=5)
+    assert [(level.product_id, level.available) for level in reply.levels] == [
+        ("headlamp", 55),
+        ("chef-knife", 20),
+    ]
+    everything = await shop.stub.GetStock(pb.GetStockRequest(), timeout=5)
+    assert len(everything.levels) == 26
+
+
+async def test_get_stock_errors(shop: Shop) -> None:
+    missing = await grpc_error(
+        shop.stub.GetStock(pb.GetStockRequest(product_ids=["headlamp", "nope"]), timeout=5)
+    )
+    assert missing.code() == grpc.StatusCode.NOT_FOUND
+    assert "nope" in (missing.details() or "")
+    blank = await grpc_error(shop.stub.GetStock(pb.GetStockRequest(product_ids=[""]), timeout=5))
+    assert blank.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# --- Reserve ----------------------------------------------------------------------------------
+
+
+async def test_reserve_takes_units_out_of_stock_visible_over_rest(shop: Shop) -> None:
+    reply = await shop.reserve("order-1", ("headlamp", 2), ("chef-knife", 1))
+    assert reply.order_id == "order-1" and reply.status == "RESERVED"
+    assert sorted((i.product_id, i.quantity) for i in reply.items) == [("chef-knife", 1), ("headlamp", 2)]
+    assert await shop.stock("headlamp") == 53
+    product = (await shop.http.get("/products/headlamp")).json()
+    assert product["stock"] == 53
+
+
+async def test_the_same_product_twice_is_merged(shop: Shop) -> None:
+    reply = await shop.reserve("order-merge", ("headlamp", 2), ("headlamp", 3))
+    assert [(i.product_id, i.quantity) for i in reply.items] == [("headlamp", 5)]
+    assert await shop.stock("headlamp") == 50
+
+
+async def test_reserve_is_idempotent_per_order_id(shop: Shop) -> None:
+    first = await shop.reserve("order-2", ("headlamp", 3))
+    again = await shop.reserve("order-2", ("headlamp", 3))
+    other_items = await shop.reserve("order-2", ("chef-knife", 9))
+    assert first == again == other_items  # a repeat answers the first reservation
+    assert await shop.stock("headlamp") == 52
+    assert await shop.stock("chef-knife") == 20
+
+
+async def test_not_enough_stock_reserves_nothing(shop: Shop) -> None:
+    await shop.set_stock("chef-knife", 1)
+    error = await grpc_error(shop.reserve("order-3", ("headlamp", 2), ("chef-knife", 2)))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.details() == "not enough stock for chef-knife: 2 requested, 1 available"
+    trailers = dict(error.trailing_metadata() or ())
+    assert trailers["inventory-error"] == "out_of_stock"
+    assert (trailers["inventory-product_id"], trailers["inventory-available"]) == ("chef-knife", "1")
+    assert await shop.stock("headlamp") == 55  # the first item was given back
+    assert await shop.stock("chef-knife") == 1
+    # A repeat of the failed order answers the same, even though stock came back in between.
+    await shop.set_stock("chef-knife", 10)
+    repeat = await grpc_error(shop.reserve("order-3", ("headlamp", 2), ("chef-knife", 2)))
+    assert repeat.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert await shop.stock("chef-knife") == 10
+
+
+async def test_unknown_product_reserves_nothing(shop: Shop) -> None:
+    error = await grpc_error(shop.reserve("order-4", ("headlamp", 1), ("unicorn", 1)))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert "unicorn" in (error.details() or "")
+    assert await shop.stock("headlamp") == 55
+
+
+@pytest.mark.parametrize(
+    ("order_id", "items", "words"),
+    [
+        ("", [("headlamp", 1)], "order_id"),
+        ("   ", [("headlamp", 1)], "order_id"),
+        ("o" * 129, [("headlamp", 1)], "order_id"),
+        ("order-5", [], "at least one item"),
+        ("order-5", [("headlamp", 0)], "quantity"),
+        ("order-5", [("headlamp", -3)], "quantity"),
+        ("order-5", [("headlamp", 10_001)], "quantity"),
+        ("order-5", [("", 1)], "product_id"),
+    ],
+)
+async def test_invalid_reservations(
+    shop: Shop, order_id: str, items: list[tuple[str, int]], words: str
+) -> None:
+    error = await grpc_error(shop.reserve(order_id, *items))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in (error.details() or "")
+    assert await shop.stock("headlamp") == 55
+
+
+# --- Release ----------------------------------------------------------------------------------
+
+
+async def test_release_gives_units_back_exactly_once(shop: Shop) -> None:
+    await shop.reserve("order-6", ("headlamp", 4))
+    assert await shop.stock("headlamp") == 51
+    assert await shop.release("order-6") == "RELEASED"
+    assert await shop.release("order-6") == "RELEASED"
+    assert await shop.stock("headlamp") == 55
+    # Reserving a released order again does not take the units a second time.
+    again = await shop.reserve("order-6", ("headlamp", 4))
+    assert again.status == "RELEASED"
+    assert await shop.stock("headlamp") == 55
+
+
+async def test_release_of_unknown_or_failed_orders_is_not_found(shop: Shop) -> None:
+    assert await shop.release("never-reserved") == "NOT_FOUND"
+    await grpc_error(shop.reserve("order-7", ("headlamp", 999)))
+    assert await shop.release("order-7") == "NOT_FOUND"
+    assert await shop.stock("headlamp") == 55
+    error = await grpc_error(shop.stub.Release(pb.ReleaseRequest(order_id=""), timeout=5))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# --- Races ------------------------------------------------------------------------------------
+
+
+async def outcome(call: Any) -> str:
+    try:
+        return str((await call).status)
+    except grpc.aio.AioRpcError as exc:
+        return str(exc.code().name)
+
+
+async def test_twenty_concurrent_reservations_for_the_last_unit(shop: Shop) -> None:
+    await shop.set_stock("desk-lamp", 1)
+    calls = [shop.reserve(f"race-{n}", ("desk-lamp", 1)) for n in range(20)]
+    outcomes = await asyncio.gather(*(outcome(call) for call in calls))
+    assert outcomes.count("RESERVED") == 1, outcomes
+    assert outcomes.count("FAILED_PRECONDITION") == 19, outcomes
+    assert await shop.stock("desk-lamp") == 0
+
+
+async def test_concurrent_duplicates_of_one_order_reserve_once(shop: Shop) -> None:
+    await shop.set_stock("desk-lamp", 5)
+    replies = await asyncio.gather(*(shop.reserve("dup-order", ("desk-lamp", 2)) for _ in range(10)))
+    assert {(r.order_id, r.status, r.items[0].quantity) for r in replies} == {("dup-order", "RESERVED", 2)}
+    assert await shop.stock("desk-lamp") == 3
+
+
+async def test_concurrent_duplicate_failures_answer_the_same(shop: Shop) -> None:
+    await shop.set_stock("desk-lamp", 1)
+    outcomes = await asyncio.gather(*(outcome(shop.reserve("too-big", ("desk-lamp", 2))) for _ in range(10)))
+    assert set(outcomes) == {"FAILED_PRECONDITION"}
+    assert await shop.stock("desk-lamp") == 1
+
+
+async def test_concurrent_releases_return_units_once(shop: Shop) -> None:
+    await shop.reserve("order-8", ("headlamp", 5))
+    statuses = await asyncio.gather(*(shop.release("order-8") for _ in range(10)))
+    assert set(statuses) == {"RELEASED"}
+    assert await shop.stock("headlamp") == 55
+
+
+async def test_release_racing_its_reserve_never_loses_units(shop: Shop) -> None:
+    reserved, released = await asyncio.gather(
+        shop.reserve("order-9", ("headlamp", 5)), shop.release("order-9")
+    )
+    stock = await shop.stock("headlamp")
+    # Either the release came first (nothing to release) or it waited for the reservation.
+    assert (released, stock) in {("NOT_FOUND", 50), ("RELEASED", 55)}
+    assert reserved.status == "RESERVED"
+
+
+# --- Health, readiness, logs ------------------------------------------------------------------
+
+
+async def test_grpc_health_reports_serving(shop: Shop) -> None:
+    health = health_pb2_grpc.HealthStub(shop.channel)
+    for service in ("shop.inventory.v1.Inventory", ""):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_readiness_fails_when_the_grpc_server_is_down() -> None:
+    app = build_app(Settings(grpc_port=free_port(), mongo_url=None))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://p") as http,
+    ):
+        assert (await http.get("/readyz")).status_code == 200
+        await grpc_api.stop_grpc(app)
+        response = await http.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["error"]["details"]["grpc_inventory"].startswith("failed")
+
+
+async def test_the_server_stops_with_the_app() -> None:
+    port = free_port()
+    app = build_app(Settings(grpc_port=port, mongo_url=None))
+    async with app.router.lifespan_context(app):
+        pass
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        error = await grpc_error(health.Check(health_pb2.HealthCheckRequest(), timeout=2))
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.fixture
+def json_log() -> Callable[[], list[dict[str, Any]]]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("product", "v1"))
+    logger = logging.getLogger("product.grpc")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logger.removeHandler(handler)
+
+
+async def test_calls_are_logged_with_the_callers_request_id(shop: Shop, json_log: Any) -> None:
+    request = pb.ReserveRequest(order_id="order-10", items=[pb.Item(product_id="headlamp", quantity=1)])
+    await shop.stub.Reserve(request, timeout=5, metadata=(("x-request-id", "req-123"),))
+    entries = [e for e in json_log() if e.get("rpc") == "Reserve"]
+    assert entries and entries[-1]["request_id"] == "req-123"
+    assert entries[-1]["order_id"] == "order-10"
+
+
+# --- InventoryClient (what the order service imports) -------------------------------------------
+
+
+async def test_client_reserves_reads_and_releases(shop: Shop) -> None:
+    async with InventoryClient(shop.target, timeout=5) as client:
+        reservation = await client.reserve("order-11", {"headlamp": 2, "chef-knife": 1})
+        assert reservation == Reservation("order-11", "RESERVED", {"chef-knife": 1, "headlamp": 2})
+        assert await client.get_stock(["headlamp"]) == {"headlamp": 53}
+        assert await client.release("order-11") == "RELEASED"
+        assert await client.release("order-11") == "RELEASED"
+        assert await client.get_stock(["headlamp", "chef-knife"]) == {"headlamp": 55, "chef-knife": 20}
+
+
+async def test_client_maps_inventory_errors_to_api_errors(shop: Shop) -> None:
+    await shop.set_stock("chef-knife", 1)
+    async with InventoryClient(shop.target, timeout=5) as client:
+        with pytest.raises(ApiError) as short:
+            await client.reserve("order-12", [("chef-knife", 3)])
+        assert (short.value.status, short.value.code) == (409, "out_of_stock")
+        assert short.value.details == {"product_id": "chef-knife", "requested": 3, "available": 1}
+        with pytest.raises(ApiError) as unknown:
+            await client.reserve("order-13", [("unicorn", 1)])
+        assert (unknown.value.status, unknown.value.code) == (409, "unknown_product")
+        with pytest.raises(ApiError) as missing:
+            await client.get_stock(["unicorn"])
+        assert (missing.value.status, missing.value.code) == (404, "product_not_found")
+        with pytest.raises(ApiError) as invalid:
+            await client.reserve("", [("headlamp", 1)])
+        assert (invalid.value.status, invalid.value.code) == (422, "invalid_reservation")
+
+
+async def test_client_reports_an_unreachable_inventory_as_503() -> None:
+    async with InventoryClient(f"127.0.0.1:{free_port()}", timeout=2) as client:
+        with pytest.raises(ApiError) as caught:
+            await client.get_stock(["headlamp"])
+    assert (caught.value.status, caught.value.code) == (503, "dependency_unavailable")
+
+
+class SlowRecordingInventory(inventory_pb2_grpc.InventoryServicer):
+    """A stand-in server that records metadata and answers Reserve slowly."""
+
+    def __init__(self) -> None:
+        self.metadata: dict[str, str] = {}
+
+    async def GetStock(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        self.metadata = {key: str(value) for key, value in context.invocation_metadata() or ()}
+        return pb.GetStockResponse(levels=[pb.StockLevel(product_id="headlamp", available=7)])
+
+    async def Reserve(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await asyncio.sleep(2)
+        return pb.ReserveResponse(order_id=request.order_id, status="RESERVED")
+
+
+@pytest.fixture
+async def slow_inventory() -> AsyncIterator[tuple[str, SlowRecordingInventory]]:
+    server = grpc.aio.server()
+    servicer = SlowRecordingInventory()
+    inventory_pb2_grpc.add_InventoryServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield f"127.0.0.1:{port}", servicer
+    await server.stop(None)
+
+
+async def test_client_forwards_routing_headers_as_metadata(slow_inventory: Any) -> None:
+    target, servicer = slow_inventory
+    token = forwarded_var.set(
+        {"x-request-id": "req-9", "x-user-id": "u-1", "canary": "true", "cookie": "s=1"}
+    )
+    try:
+        async with InventoryClient(target, timeout=2) as client:
+            assert await client.get_stock(["headlamp"]) == {"headlamp": 7}
+    finally:
+        forwarded_var.reset(token)
+    assert servicer.metadata["x-request-id"] == "req-9"
+    assert servicer.metadata["x-user-id"] == "u-1"
+    assert servicer.metadata["canary"] == "true"
+    assert "cookie" not in servicer.metadata  # secrets stay out of gRPC metadata
+
+
+async def test_client_deadline_becomes_504(slow_inventory: Any) -> None:
+    target, _ = slow_inventory
+    async with InventoryClient(target, timeout=0.2) as client:
+        with pytest.raises(ApiError) as caught:
+            await client.reserve("order-14", [("headlamp", 1)])
+    assert (caught.value.status, caught.value.code) == (504, "dependency_timeout")
