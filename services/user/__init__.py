@@ -1,0 +1,1 @@
+"""user: the caller's profile and addresses; user listing for admins."""

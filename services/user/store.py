@@ -1,0 +1,109 @@
+"""MongoDB access for user: one document per user (`_id` = token `sub`) with its addresses embedded.
+
+Addresses are a small bounded list owned by one user, so they live inside the profile document:
+every change is a single-document atomic update, the limit check and the insert are one operation,
+and a query can never reach another user's address.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from services.kit.db import Database
+
+Doc = dict[str, Any]
+
+
+def now_iso() -> str:
+    """ISO-8601 UTC with fixed width, so string order is time order."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+async def create_indexes(db: Database) -> None:
+    await db.profiles.create_index([("created_at", 1), ("_id", 1)])
+
+
+async def get_or_create(db: Database, user_id: str, email: str, name: str) -> Doc:
+    """The profile, created from the token's claims on first sight (atomic upsert: no duplicates)."""
+    now = now_iso()
+    doc = await db.profiles.find_one_and_update(
+        {"_id": user_id},
+        {
+            "$setOnInsert": {
+                "email": email,
+                "name": name,
+                "phone": None,
+                "addresses": [],
+                "created_at": now,
+                "updated_at": now,
+            }
+        },
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:  # an upsert always returns the document
+        raise RuntimeError("upsert returned no document")
+    return doc
+
+
+async def update_profile(db: Database, user_id: str, email: str, name: str, phone: str | None) -> Doc:
+    now = now_iso()
+    doc = await db.profiles.find_one_and_update(
+        {"_id": user_id},
+        {
+            "$set": {"name": name, "phone": phone, "updated_at": now},
+            "$setOnInsert": {"email": email, "addresses": [], "created_at": now},
+        },
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        raise RuntimeError("upsert returned no document")
+    return doc
+
+
+async def list_profiles(db: Database, page: int, page_size: int) -> tuple[list[Doc], int]:
+    total = await db.profiles.count_documents({})
+    cursor = (
+        db.profiles.find({}, {"addresses": 0})
+        .sort([("created_at", 1), ("_id", 1)])
+        .skip((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return await cursor.to_list(length=None), total
+
+
+async def add_address(db: Database, user_id: str, fields: dict[str, Any], limit: int) -> Doc | None:
+    """Append an address unless the user already has `limit` (None then); the check is part of the update."""
+    now = now_iso()
+    address = {"id": uuid.uuid4().hex, **fields, "created_at": now, "updated_at": now}
+    result = await db.profiles.update_one(
+        {"_id": user_id, f"addresses.{limit - 1}": {"$exists": False}},
+        {"$push": {"addresses": address}, "$set": {"updated_at": now}},
+    )
+    return address if result.matched_count else None
+
+
+async def replace_address(db: Database, user_id: str, address_id: str, fields: dict[str, Any]) -> Doc | None:
+    now = now_iso()
+    changes = {f"addresses.$.{name}": value for name, value in fields.items()}
+    doc = await db.profiles.find_one_and_update(
+        {"_id": user_id, "addresses.id": address_id},
+        {"$set": {**changes, "addresses.$.updated_at": now}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        return None
+    return next((a for a in doc["addresses"] if a["id"] == address_id), None)
+
+
+async def delete_address(db: Database, user_id: str, address_id: str) -> bool:
+    result = await db.profiles.update_one(
+        {"_id": user_id, "addresses.id": address_id},
+        {"$pull": {"addresses": {"id": address_id}}, "$set": {"updated_at": now_iso()}},
+    )
+    return result.modified_count > 0
