@@ -1,0 +1,209 @@
+"""DRY_RUN=1 command sequences of the Istio scripts, through the make targets a student types.
+
+Read-only queries (`kind get clusters`, `kubectl get deploy istiod`, `kubectl get deployments`) really run
+under DRY_RUN, so stub binaries first on PATH answer them: a cluster `shop` exists, Istio is (or is not)
+installed, the shop's Deployments do (or do not) exist. `kubectl kustomize` goes to the real kubectl.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts.k8svalidate import REPO_ROOT
+
+K = "kubectl --context kind-shop"
+ISTIOCTL = "istioctl --context kind-shop"
+ADDONS = "https://raw.githubusercontent.com/istio/istio/1.30.3/samples/addons"
+ADDON_NAMES = ("prometheus", "grafana", "jaeger", "kiali")
+INSTALL = [
+    f"{ISTIOCTL} x precheck",
+    f"{ISTIOCTL} install -y -f {REPO_ROOT}/mesh/istio/install/istio-kind.yaml",
+    f"{K} create namespace ecommerce --dry-run=client -o yaml | {K} apply -f -",
+    f"{K} label namespace ecommerce istio-injection=enabled --overwrite",
+    *[f"{K} apply -f {ADDONS}/{a}.yaml" for a in ADDON_NAMES],
+    f"{K} -n istio-system wait --for=condition=available --timeout=600s deployment --all",
+]
+UNINSTALL = [
+    f"{K} label namespace ecommerce istio-injection-",
+    *[
+        f"{K} delete -f {ADDONS}/{a}.yaml --ignore-not-found"
+        for a in ("prometheus", "grafana", "jaeger", "kiali")
+    ],
+    f"{K} delete namespace payments-provider --ignore-not-found",
+    f"{ISTIOCTL} uninstall --purge -y",
+    f"{K} delete namespace istio-system --ignore-not-found",
+    f"{K} -n ecommerce rollout restart deployment",
+    f"{K} -n ecommerce rollout restart statefulset",
+]
+RESTART = [f"{K} -n ecommerce rollout restart deployment", f"{K} -n ecommerce rollout restart statefulset"]
+APP_DEPLOYMENTS = sorted(
+    [
+        *("frontend", "frontend-beta-features", "frontend-mobile-optimized", "auth", "user", "product"),
+        *("product-canary", "payment", "order", "shipping", "notification"),
+    ]
+)
+# Lines printed by ensure_tool while it downloads a pinned tool (only when ./bin lacks it).
+TOOL_STEP = re.compile(r"^(mkdir -p |curl -fsSL |verify sha256 )")
+
+if (REPO_ROOT / "bin" / "kubectl").exists() or (REPO_ROOT / "bin" / "kind").exists():
+    pytest.skip(
+        "./bin/kubectl or ./bin/kind exists and comes first on PATH (scripts/lib.sh): read-only queries "
+        "would reach a real cluster instead of the stubs",
+        allow_module_level=True,
+    )
+
+
+def _stub(dir_: Path, name: str, body: str) -> None:
+    path = dir_ / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    """function(mesh, apps) -> environment with stubs for a cluster running `mesh` (and the shop if apps)."""
+    real_kubectl = shutil.which("kubectl")
+    assert real_kubectl, "kubectl (with kustomize) is needed to render the overlays"
+
+    def make(mesh: str = "none", apps: bool = False) -> dict[str, str]:
+        listing = " ".join(APP_DEPLOYMENTS) if apps else ""
+        _stub(
+            tmp_path,
+            "kubectl",
+            f'case " $* " in\n'
+            f'  *" kustomize "*) exec {real_kubectl} "$@" ;;\n'
+            f'  *" get deploy istiod "*) {"exit 0" if mesh == "istio" else "exit 1"} ;;\n'
+            f'  *" get namespace linkerd "*) {"exit 0" if mesh == "linkerd" else "exit 1"} ;;\n'
+            f'  *" get deployments -o name "*) for d in {listing}; do echo deployment.apps/$d; done ;;\n'
+            '  *" get service frontend "*) echo ClusterIP ;;\n'
+            "esac\nexit 0\n",
+        )
+        _stub(tmp_path, "kind", 'if [ "$1 $2" = "get clusters" ]; then echo shop; fi\nexit 0\n')
+        _stub(tmp_path, "docker", "echo 16000000000\n")
+        e = {k: v for k, v in os.environ.items() if k not in ("CLUSTER_NAME", "MESH", "LAB", "MAKEFLAGS")}
+        e.update(PATH=f"{tmp_path}:{e['PATH']}", DRY_RUN="1")
+        return e
+
+    return make
+
+
+def make(env: dict[str, str], *args: str) -> list[str]:
+    """The printed commands of `make -s ARGS` (without tool downloads and image builds)."""
+    proc = subprocess.run(["make", "-s", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln[2:] for ln in proc.stdout.splitlines() if ln.startswith("+ ")]
+    return [ln for ln in lines if not TOOL_STEP.match(ln) and not ln.startswith("docker build")]
+
+
+def block_at(lines: list[str], block: list[str]) -> int:
+    """Index where `block` appears contiguously in `lines` (fails the test otherwise)."""
+    for i in range(len(lines) - len(block) + 1):
+        if lines[i : i + len(block)] == block:
+            return i
+    pytest.fail("sequence not found:\n  " + "\n  ".join(block) + "\nin:\n  " + "\n  ".join(lines))
+
+
+def statuses(kind_prefix: str = "deployment/") -> list[str]:
+    return [f"{K} -n ecommerce rollout status {kind_prefix}{d} --timeout=300s" for d in APP_DEPLOYMENTS]
+
+
+def test_make_up_istio_installs_istio_before_the_overlay(env) -> None:
+    lines = make(env("none"), "up", "MESH=istio")
+    assert not any(ln.startswith("kind create cluster") for ln in lines), "the cluster exists already"
+    at = block_at(lines, INSTALL)
+    load = next(i for i, ln in enumerate(lines) if ln.startswith("kind load docker-image"))
+    apply = lines.index(f"{K} apply -k {REPO_ROOT}/mesh/istio/overlay")
+    assert load < at < apply
+    # a new cluster has no shop yet: nothing to restart; the pods are created with sidecars
+    assert not any("rollout restart" in ln for ln in lines)
+    assert lines[apply + 1 :] == [
+        f"{K} -n ecommerce rollout status statefulset/mongodb --timeout=300s",
+        *statuses(),
+    ]
+
+
+def test_make_mesh_none_removes_istio_cleanly(env) -> None:
+    lines = make(env("istio", apps=True), "mesh", "MESH=none")
+    assert lines == [
+        *UNINSTALL,
+        f"{K} apply -k {REPO_ROOT}/k8s/overlays/dev",
+        *RESTART,
+        f"{K} -n ecommerce rollout status statefulset/mongodb --timeout=300s",
+        *statuses(),
+    ]
+
+
+def test_make_mesh_istio_on_a_running_shop_restarts_and_checks_sidecars(env) -> None:
+    lines = make(env("none", apps=True), "mesh", "MESH=istio")
+    at = block_at(lines, INSTALL)
+    after = lines[at + len(INSTALL) :]
+    assert after[:2] == RESTART
+    assert after[2 : 2 + len(APP_DEPLOYMENTS)] == statuses("deployment.apps/")
+    assert after[2 + len(APP_DEPLOYMENTS) :][:2] == [
+        f"{K} -n ecommerce rollout status statefulset/mongodb --timeout=300s",
+        f"{ISTIOCTL} proxy-status",
+    ]
+    assert f"{K} apply -k {REPO_ROOT}/mesh/istio/overlay" in after
+
+
+def test_make_lab_canary_applies_overlay_plus_component(env) -> None:
+    lines = make(env("istio"), "lab", "MESH=istio", "LAB=canary")
+    tmp = REPO_ROOT / ".cache" / "lab" / "istio-canary"
+    assert lines == [f"{K} apply -k {tmp}"]
+    kust = yaml.safe_load((tmp / "kustomization.yaml").read_text())
+    assert [os.path.normpath(tmp / p) for p in kust["resources"]] == [str(REPO_ROOT / "mesh/istio/overlay")]
+    assert [os.path.normpath(tmp / p) for p in kust["components"]] == [
+        str(REPO_ROOT / "mesh/istio/labs/canary")
+    ]
+
+
+def test_make_lab_gateway_creates_the_certificate_in_istio_system_first(env) -> None:
+    lines = make(env("istio"), "lab", "MESH=istio", "LAB=gateway")
+    assert len(lines) == 4
+    assert re.fullmatch(r"openssl req -x509 .*-keyout /\S+/tls.key -out /\S+/tls.crt", lines[0])
+    assert lines[1] == f"{K} -n istio-system delete secret ecommerce-tls-secret --ignore-not-found"
+    assert re.fullmatch(
+        rf"{K} -n istio-system create secret tls ecommerce-tls-secret --cert=\S+ --key=\S+", lines[2]
+    )
+    assert lines[3] == f"{K} apply -k {REPO_ROOT}/.cache/lab/istio-gateway"
+
+
+def test_make_lab_refuses_istio_labs_when_istio_is_not_installed(env) -> None:
+    proc = subprocess.run(
+        ["make", "-s", "lab", "MESH=istio", "LAB=canary"], cwd=REPO_ROOT, env=env("none"), capture_output=True
+    )
+    assert proc.returncode != 0
+    assert b"make mesh MESH=istio" in proc.stderr
+
+
+def test_make_dashboards_port_forwards_the_four_addons(env) -> None:
+    proc = subprocess.run(
+        ["make", "-s", "dashboards", "MESH=istio"],
+        cwd=REPO_ROOT,
+        env=env("istio"),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    forwards = [ln[2:] for ln in proc.stdout.splitlines() if ln.startswith("+ ")]
+    assert forwards == [
+        f"{K} -n istio-system port-forward svc/kiali 20001:20001",
+        f"{K} -n istio-system port-forward svc/grafana 3000:3000",
+        f"{K} -n istio-system port-forward svc/tracing 16686:80",
+        f"{K} -n istio-system port-forward svc/prometheus 9090:9090",
+    ]
+    for url in (
+        "http://localhost:20001",
+        "http://localhost:3000",
+        "http://localhost:16686",
+        "http://localhost:9090",
+    ):
+        assert url in proc.stdout
