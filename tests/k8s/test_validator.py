@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scripts.k8svalidate import crossref_errors, entry_points, render, validate_docs
-from scripts.k8svalidate.__main__ import check, main
+from scripts.k8svalidate import (
+    REPO_ROOT,
+    crossref_errors,
+    entry_points,
+    k8s_version,
+    render,
+    schemas,
+    validate_docs,
+)
+from scripts.k8svalidate.__main__ import check, lab_label_errors, main
+from scripts.k8svalidate.render import standalone_labs
 
 Doc = dict[str, Any]
 
@@ -155,3 +165,60 @@ def test_cli_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "ok   k8s/overlays/dev" in out and "1/1 entry points valid" in out
     assert main(["no-such-entry"]) == 1
+
+
+def test_entry_points_cover_every_lab_and_honour_standalone() -> None:
+    points = dict(entry_points())
+    assert points["k8s/overlays/dev"] == ["k8s/overlays/dev"]
+    assert "k8s/components/variants" not in points  # components are rendered through the overlays
+    for mesh_dir in sorted(p for p in (REPO_ROOT / "mesh").glob("*") if (p / "labs").is_dir()):
+        labs = sorted(p.parent.name for p in (mesh_dir / "labs").glob("*/kustomization.yaml"))
+        for lab in labs:
+            assert points[f"{mesh_dir.name}/lab/{lab}"] == [f"mesh/{mesh_dir.name}/labs/{lab}"]
+        standalone = standalone_labs(mesh_dir)
+        together = [f"mesh/{mesh_dir.name}/labs/{lab}" for lab in labs if lab not in standalone]
+        if len(together) > 1:
+            assert points[f"{mesh_dir.name}/all-labs"] == together
+
+
+def test_several_components_render_on_their_mesh_overlay() -> None:
+    labs = sorted((REPO_ROOT / "mesh" / "linkerd" / "labs").glob("*/kustomization.yaml"))[:2]
+    if len(labs) < 2:
+        pytest.skip("fewer than two Linkerd labs written yet")
+    dirs = [str(p.parent.relative_to(REPO_ROOT)) for p in labs]
+    overlay = {(d["kind"], d["metadata"]["name"]) for d in render("mesh/linkerd/overlay")}
+    both = {(d["kind"], d["metadata"]["name"]) for d in render(dirs)}
+    assert overlay < both
+
+
+def test_components_of_different_meshes_are_refused() -> None:
+    istio = sorted((REPO_ROOT / "mesh" / "istio" / "labs").glob("*/kustomization.yaml"))
+    linkerd = sorted((REPO_ROOT / "mesh" / "linkerd" / "labs").glob("*/kustomization.yaml"))
+    if not istio or not linkerd:
+        pytest.skip("needs one lab of each mesh")
+    with pytest.raises(ValueError, match="different overlays"):
+        render([str(istio[0].parent), str(linkerd[0].parent)])
+
+
+def test_lab_resources_without_lab_label_are_reported() -> None:
+    labs = sorted((REPO_ROOT / "mesh").glob("*/labs/*/kustomization.yaml"))
+    if not labs:
+        pytest.skip("no lab written yet")
+    lab_dir = str(labs[0].parent.relative_to(REPO_ROOT))
+    docs = render(lab_dir)
+    assert lab_label_errors([lab_dir], docs) == []
+    added = [d for d in docs if (d.get("metadata", {}).get("labels") or {}).get("lab") == labs[0].parent.name]
+    assert added, f"{lab_dir} adds nothing labelled lab"
+    del added[0]["metadata"]["labels"]["lab"]
+    errors = lab_label_errors([lab_dir], docs)
+    assert len(errors) == 1 and f"has no label lab: {labs[0].parent.name}" in errors[0]
+
+
+def test_missing_crds_give_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(schemas, "REPO_ROOT", tmp_path / "repo")
+    with pytest.raises(FileNotFoundError, match="run `make crds`"):
+        schemas.crd_dir()
+
+
+def test_core_schemas_follow_the_kind_node_version() -> None:
+    assert k8s_version() == "1.35.0"
