@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +31,12 @@ MAX_ID_LENGTH = 128
 MAX_ITEMS = 100
 MAX_QUANTITY = 10_000
 _POLL_SECONDS = 0.02
+# Product ids are catalog slugs; order ids any printable ASCII without spaces (they end up in
+# gRPC metadata and logs).
+_ID_PATTERNS = {
+    "product_id": re.compile(r"[a-z0-9][a-z0-9-]*"),
+    "order_id": re.compile(r"[\x21-\x7e]+"),
+}
 
 
 class InventoryError(Exception):
@@ -57,6 +64,9 @@ def _check_id(kind: str, value: str) -> None:
         raise InventoryError("invalid_argument", f"{kind} must not be empty")
     if len(value) > MAX_ID_LENGTH:
         raise InventoryError("invalid_argument", f"{kind} is longer than {MAX_ID_LENGTH} characters")
+    if not _ID_PATTERNS[kind].fullmatch(value):
+        shape = "a product slug (a-z, 0-9, -)" if kind == "product_id" else "printable ASCII without spaces"
+        raise InventoryError("invalid_argument", f"{kind} {value!r} is not {shape}")
 
 
 def normalize_items(items: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:

@@ -126,6 +126,17 @@ async def test_get_stock_errors(shop: Shop) -> None:
     assert "nope" in (missing.details() or "")
     blank = await grpc_error(shop.stub.GetStock(pb.GetStockRequest(product_ids=[""]), timeout=5))
     assert blank.code() == grpc.StatusCode.INVALID_ARGUMENT
+    not_a_slug = await grpc_error(shop.stub.GetStock(pb.GetStockRequest(product_ids=["Lamp"]), timeout=5))
+    assert not_a_slug.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_grpc_answers_say_which_version_served_them(shop: Shop) -> None:
+    call = shop.stub.GetStock(pb.GetStockRequest(product_ids=["headlamp"]), timeout=5)
+    await call
+    assert dict(await call.initial_metadata())["x-served-by"] == "product/v1"
+    failing = shop.stub.GetStock(pb.GetStockRequest(product_ids=["unicorn"]), timeout=5)
+    await grpc_error(failing)
+    assert dict(await failing.initial_metadata())["x-served-by"] == "product/v1"
 
 
 # --- Reserve ----------------------------------------------------------------------------------
@@ -190,6 +201,10 @@ async def test_unknown_product_reserves_nothing(shop: Shop) -> None:
         ("order-5", [("headlamp", -3)], "quantity"),
         ("order-5", [("headlamp", 10_001)], "quantity"),
         ("order-5", [("", 1)], "product_id"),
+        ("order 5", [("headlamp", 1)], "printable ASCII"),
+        ("bestelling-ü", [("headlamp", 1)], "printable ASCII"),
+        ("order-5", [("Headlamp", 1)], "product slug"),
+        ("order-5", [("headlamp\n", 1)], "product slug"),
     ],
 )
 async def test_invalid_reservations(
