@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 import jwt as pyjwt
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from services.auth.app import build_app
@@ -124,6 +127,23 @@ def test_login_issues_an_rs256_access_token_with_the_contract_claims(auth: TestC
     assert abs(claims["iat"] - time.time()) < 30
 
 
+def test_an_outdated_password_hash_is_upgraded_at_login(auth: TestClient) -> None:
+    db = auth.app.state.db  # type: ignore[attr-defined]
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    doc = {
+        "_id": "legacy",
+        "email": "old@example.com",
+        "name": "Old",
+        "password_hash": weak,
+        "beta_tester": False,
+    }
+    auth.portal.call(db.users.insert_one, doc)  # type: ignore[union-attr]
+    assert login(auth, "old@example.com")["access_token"]
+    upgraded = auth.portal.call(db.users.find_one, {"_id": "legacy"})  # type: ignore[union-attr]
+    assert upgraded["password_hash"].startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert login(auth, "old@example.com")["access_token"]
+
+
 def test_tokens_verify_with_the_published_jwks_and_with_auths_own_verifier(auth: TestClient) -> None:
     register(auth, "verify@example.com")
     token = login(auth, "verify@example.com")["access_token"]
@@ -212,6 +232,18 @@ def test_refresh_tokens_are_stored_hashed_and_expire(auth: TestClient) -> None:
     )
     expired = auth.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert expired.status_code == 401
+
+
+def test_a_refresh_token_is_honoured_once_even_in_parallel(auth: TestClient) -> None:
+    register(auth, "race@example.com")
+    token = login(auth, "race@example.com")["refresh_token"]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = Counter(
+            pool.map(
+                lambda _: auth.post("/auth/refresh", json={"refresh_token": token}).status_code, range(8)
+            )
+        )
+    assert statuses == Counter({200: 1, 401: 7})
 
 
 @pytest.mark.parametrize("token", ["made-up", "x" * 200, "a.b.c"])
