@@ -1,0 +1,108 @@
+"""The JSON API under /api/ (load tests, cluster smoke tests): `Authorization: Bearer` or the session cookie.
+
+Cookie-authenticated writes must send the CSRF cookie's value in `X-CSRF-Token`; Bearer callers need not.
+Errors use the kit's JSON body; downstream errors keep their status and code.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from services.frontend.backend import Backend
+from services.frontend.forms import CartItemIn, CheckoutIn, LoginIn, RegisterIn
+from services.frontend.session import CSRF_HEADER, Session, check_csrf, resolve_session, start_session
+from services.kit.errors import ApiError
+
+router = APIRouter(prefix="/api", tags=["shop API"])
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=128)]
+
+
+async def shopper(request: Request) -> Session:
+    """The logged-in caller (401 otherwise); cookie-authenticated writes need the CSRF header."""
+    session = await resolve_session(request)
+    if not session.logged_in:
+        raise ApiError(401, "unauthorized", "log in first", headers={"WWW-Authenticate": "Bearer"})
+    if session.via_cookie and request.method not in {"GET", "HEAD", "OPTIONS"}:
+        check_csrf(request, request.headers.get(CSRF_HEADER))
+    return session
+
+
+def _backend(request: Request, session: Session) -> Backend:
+    return Backend(request, session.identity_headers)
+
+
+async def _relay(backend: Backend, service: str, method: str, path: str, **kwargs: Any) -> JSONResponse:
+    """The downstream answer with its status (e.g. 201 Created)."""
+    response = await backend.call(service, method, path, **kwargs)
+    return JSONResponse(response.json() if response.content else {}, status_code=response.status_code)
+
+
+@router.post("/register", status_code=201, summary="Create an account")
+async def register(request: Request, body: RegisterIn) -> JSONResponse:
+    return await _relay(Backend(request, {}), "auth", "POST", "/auth/register", json=body.model_dump())
+
+
+@router.post("/login", summary="Log in: the token pair (also set as session cookies)")
+async def login(request: Request, body: LoginIn) -> dict[str, Any]:
+    tokens: dict[str, Any] = await Backend(request, {}).login(body.email, body.password)
+    await start_session(request, tokens)
+    return tokens
+
+
+@router.get("/products", summary="Browse the catalog")
+async def products(
+    request: Request,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    category: Annotated[str, Query(max_length=60)] = "",
+    q: Annotated[str, Query(max_length=100)] = "",
+    session: Session = Depends(resolve_session),
+) -> dict[str, Any]:
+    return await _backend(request, session).products(page, page_size, category, q.strip())
+
+
+@router.get("/products/{product_id}", summary="One product")
+async def product(
+    request: Request, product_id: str, session: Session = Depends(resolve_session)
+) -> dict[str, Any]:
+    return await _backend(request, session).product(product_id)
+
+
+@router.get("/cart", summary="The caller's cart")
+async def cart(request: Request, session: Session = Depends(shopper)) -> dict[str, Any]:
+    return await _backend(request, session).cart()
+
+
+@router.post("/cart/items", summary="Add a product to the cart")
+async def add_item(request: Request, body: CartItemIn, session: Session = Depends(shopper)) -> JSONResponse:
+    return await _relay(_backend(request, session), "order", "POST", "/cart/items", json=body.model_dump())
+
+
+@router.post(
+    "/checkout", status_code=201, summary="Place the order (the same Idempotency-Key gives the same order)"
+)
+async def checkout(
+    request: Request, body: CheckoutIn, idempotency_key: IdempotencyKey, session: Session = Depends(shopper)
+) -> JSONResponse:
+    headers = {"Idempotency-Key": idempotency_key}
+    return await _relay(
+        _backend(request, session), "order", "POST", "/orders", json=body.model_dump(), headers=headers
+    )
+
+
+@router.get("/orders", summary="The caller's orders")
+async def orders(request: Request, session: Session = Depends(shopper)) -> list[dict[str, Any]]:
+    return await _backend(request, session).orders()
+
+
+@router.get("/orders/{order_id}", summary="One order with its status history")
+async def order(request: Request, order_id: str, session: Session = Depends(shopper)) -> dict[str, Any]:
+    return await _backend(request, session).order(order_id)
+
+
+@router.get("/notifications", summary="The caller's notifications, newest first")
+async def notifications(request: Request, session: Session = Depends(shopper)) -> list[dict[str, Any]]:
+    return await _backend(request, session).notifications()

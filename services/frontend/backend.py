@@ -1,0 +1,196 @@
+"""Calls to the shop's services, as the logged-in shopper.
+
+Every call goes through the kit's `ServiceClient` (timeouts, trace context, routing headers). On top of
+the headers the frontend received, it sends the shopper's identity: `authorization`, `x-user-id` and
+`x-user-group` from the verified token, so the mesh can route by user deeper in the call chain. It never
+passes on its own session cookies (they hold the tokens); other cookies (e.g. `canary=true`) go through.
+Downstream errors become `ApiError`s with the downstream's code and message; a 5xx becomes 502/503/504.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from fastapi import Request
+
+from services.kit.context import forwarded_headers, forwarded_var
+from services.kit.errors import ApiError
+
+log = logging.getLogger("frontend.backend")
+
+SESSION_COOKIES = ("shop_access", "shop_refresh", "shop_csrf")
+PRODUCT_SERVED_BY = "frontend.product_served_by"
+Json = dict[str, Any]
+
+
+def strip_session_cookies(cookie_header: str) -> str:
+    """The Cookie header without the frontend's own session cookies."""
+    kept = []
+    for part in cookie_header.split(";"):
+        name = part.split("=", 1)[0].strip()
+        if name and name not in SESSION_COOKIES:
+            kept.append(part.strip())
+    return "; ".join(kept)
+
+
+def items_of(data: Any) -> list[Json]:
+    """A list answer, whether the service sends a bare list or `{"items": [...]}`."""
+    if isinstance(data, list):
+        return [d for d in data if isinstance(d, dict)]
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        return [d for d in data["items"] if isinstance(d, dict)]
+    return []
+
+
+def _error_from(response: httpx.Response, service: str) -> ApiError:
+    status = response.status_code
+    code, message, details = "", "", None
+    try:
+        error = response.json()["error"]
+        code, message, details = str(error["code"]), str(error["message"]), error.get("details")
+    except (ValueError, KeyError, TypeError):
+        pass  # not our JSON error body (e.g. a proxy's plain-text 503)
+    if status >= 500:
+        log.warning("%s answered %s: %s %s", service, status, code, message)
+        if status in (503, 504):
+            return ApiError(status, code or "dependency_unavailable", message or f"{service} is unavailable")
+        return ApiError(502, "bad_gateway", f"{service} failed to answer")
+    headers = {"Retry-After": response.headers["retry-after"]} if "retry-after" in response.headers else None
+    return ApiError(status, code or "error", message or f"{service} answered {status}", details, headers)
+
+
+class Backend:
+    def __init__(self, request: Request, identity: dict[str, str]) -> None:
+        self.request = request
+        self.settings = request.app.state.settings
+        self.identity = identity
+
+    def _outgoing_headers(self) -> dict[str, str]:
+        headers = forwarded_headers()
+        headers.pop("authorization", None)  # only a token the frontend verified goes downstream
+        cookie = strip_session_cookies(headers.pop("cookie", ""))
+        if cookie:
+            headers["cookie"] = cookie
+        headers.update(self.identity)
+        return headers
+
+    async def call(self, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        base = getattr(self.settings, f"{service}_url").rstrip("/")
+        token = forwarded_var.set(self._outgoing_headers())
+        try:
+            response: httpx.Response = await self.request.app.state.http.request(
+                method, base + path, **kwargs
+            )
+        finally:
+            forwarded_var.reset(token)
+        if response.status_code >= 400:
+            raise _error_from(response, service)
+        return response
+
+    async def json(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.call(service, method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(502, "bad_gateway", f"{service} sent an unreadable answer") from exc
+
+    # auth
+    async def register(self, body: Json) -> Json:
+        result: Json = await self.json("auth", "POST", "/auth/register", json=body)
+        return result
+
+    async def login(self, email: str, password: str) -> Json:
+        result: Json = await self.json(
+            "auth", "POST", "/auth/login", json={"email": email, "password": password}
+        )
+        return result
+
+    async def refresh(self, refresh_token: str) -> Json | None:
+        """A new token pair, or None when the refresh token is no longer accepted."""
+        try:
+            result: Json = await self.json(
+                "auth", "POST", "/auth/refresh", json={"refresh_token": refresh_token}
+            )
+        except ApiError as exc:
+            if exc.status < 500 and exc.status != 429:
+                return None
+            raise
+        return result
+
+    # product (the answering version is kept for the banner: a canary split is visible in the browser)
+    async def products(self, page: int, page_size: int, category: str = "", q: str = "") -> Json:
+        params: dict[str, str | int] = {"page": page, "page_size": page_size}
+        if category:
+            params["category"] = category
+        if q:
+            params["q"] = q
+        response = await self.call("product", "GET", "/products", params=params)
+        self._remember_product_version(response)
+        data = response.json()
+        return data if isinstance(data, dict) else {"items": items_of(data), "page": page, "total": 0}
+
+    async def product(self, product_id: str) -> Json:
+        response = await self.call("product", "GET", f"/products/{quote(product_id, safe='')}")
+        self._remember_product_version(response)
+        result: Json = response.json()
+        return result
+
+    async def categories(self) -> list[Json]:
+        data = await self.json("product", "GET", "/categories")
+        raw = data.get("items", data.get("categories", [])) if isinstance(data, dict) else data
+        categories = []
+        for entry in raw if isinstance(raw, list) else []:
+            if isinstance(entry, str):
+                categories.append({"id": entry, "name": entry.replace("-", " ").capitalize()})
+            elif isinstance(entry, dict):
+                ident = str(entry.get("id") or entry.get("slug") or entry.get("name") or "")
+                categories.append({"id": ident, "name": str(entry.get("name") or ident)})
+        return [c for c in categories if c["id"]]
+
+    def _remember_product_version(self, response: httpx.Response) -> None:
+        if served_by := response.headers.get("x-served-by"):
+            self.request.scope[PRODUCT_SERVED_BY] = served_by
+
+    # user
+    async def addresses(self) -> list[Json]:
+        return items_of(await self.json("user", "GET", "/users/me/addresses"))
+
+    # order
+    async def cart(self) -> Json:
+        data = await self.json("order", "GET", "/cart")
+        return data if isinstance(data, dict) else {"items": items_of(data)}
+
+    async def add_to_cart(self, product_id: str, quantity: int) -> Json:
+        body = {"product_id": product_id, "quantity": quantity}
+        result: Json = await self.json("order", "POST", "/cart/items", json=body)
+        return result
+
+    async def set_quantity(self, product_id: str, quantity: int) -> Json:
+        path = f"/cart/items/{quote(product_id, safe='')}"
+        result: Json = await self.json("order", "PUT", path, json={"quantity": quantity})
+        return result
+
+    async def remove_from_cart(self, product_id: str) -> Json:
+        result: Json = await self.json("order", "DELETE", f"/cart/items/{quote(product_id, safe='')}")
+        return result
+
+    async def checkout(self, idempotency_key: str, body: Json) -> Json:
+        headers = {"Idempotency-Key": idempotency_key}
+        result: Json = await self.json("order", "POST", "/orders", json=body, headers=headers)
+        return result
+
+    async def orders(self) -> list[Json]:
+        return items_of(await self.json("order", "GET", "/orders"))
+
+    async def order(self, order_id: str) -> Json:
+        result: Json = await self.json("order", "GET", f"/orders/{quote(order_id, safe='')}")
+        return result
+
+    # notification
+    async def notifications(self) -> list[Json]:
+        return items_of(await self.json("notification", "GET", "/notifications"))

@@ -1,0 +1,325 @@
+"""The web shop's pages. Every form posts with a CSRF token and redirects after success (303)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from services.frontend.backend import Backend
+from services.frontend.forms import CheckoutIn, LoginIn, RegisterIn, parse_form
+from services.frontend.session import (
+    CSRF_FIELD,
+    Session,
+    check_csrf,
+    clear_session,
+    resolve_session,
+    start_session,
+)
+from services.frontend.views import cart_view, render
+from services.kit.errors import ApiError
+
+router = APIRouter(include_in_schema=False)
+
+
+def _int(value: str | None, default: int, low: int, high: int) -> int:
+    try:
+        return min(max(int(value or default), low), high)
+    except ValueError:
+        return default
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths (no open redirects)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _redirect(path: str, notice: str = "") -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urlencode({'notice': notice})}" if notice else path, status_code=303)
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    """The posted form after the CSRF check."""
+    form = dict(await request.form())
+    check_csrf(request, str(form.pop(CSRF_FIELD, "")) or None)
+    return {k: v.strip() if isinstance(v, str) else v for k, v in form.items()}
+
+
+async def _shopper(request: Request) -> Session:
+    session = await resolve_session(request)
+    if not session.logged_in:
+        raise ApiError(401, "unauthorized", "please log in")
+    return session
+
+
+def _backend(request: Request, session: Session) -> Backend:
+    return Backend(request, session.identity_headers)
+
+
+# --- catalog -------------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def catalog(request: Request, session: Session = Depends(resolve_session)) -> Response:
+    settings = request.app.state.settings
+    params = request.query_params
+    page = _int(params.get("page"), 1, 1, 10_000)
+    category = params.get("category", "")[:60]
+    q = params.get("q", "").strip()[:100]
+    backend = _backend(request, session)
+    categories = await backend.categories()
+    result = await backend.products(page, settings.page_size, category, q)
+    products = result.get("items", [])
+    total = int(result.get("total") or 0)
+    pages = max(1, -(-total // settings.page_size))
+    recommended: list[dict[str, Any]] = []
+    if settings.variant == "beta-features":
+        recommended = [p for p in products if p.get("badge")][:4] or products[:3]
+
+    def link(to_page: int) -> str:
+        query = {k: v for k, v in {"category": category, "q": q, "page": to_page}.items() if v}
+        return "/?" + urlencode(query)
+
+    return render(
+        request,
+        "catalog.html",
+        products=products,
+        categories=categories,
+        category=category,
+        q=q,
+        page=page,
+        pages=pages,
+        total=total,
+        link=link,
+        recommended=recommended,
+    )
+
+
+@router.get("/products/{product_id}")
+async def product_page(
+    request: Request, product_id: str, session: Session = Depends(resolve_session)
+) -> Response:
+    product = await _backend(request, session).product(product_id)
+    return render(request, "product.html", product=product)
+
+
+@router.get("/images/{name}.svg")
+async def image(request: Request, name: str) -> Response:
+    """A catalog image from the product service (no session needed: it is the same for everyone)."""
+    if not name.replace("-", "").isalnum():
+        raise ApiError(404, "not_found", "no such image")
+    response = await Backend(request, {}).call("product", "GET", f"/products/images/{name}.svg")
+    cache = response.headers.get("cache-control", "public, max-age=3600")
+    return Response(response.content, media_type="image/svg+xml", headers={"Cache-Control": cache})
+
+
+# --- account -------------------------------------------------------------------------------------
+
+
+@router.get("/register")
+async def register_form(request: Request, session: Session = Depends(resolve_session)) -> Response:
+    return render(
+        request, "register.html", values={}, errors={}, next=_safe_next(request.query_params.get("next"))
+    )
+
+
+@router.post("/register")
+async def register(request: Request, session: Session = Depends(resolve_session)) -> Response:
+    form = await _form(request)
+    target = _safe_next(form.pop("next", None))
+    form["beta_tester"] = form.get("beta_tester") == "on"
+    values = {k: v for k, v in form.items() if k != "password"}
+    data, errors = parse_form(RegisterIn, form)
+    if data is None:
+        return render(request, "register.html", 422, values=values, errors=errors, next=target)
+    backend = _backend(request, Session())
+    try:
+        await backend.register(data.model_dump())
+    except ApiError as exc:
+        if exc.status == 409:
+            errors = {"email": "An account with this email already exists. Log in instead?"}
+        elif exc.status == 422:
+            errors = {"form": "Please check your details: " + exc.message}
+        else:
+            raise
+        return render(request, "register.html", exc.status, values=values, errors=errors, next=target)
+    return await _log_in(request, backend, data.email, data.password, target, "welcome")
+
+
+@router.get("/login")
+async def login_form(request: Request, session: Session = Depends(resolve_session)) -> Response:
+    return render(
+        request, "login.html", values={}, errors={}, next=_safe_next(request.query_params.get("next"))
+    )
+
+
+@router.post("/login")
+async def login(request: Request, session: Session = Depends(resolve_session)) -> Response:
+    form = await _form(request)
+    target = _safe_next(form.pop("next", None))
+    values = {"email": form.get("email", "")}
+    data, errors = parse_form(LoginIn, form)
+    if data is None:
+        return render(request, "login.html", 422, values=values, errors=errors, next=target)
+    try:
+        return await _log_in(request, _backend(request, Session()), data.email, data.password, target, "")
+    except ApiError as exc:
+        if exc.status == 401:
+            errors = {"form": "That email and password do not match an account."}
+        elif exc.status == 429:
+            wait = (exc.headers or {}).get("Retry-After", "a few")
+            errors = {"form": f"Too many attempts. Please wait {wait} seconds and try again."}
+        else:
+            raise
+        return render(request, "login.html", exc.status, values=values, errors=errors, next=target)
+
+
+async def _log_in(
+    request: Request, backend: Backend, email: str, password: str, target: str, notice: str
+) -> Response:
+    await start_session(request, await backend.login(email, password))
+    return _redirect(target, notice)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await _form(request)
+    clear_session(request)
+    return _redirect("/", "logged_out")
+
+
+# --- cart and checkout ---------------------------------------------------------------------------
+
+
+@router.get("/cart")
+async def cart_page(request: Request, session: Session = Depends(_shopper)) -> Response:
+    cart = cart_view(await _backend(request, session).cart())
+    return render(request, "cart.html", cart=cart)
+
+
+@router.post("/cart/items")
+async def add_to_cart(request: Request) -> Response:
+    form = await _form(request)
+    product_id = str(form.get("product_id", ""))[:100]
+    session = await resolve_session(request)
+    if not session.logged_in:
+        return RedirectResponse(f"/login?next={quote('/products/' + product_id, safe='')}", status_code=303)
+    quantity = _int(str(form.get("quantity", "1")), 1, 1, 99)
+    if not product_id:
+        raise ApiError(400, "bad_request", "no product chosen")
+    await _backend(request, session).add_to_cart(product_id, quantity)
+    return _redirect("/cart", "added")
+
+
+@router.post("/cart/items/{product_id}")
+async def change_quantity(
+    request: Request, product_id: str, session: Session = Depends(_shopper)
+) -> Response:
+    form = await _form(request)
+    backend = _backend(request, session)
+    quantity = str(form.get("quantity", ""))
+    if not quantity.isdigit() or int(quantity) > 99:
+        cart = cart_view(await backend.cart())
+        return render(
+            request, "cart.html", 422, cart=cart, error="Quantities are whole numbers from 0 to 99."
+        )
+    if int(quantity) == 0:
+        await backend.remove_from_cart(product_id)
+        return _redirect("/cart", "removed")
+    await backend.set_quantity(product_id, int(quantity))
+    return _redirect("/cart", "updated")
+
+
+@router.post("/cart/items/{product_id}/remove")
+async def remove_from_cart(
+    request: Request, product_id: str, session: Session = Depends(_shopper)
+) -> Response:
+    await _form(request)
+    await _backend(request, session).remove_from_cart(product_id)
+    return _redirect("/cart", "removed")
+
+
+ADDRESS_FIELDS = ("name", "street", "city", "postal_code", "country")
+
+
+@router.get("/checkout")
+async def checkout_form(request: Request, session: Session = Depends(_shopper)) -> Response:
+    backend = _backend(request, session)
+    cart = cart_view(await backend.cart())
+    if not cart["lines"]:
+        return _redirect("/cart", "empty")
+    values: dict[str, Any] = {}
+    try:  # pre-fill from the address book; checkout still works while the user service is down
+        addresses = await backend.addresses()
+        values = {k: addresses[0].get(k, "") for k in ADDRESS_FIELDS} if addresses else {}
+    except ApiError:
+        pass
+    return _checkout(request, cart, values, {}, 200)
+
+
+def _checkout(
+    request: Request, cart: dict[str, Any], values: dict[str, Any], errors: dict[str, str], status: int
+) -> Response:
+    # A fresh key per rendered form: a double-clicked submit is one order, a retry after a decline a new one.
+    key = uuid.uuid4().hex
+    return render(
+        request, "checkout.html", status, cart=cart, values=values, errors=errors, idempotency_key=key
+    )
+
+
+@router.post("/checkout")
+async def checkout(request: Request, session: Session = Depends(_shopper)) -> Response:
+    form = await _form(request)
+    backend = _backend(request, session)
+    key = str(form.get("idempotency_key", ""))
+    values = {k: form.get(k, "") for k in ADDRESS_FIELDS}
+    body = {
+        "shipping_address": values,
+        "card": {
+            "number": form.get("card_number", ""),
+            "expiry": form.get("expiry", ""),
+            "cvc": form.get("cvc", ""),
+        },
+    }
+    data, errors = parse_form(CheckoutIn, body)
+    if data is None or not 8 <= len(key) <= 128:
+        errors = errors or {"form": "The form expired; please submit it again."}
+        return _checkout(request, cart_view(await backend.cart()), values, errors, 422)
+    try:
+        order = await backend.checkout(key, data.model_dump())
+    except ApiError as exc:
+        if exc.status not in (402, 409, 422):
+            raise
+        reasons = {
+            "card_declined": "Your card was declined. Try another card.",
+            "insufficient_funds": "The card has insufficient funds. Try another card.",
+        }
+        message = reasons.get(exc.code, exc.message)
+        return _checkout(request, cart_view(await backend.cart()), values, {"form": message}, exc.status)
+    return _redirect(f"/orders/{quote(str(order['id']), safe='')}", "placed")
+
+
+# --- orders and notifications --------------------------------------------------------------------
+
+
+@router.get("/orders")
+async def orders_page(request: Request, session: Session = Depends(_shopper)) -> Response:
+    orders = await _backend(request, session).orders()
+    return render(request, "orders.html", orders=orders)
+
+
+@router.get("/orders/{order_id}")
+async def order_page(request: Request, order_id: str, session: Session = Depends(_shopper)) -> Response:
+    order = await _backend(request, session).order(order_id)
+    return render(request, "order.html", order=order)
+
+
+@router.get("/notifications")
+async def notifications_page(request: Request, session: Session = Depends(_shopper)) -> Response:
+    notifications = await _backend(request, session).notifications()
+    return render(request, "notifications.html", notifications=notifications)

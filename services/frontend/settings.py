@@ -1,0 +1,26 @@
+"""Frontend settings: the variant shown in the banner and the secret that signs CSRF tokens."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from services.kit.settings import ServiceSettings
+
+Variant = Literal["stable", "mobile-optimized", "beta-features"]
+
+
+class Settings(ServiceSettings):
+    service_name: str = "frontend"
+    port: int = Field(8080, ge=1, le=65535)
+
+    # Which A/B variant this deployment is (the mesh routes users to one of them).
+    variant: Variant = "stable"
+    # Signs the CSRF tokens. Unset: a random one per process (fine for one dev process only).
+    session_secret: SecretStr | None = None
+    # Mark the session cookies `Secure` (set when the shop is served over HTTPS).
+    cookie_secure: bool = False
+    # Lifetime of the refresh-token cookie; the auth service decides whether the token is still valid.
+    refresh_cookie_days: int = Field(7, ge=1, le=90)
+    page_size: int = Field(12, ge=1, le=100)
