@@ -26,9 +26,10 @@ status: ## mesh, pods, services and the shop URL
 logs: ## logs of a service: make logs S=order [FOLLOW=1]
 	scripts/logs.sh $(S)
 
-images: ## build the eight service images (shop/<service>:dev)
+images: ## build the eight service images (shop/<service>:dev) and show their sizes
 	@source scripts/lib.sh && for svc in $$SERVICES; do \
-	  run docker build --build-arg SERVICE=$$svc -t shop/$$svc:dev . ; done
+	  run docker build --build-arg SERVICE=$$svc -t shop/$$svc:dev . ; done && \
+	  run docker image ls --filter reference='shop/*:dev'
 
 secrets: ## create the Secrets in the cluster (generated, idempotent, never committed)
 	scripts/secrets.sh

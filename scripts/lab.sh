@@ -49,6 +49,7 @@ selected=()
 for kind in "${lab_kinds[@]}"; do
   if [[ "$DRY_RUN" == 1 && -z "$known" ]] || grep -qx "$kind" <<<"$known"; then selected+=("$kind"); fi
 done
+((${#selected[@]})) || die "the cluster knows none of the lab resource kinds"
 kinds="$(
   IFS=,
   echo "${selected[*]}"

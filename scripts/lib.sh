@@ -117,8 +117,11 @@ ensure_tool() {
     log "$tool $want already in ./bin"
     return 0
   fi
-  read -r os arch < <(os_arch)
-  read -r url sum_url < <(tool_urls "$tool" "$os" "$arch")
+  local platform urls
+  platform="$(os_arch)" || exit 1
+  read -r os arch <<<"$platform"
+  urls="$(tool_urls "$tool" "$os" "$arch")"
+  read -r url sum_url <<<"$urls"
   log "installing $tool $want into ./bin${have:+ (found $have)}"
   local tmp="$ROOT/.cache/download"
   run mkdir -p "$BIN" "$tmp"

@@ -8,4 +8,4 @@ S="${1:-${S:-}}"
 follow=()
 [[ "${FOLLOW:-0}" == 1 ]] && follow=(--follow --max-log-requests=10)
 run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" logs -l "app=$S" -c "$S" --prefix \
-  --tail="${TAIL:-200}" "${follow[@]}"
+  --tail="${TAIL:-200}" ${follow[@]+"${follow[@]}"}
