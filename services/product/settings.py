@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from services.kit import ServiceSettings
 
@@ -12,5 +12,11 @@ class Settings(ServiceSettings):
     port: int = Field(default=8083, ge=1, le=65535)
     # gRPC Inventory listens on HOST:GRPC_PORT.
     grpc_port: int = Field(default=9000, ge=1, le=65535)
-    # How long a duplicate Reserve waits for the first writer of the same order id to finish.
-    reserve_wait_seconds: float = Field(default=5.0, gt=0)
+    # How long a duplicate Reserve waits for the first call with the same order id to finish.
+    reserve_wait_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        if self.grpc_port == self.port:
+            raise ValueError(f"GRPC_PORT and PORT must differ (both are {self.port})")
+        return self

@@ -202,3 +202,27 @@ async def test_seeding_is_idempotent_and_never_resets_stock() -> None:
     assert await asyncio.gather(store.seed_catalog(db), store.seed_catalog(db)) == [0, 0]
     assert await db.products.count_documents({}) == len(PRODUCTS)
     assert (await db.products.find_one({"_id": "headlamp"}))["stock"] == 3
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRPC_PORT", "19000")
+    monkeypatch.setenv("VERSION", "v2")
+    settings = Settings()
+    assert (settings.service_name, settings.port, settings.grpc_port, settings.version) == (
+        "product",
+        8083,
+        19000,
+        "v2",
+    )
+
+
+@pytest.mark.parametrize("env", [{"GRPC_PORT": "0"}, {"GRPC_PORT": "nine"}, {"GRPC_PORT": "8083"}])
+def test_bad_settings_stop_the_start_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_info:
+        build_app()
+    assert exit_info.value.code == 2
+    assert "invalid configuration for Settings" in capsys.readouterr().err
