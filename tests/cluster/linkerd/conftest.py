@@ -5,7 +5,8 @@ Prefixed `l5d_` so they never collide with the fixtures of tests/cluster/conftes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from l5d import MeshClient, reachable
@@ -19,15 +20,12 @@ def l5d_cluster() -> None:
 
 
 @pytest.fixture
-def l5d_client() -> Iterator[Callable[..., MeshClient]]:
-    """Factory: l5d_client("frontend-sa", meshed=True) -> a started MeshClient, deleted after the test."""
-    started: list[MeshClient] = []
+def l5d_client(curl_pod: Callable[..., Any]) -> Callable[..., MeshClient]:
+    """Factory: l5d_client("frontend-sa", meshed=True) -> a MeshClient (pod deleted after the test)."""
 
     def make(service_account: str, meshed: bool = True) -> MeshClient:
-        client = MeshClient(service_account, meshed).start()
-        started.append(client)
-        return client
+        inject = "linkerd" if meshed else False
+        pod = curl_pod(service_account=service_account, inject=inject, ready_timeout=180)
+        return MeshClient(pod, service_account, meshed)
 
-    yield make
-    for client in started:
-        client.stop()
+    return make

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 NAMESPACE = "ecommerce"
-CONTEXT = "kind-" + os.environ.get("CLUSTER_NAME", "shop")
-CURL_IMAGE = "docker.io/curlimages/curl:8.11.1"
+CONTEXT = os.environ.get("KUBE_CONTEXT", "kind-" + os.environ.get("CLUSTER_NAME", "shop"))
 Doc = dict[str, Any]
 
 
@@ -88,83 +86,15 @@ class Reply:
 
 
 class MeshClient:
-    """A curl pod with a chosen ServiceAccount (= Linkerd identity), with or without a Linkerd proxy."""
+    """Wraps the CurlPod of tests/cluster/conftest.py: a curl pod with a chosen ServiceAccount (= Linkerd
+    identity), with or without a Linkerd proxy, plus request loops run inside the pod."""
 
-    def __init__(self, service_account: str, meshed: bool = True) -> None:
-        self.sa = service_account
-        self.name = f"l5d-verify-{service_account.removesuffix('-sa')}-{uuid.uuid4().hex[:6]}"
-        self.meshed = meshed
-
-    def start(self) -> MeshClient:
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": self.name,
-                "namespace": NAMESPACE,
-                "labels": {"app": "l5d-verify"},
-                "annotations": {"linkerd.io/inject": "enabled" if self.meshed else "disabled"},
-            },
-            "spec": {
-                "serviceAccountName": self.sa,
-                "restartPolicy": "Never",
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": 100,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "containers": [
-                    {
-                        "name": "curl",
-                        "image": CURL_IMAGE,
-                        "command": ["sleep", "3600"],
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
-                    }
-                ],
-            },
-        }
-        kubectl("apply", "-f", "-", input=json.dumps(pod))
-        kubectl(
-            "-n",
-            NAMESPACE,
-            "wait",
-            "--for=condition=Ready",
-            f"pod/{self.name}",
-            "--timeout=180s",
-            timeout=200,
-        )
-        return self
-
-    def stop(self) -> None:
-        kubectl(
-            "-n", NAMESPACE, "delete", "pod", self.name, "--wait=false", "--ignore-not-found", check=False
-        )
+    def __init__(self, pod: Any, service_account: str, meshed: bool) -> None:
+        self.pod, self.name, self.sa, self.meshed = pod, pod.name, service_account, meshed
 
     def sh(self, script: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                _tool("kubectl"),
-                "--context",
-                CONTEXT,
-                "-n",
-                NAMESPACE,
-                "exec",
-                self.name,
-                "-c",
-                "curl",
-                "--",
-                "sh",
-                "-c",
-                script,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        res = self.pod.exec(["sh", "-c", script], timeout=int(timeout))
+        return subprocess.CompletedProcess(["sh", "-c", script], res.returncode, res.stdout, res.stderr)
 
     def requests(
         self, url: str, n: int, headers: dict[str, str] | None = None, max_time: float = 15

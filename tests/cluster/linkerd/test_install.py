@@ -18,7 +18,12 @@ def test_linkerd_check_passes() -> None:
 
 def test_every_shop_pod_runs_a_linkerd_proxy() -> None:
     pods = json.loads(kubectl("-n", NAMESPACE, "get", "pods", "-o", "json"))["items"]
-    shop = [p for p in pods if p["metadata"].get("labels", {}).get("app") not in (None, "l5d-verify")]
+    shop = [
+        p
+        for p in pods
+        if p["metadata"].get("labels", {}).get("app") not in (None, "curl-test")
+        and not p["metadata"].get("deletionTimestamp")
+    ]
     assert shop, "no shop pods found"
     for pod in shop:
         containers = pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])

@@ -55,7 +55,9 @@ def test_probes_still_pass_every_shop_pod_is_ready() -> None:
     shop = [
         p
         for p in pods
-        if p["metadata"]["labels"]["app"] != "l5d-verify" and "version" in p["metadata"]["labels"]
+        if p["metadata"]["labels"]["app"] != "curl-test"
+        and p["metadata"]["labels"].get("version") not in (None, "broken")  # test pods of test_resilience
+        and not p["metadata"].get("deletionTimestamp")
     ]
     assert shop
     for pod in shop:
