@@ -272,6 +272,10 @@ def test_lab_reset_deletes_labelled_resources_and_reapplies(stubs: Path) -> None
 def test_logs(stubs: Path) -> None:
     proc = make(stubs, "logs", "S=order")
     assert commands(proc) == [f"{CTX} -n ecommerce logs -l app=order -c order --prefix --tail=200"]
+    follow = make(stubs, "logs", "S=mongodb", "FOLLOW=1", "TAIL=5")
+    assert commands(follow) == [
+        f"{CTX} -n ecommerce logs -l app=mongodb -c mongodb --prefix --tail=5 --follow --max-log-requests=10"
+    ]
     bad = make(stubs, "logs", "S=basket")
     assert bad.returncode != 0 and "unknown service 'basket'" in bad.stderr
 

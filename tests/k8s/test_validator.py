@@ -222,3 +222,21 @@ def test_missing_crds_give_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 def test_core_schemas_follow_the_kind_node_version() -> None:
     assert k8s_version() == "1.35.0"
+
+
+@pytest.mark.parametrize(
+    ("overlay", "frontend_nodeport"),
+    [("k8s/overlays/dev", 30080), ("mesh/linkerd/overlay", 30080), ("mesh/istio/overlay", None)],
+)
+def test_exactly_one_owner_of_the_kind_entry_nodeport(overlay: str, frontend_nodeport: int | None) -> None:
+    """kind maps host port 80 to NodePort 30080: the frontend owns it, except with Istio (the gateway)."""
+    if not (REPO_ROOT / overlay).is_dir():
+        pytest.skip(f"{overlay} not written yet")
+    node_ports = {
+        (d["metadata"]["name"], p.get("nodePort"))
+        for d in render(overlay)
+        if d["kind"] == "Service" and d["spec"].get("type") == "NodePort"
+        for p in d["spec"]["ports"]
+    }
+    expected = {("frontend", frontend_nodeport)} if frontend_nodeport else set()
+    assert node_ports == expected
