@@ -1,0 +1,365 @@
+"""order service, checkout: the real order, payment, shipping, notification and product apps in one
+process (HTTP between them over httpx.ASGITransport routed by host, product's gRPC Inventory on a
+loopback port). Idempotency under concurrency, failures after reservation, retries, refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.kit.http import ServiceClient
+from services.kit.testing import TokenFactory
+from services.notification.app import build_app as notification_app
+from services.notification.settings import Settings as NotificationSettings
+from services.order.app import build_app as order_app
+from services.order.settings import Settings as OrderSettings
+from services.payment.app import build_app as payment_app
+from services.payment.settings import Settings as PaymentSettings
+from services.product.app import build_app as product_app
+from services.product.settings import Settings as ProductSettings
+from services.shipping.app import build_app as shipping_app
+from services.shipping.settings import Settings as ShippingSettings
+
+pytestmark = pytest.mark.timeout(90)
+
+ADDRESS = {
+    "name": "Ada",
+    "street": "Kerkstraat 1",
+    "city": "Amsterdam",
+    "postal_code": "1017 GA",
+    "country": "NL",
+}
+GOOD_CARD = {"number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"}
+DECLINED_CARD = {**GOOD_CARD, "number": "4000 0000 0000 0002"}
+CHECKOUT = {"shipping_address": ADDRESS, "card": GOOD_CARD}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Hosts(httpx.AsyncBaseTransport):
+    """Routes the order service's outgoing HTTP calls to the in-process app named by the host.
+    `broken` answers chosen (host, method, path) calls with a 503, to simulate an outage."""
+
+    def __init__(self, apps: dict[str, FastAPI]) -> None:
+        self.routes = {name: httpx.ASGITransport(app=app) for name, app in apps.items()}
+        self.broken: set[tuple[str, str, str]] = set()
+        self.calls: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(request)
+        if (request.url.host, request.method, request.url.path) in self.broken:
+            return httpx.Response(
+                503, json={"error": {"code": "unavailable", "message": "down for the test"}}
+            )
+        return await self.routes[request.url.host].handle_async_request(request)
+
+
+@dataclass
+class Shop:
+    order: FastAPI
+    payment: FastAPI
+    product: FastAPI
+    shipping: FastAPI
+    notification: FastAPI
+    client: httpx.AsyncClient
+    hosts: Hosts
+    tokens: TokenFactory
+
+    def user(self, sub: str = "ada") -> dict[str, str]:
+        return self.tokens.headers(sub=sub, email=f"{sub}@example.com")
+
+    async def stock(self, product_id: str) -> int:
+        levels = await self.order.state.inventory.get_stock([product_id])
+        return int(levels[product_id])
+
+    async def fill_cart(self, headers: dict[str, str], *items: tuple[str, int]) -> None:
+        for product_id, quantity in items:
+            added = await self.client.post(
+                "/cart/items", json={"product_id": product_id, "quantity": quantity}, headers=headers
+            )
+            assert added.status_code == 200, added.text
+
+    async def checkout(self, headers: dict[str, str], key: str | None, body: Any = None) -> httpx.Response:
+        extra = {"Idempotency-Key": key} if key is not None else {}
+        return await self.client.post("/orders", json=body or CHECKOUT, headers={**headers, **extra})
+
+    async def docs(self, app: FastAPI, collection: str, query: dict[str, Any] | None = None) -> list[Any]:
+        result: list[Any] = await app.state.db[collection].find(query or {}).to_list(length=None)
+        return result
+
+
+@asynccontextmanager
+async def running_shop(
+    payment: PaymentSettings | None = None, ship_after_seconds: float = 3600
+) -> AsyncIterator[Shop]:
+    grpc_port = free_port()
+    apps = {
+        "product": product_app(ProductSettings(grpc_port=grpc_port)),
+        "payment": payment_app(payment or PaymentSettings()),
+        "shipping": shipping_app(
+            ShippingSettings(
+                ship_after_seconds=ship_after_seconds, deliver_after_seconds=ship_after_seconds * 2
+            )
+        ),
+        "notification": notification_app(NotificationSettings()),
+    }
+    settings = OrderSettings(
+        product_url="http://product",
+        payment_url="http://payment",
+        shipping_url="http://shipping",
+        notification_url="http://notification",
+        product_grpc_target=f"127.0.0.1:{grpc_port}",
+    )
+    order = order_app(settings)
+    hosts = Hosts(apps)
+    order.state.http = ServiceClient(settings, transport=hosts)
+    tokens = TokenFactory()
+    for app in (*apps.values(), order):
+        tokens.trust_in(app)
+    async with AsyncExitStack() as stack:
+        for app in (*apps.values(), order):
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=order), base_url="http://order", timeout=60)
+        )
+        yield Shop(order=order, client=client, hosts=hosts, tokens=tokens, **apps)
+
+
+@pytest.fixture
+async def shop() -> AsyncIterator[Shop]:
+    async with running_shop() as running:
+        yield running
+
+
+async def test_checkout_pays_ships_notifies_and_empties_the_cart(shop: Shop) -> None:
+    ada = shop.user()
+    before = await shop.stock("headlamp"), await shop.stock("chef-knife")
+    await shop.fill_cart(ada, ("headlamp", 2), ("chef-knife", 1))
+
+    response = await shop.checkout(ada, "key-1")
+    assert response.status_code == 201, response.text
+    assert response.headers["x-served-by"] == "order/v1"
+    order = response.json()
+    assert order["status"] == "paid"
+    assert [h["status"] for h in order["status_history"]] == [
+        "pending", "reserved", "charged", "shipment_created", "confirmation_sent", "paid",
+    ]  # fmt: skip
+    product = (await shop.client.get("/cart", headers=ada)).json()  # cart emptied after success
+    assert product["items"] == []
+    assert order["payment_id"] and order["shipment_id"] and order["tracking_number"].startswith("SP")
+    assert order["total_cents"] == order["subtotal_cents"] + order["shipping_cents"] > order["subtotal_cents"]
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == (before[0] - 2, before[1] - 1)
+
+    payments = await shop.docs(shop.payment, "payments")
+    assert [(p["order_id"], p["status"], p["amount_cents"]) for p in payments] == [
+        (order["id"], "succeeded", order["total_cents"])
+    ]
+    notes = await shop.docs(shop.notification, "outbox")
+    assert [(n["user_id"], n["kind"], n["order_id"]) for n in notes] == [
+        ("ada", "order_confirmation", order["id"])
+    ]
+    # Every downstream call carried the caller's token (zero trust: they verify it) and request id.
+    assert {c.headers.get("authorization") for c in shop.hosts.calls} == {ada["Authorization"]}
+
+
+async def test_same_checkout_20_times_concurrently_is_one_order_one_charge(shop: Shop) -> None:
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 3))
+
+    answers = await asyncio.gather(*(shop.checkout(ada, "same-key") for _ in range(20)))
+
+    assert [a.status_code for a in answers] == [201] * 20, [a.text for a in answers if a.status_code != 201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 19
+    assert len(await shop.docs(shop.order, "orders")) == 1
+    assert len(await shop.docs(shop.payment, "payments")) == 1
+    assert len(await shop.docs(shop.shipping, "shipments")) == 1
+    assert await shop.stock("headlamp") == before - 3
+    charges = [c for c in shop.hosts.calls if c.url.path == "/payments"]
+    assert len(charges) == 1
+
+    again = await shop.checkout(ada, "same-key")  # later, with the cart now empty: still the same order
+    assert again.status_code == 201 and again.json()["id"] == answers[0].json()["id"]
+
+
+async def test_payment_failing_half_the_time_with_a_retrying_client() -> None:
+    async with running_shop(PaymentSettings(failure_rate=0.5)) as shop:
+        shop.payment.state.fault_random = random.Random(1)  # first draws: fail, fail, ... then succeed
+        ada = shop.user()
+        before = await shop.stock("chef-knife")
+        await shop.fill_cart(ada, ("chef-knife", 2))
+
+        failed_ids, paid = [], None
+        for _ in range(20):  # a client retrying until success, a new key per attempt
+            response = await shop.checkout(ada, uuid.uuid4().hex)
+            if response.status_code == 201:
+                paid = response.json()
+                break
+            assert response.status_code == 503, response.text
+            error = response.json()["error"]
+            assert error["code"] == "simulated_failure"
+            failed_ids.append(error["details"]["order_id"])
+            assert await shop.stock("chef-knife") == before  # no leaked reservation after each failure
+        assert paid is not None and failed_ids, "expected failures before a success"
+
+        payments = await shop.docs(shop.payment, "payments")
+        assert [(p["order_id"], p["status"]) for p in payments] == [(paid["id"], "succeeded")]
+        assert await shop.stock("chef-knife") == before - 2
+        for order_id in failed_ids:
+            failed = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
+            assert failed["status"] == "failed" and "simulated_failure" in failed["failure_reason"]
+            assert [h["status"] for h in failed["status_history"]][-2:] == ["released", "failed"]
+
+
+async def test_declined_card_fails_the_order_and_the_same_key_replays_it(shop: Shop) -> None:
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    declined_body = {"shipping_address": ADDRESS, "card": DECLINED_CARD}
+
+    declined = await shop.checkout(ada, "k-declined", declined_body)
+    assert declined.status_code == 402
+    error = declined.json()["error"]
+    assert error["code"] == "card_declined"
+    order_id = error["details"]["order_id"]
+    assert await shop.stock("headlamp") == before  # released
+    assert len((await shop.client.get("/cart", headers=ada)).json()["items"]) == 1  # cart kept
+
+    replay = await shop.checkout(ada, "k-declined", declined_body)
+    assert replay.status_code == 402 and replay.json()["error"]["details"]["order_id"] == order_id
+    assert replay.headers["idempotent-replayed"] == "true"
+
+    fresh = await shop.checkout(ada, "k-new")  # a new key is a new order
+    assert fresh.status_code == 201 and fresh.json()["id"] != order_id
+    stored = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
+    assert stored["status"] == "failed" and stored["failure_reason"].startswith("card_declined")
+
+
+async def test_not_enough_stock_at_checkout_is_409_and_nothing_is_charged(shop: Shop) -> None:
+    ada = shop.user()
+    await shop.fill_cart(ada, ("chef-knife", 3))
+    await shop.product.state.db["products"].update_one({"_id": "chef-knife"}, {"$set": {"stock": 2}})
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "insufficient_stock"
+    assert await shop.docs(shop.payment, "payments") == []
+    assert await shop.stock("chef-knife") == 2
+
+
+async def test_checkout_input_rules(shop: Shop) -> None:
+    ada = shop.user()
+    empty = await shop.checkout(ada, "k0")
+    assert empty.status_code == 409 and empty.json()["error"]["code"] == "cart_empty"
+    await shop.fill_cart(ada, ("headlamp", 1))
+
+    missing = await shop.checkout(ada, None)
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "idempotency_key_required"
+    for bad in ("has space", "x" * 129, "ümlaut"):
+        headers = {**ada, "Idempotency-Key": bad.encode()}
+        invalid = await shop.client.post("/orders", json=CHECKOUT, headers=headers)
+        assert invalid.status_code == 400 and invalid.json()["error"]["code"] == "invalid_idempotency_key"
+
+    assert (await shop.checkout(ada, "k1")).status_code == 201
+    other_body = {"shipping_address": {**ADDRESS, "street": "Damrak 2"}, "card": GOOD_CARD}
+    reused = await shop.checkout(ada, "k1", other_body)
+    assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
+
+    for body in (
+        {"shipping_address": ADDRESS},
+        {"shipping_address": {**ADDRESS, "country": "Netherlands"}, "card": GOOD_CARD},
+        {**CHECKOUT, "card": {**GOOD_CARD, "number": "4242 4242 4242 4241"}},
+        {**CHECKOUT, "card": {**GOOD_CARD, "expiry": "01/21"}},
+        {**CHECKOUT, "total_cents": 1},
+    ):
+        assert (await shop.checkout(ada, "k2", body)).status_code == 422
+    assert (
+        await shop.client.post("/orders", json=CHECKOUT, headers={"Idempotency-Key": "k3"})
+    ).status_code == 401
+
+
+async def test_same_key_with_a_different_cart_is_409(shop: Shop) -> None:
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    declined = await shop.checkout(ada, "k1", {"shipping_address": ADDRESS, "card": DECLINED_CARD})
+    assert declined.status_code == 402
+    await shop.fill_cart(ada, ("chef-knife", 1))
+    reused = await shop.checkout(ada, "k1", {"shipping_address": ADDRESS, "card": DECLINED_CARD})
+    assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_notification_outage_does_not_fail_a_paid_order(shop: Shop) -> None:
+    shop.hosts.broken.add(("notification", "POST", "/notifications"))
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 201
+    order = response.json()
+    assert order["status"] == "paid"
+    assert "notification_failed" in [h["status"] for h in order["status_history"]]
+
+
+async def test_shipping_outage_after_the_charge_refunds_and_releases(shop: Shop) -> None:
+    shop.hosts.broken.add(("shipping", "POST", "/shipments"))
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 2))
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 503
+    order_id = response.json()["error"]["details"]["order_id"]
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert payment["order_id"] == order_id and payment["status"] == "refunded"
+    assert await shop.stock("headlamp") == before
+    history = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()["status_history"]
+    assert [h["status"] for h in history][-4:] == ["charged", "released", "refunded", "failed"]
+
+
+async def test_orders_are_private_and_listed_newest_first(shop: Shop) -> None:
+    ada, bob = shop.user("ada"), shop.user("bob")
+    ids = []
+    for key in ("k1", "k2"):
+        await shop.fill_cart(ada, ("headlamp", 1))
+        ids.append((await shop.checkout(ada, key)).json()["id"])
+    listed = await shop.client.get("/orders", headers=ada)
+    assert listed.status_code == 200
+    assert [o["id"] for o in listed.json()["items"]] == ids[::-1]
+    assert (await shop.client.get("/orders", headers=bob)).json() == {"items": []}
+    assert (await shop.client.get(f"/orders/{ids[0]}", headers=bob)).status_code == 404
+    assert (await shop.client.get("/orders/nope", headers=ada)).status_code == 404
+    assert (await shop.client.get("/orders")).status_code == 401
+    assert (await shop.client.get("/orders?limit=0", headers=ada)).status_code == 422
+
+
+async def test_order_page_follows_the_shipment_and_notifies_once() -> None:
+    async with running_shop(ship_after_seconds=0.2) as shop:
+        ada = shop.user()
+        await shop.fill_cart(ada, ("headlamp", 1))
+        order = (await shop.checkout(ada, "k1")).json()
+        await asyncio.sleep(0.3)
+        seen = await asyncio.gather(
+            *(shop.client.get(f"/orders/{order['id']}", headers=ada) for _ in range(5))
+        )
+        assert {s.json()["status"] for s in seen} == {"shipped"}
+        history = seen[0].json()["status_history"]
+        assert [h["status"] for h in history].count("shipped") == 1
+        kinds = [n["kind"] for n in await shop.docs(shop.notification, "outbox")]
+        assert sorted(kinds) == ["order_confirmation", "shipment_update"]
+        await asyncio.sleep(0.25)
+        delivered = (await shop.client.get(f"/orders/{order['id']}", headers=ada)).json()
+        assert delivered["status"] == "delivered"
+        assert [h["status"] for h in delivered["status_history"]][-2:] == ["shipped", "delivered"]
+        assert len(await shop.docs(shop.notification, "outbox")) == 2
