@@ -30,22 +30,31 @@ CURL_IMAGE = "curlimages/curl:8.11.1"
 HERE = Path(__file__).resolve().parent
 
 
-@cache
-def unreachable_reason() -> str | None:
-    """None when the cluster answers, else why the live tests are skipped."""
+def probe_cluster(
+    context: str = KUBE_CONTEXT, config_file: str | None = None, timeout: float = 3
+) -> str | None:
+    """None when the API server of `context` answers GET /version in `timeout` s, else why not."""
     try:
         from kubernetes import client, config
     except ImportError as exc:  # pragma: no cover - the dev requirements install it
         return f"kubernetes client not installed ({exc})"
+    cfg = client.Configuration()
     try:
-        config.load_kube_config(context=KUBE_CONTEXT)
+        config.load_kube_config(config_file=config_file, context=context, client_configuration=cfg)
     except Exception as exc:
-        return f"no kubeconfig context {KUBE_CONTEXT!r} (run `make up`): {exc}"
+        return f"no kubeconfig context {context!r} (run `make up`): {exc}"
+    cfg.retries = 0  # one attempt: answer within `timeout` or skip
     try:
-        client.VersionApi().get_code(_request_timeout=3)
+        with client.ApiClient(cfg) as api:
+            client.VersionApi(api).get_code(_request_timeout=timeout)
     except Exception as exc:
-        return f"cluster {KUBE_CONTEXT!r} not reachable within 3 s (run `make up`): {type(exc).__name__}"
+        return f"cluster {context!r} not reachable within {timeout:g} s (run `make up`): {type(exc).__name__}"
     return None
+
+
+@cache
+def unreachable_reason() -> str | None:
+    return probe_cluster()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
