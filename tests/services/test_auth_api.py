@@ -129,6 +129,7 @@ def test_login_issues_an_rs256_access_token_with_the_contract_claims(auth: TestC
 
 def test_an_outdated_password_hash_is_upgraded_at_login(auth: TestClient) -> None:
     db = auth.app.state.db  # type: ignore[attr-defined]
+    # Made with other parameters (e.g. before a change of settings): still valid, but to be upgraded.
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
     doc = {
         "_id": "legacy",
@@ -140,7 +141,7 @@ def test_an_outdated_password_hash_is_upgraded_at_login(auth: TestClient) -> Non
     auth.portal.call(db.users.insert_one, doc)  # type: ignore[union-attr]
     assert login(auth, "old@example.com")["access_token"]
     upgraded = auth.portal.call(db.users.find_one, {"_id": "legacy"})  # type: ignore[union-attr]
-    assert upgraded["password_hash"].startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert upgraded["password_hash"].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert login(auth, "old@example.com")["access_token"]
 
 
