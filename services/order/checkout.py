@@ -161,9 +161,7 @@ async def _run(app: FastAPI, order: Doc, body: CheckoutIn) -> Doc:
     address = body.shipping_address.model_dump()
     payment_id: str | None = order.get("payment_id")
     try:
-        await app.state.inventory.reserve(
-            order_id, [(i["product_id"], i["quantity"]) for i in order["items"]]
-        )
+        await _reserve(app, order)
         await store.record(db, order_id, {"status": "reserved"}, store.entry("reserved"))
 
         quote = await neighbours.quote(address, order["weight_grams"])
@@ -199,6 +197,16 @@ async def _run(app: FastAPI, order: Doc, body: CheckoutIn) -> Doc:
     )
     log.info("order %s paid (payment %s)", order_id, payment_id)
     return paid
+
+
+async def _reserve(app: FastAPI, order: Doc) -> None:
+    items = [(i["product_id"], i["quantity"]) for i in order["items"]]
+    try:
+        await app.state.inventory.reserve(order["_id"], items)
+    except ApiError as exc:
+        if exc.code == "out_of_stock":  # the shop's code for it, as on the cart
+            raise ApiError(409, "insufficient_stock", exc.message, exc.details) from exc
+        raise
 
 
 async def _charge(neighbours: Neighbours, charge: Doc) -> Doc:
