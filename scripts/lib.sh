@@ -11,11 +11,11 @@ BIN="${SHOP_BIN:-$ROOT/bin}" # tests point this at an empty folder
 export PATH="$BIN:$PATH"
 DRY_RUN="${DRY_RUN:-0}"
 
-# Pinned versions (plain KEY=value lines, shared with Python). A variable already set in the
-# environment wins, so `CLUSTER_NAME=x make up` works.
+# Pinned versions (plain KEY=value lines, shared with Python). Only CLUSTER_NAME may come from the
+# environment (`CLUSTER_NAME=x make up`); everything else is the pin.
 while IFS='=' read -r _key _value; do
   [[ -z "$_key" || "$_key" == \#* ]] && continue
-  if [[ -z "${!_key:-}" ]]; then printf -v "$_key" '%s' "$_value"; fi
+  if [[ "$_key" != CLUSTER_NAME || -z "${CLUSTER_NAME:-}" ]]; then printf -v "$_key" '%s' "$_value"; fi
   export "${_key?}"
 done <"$ROOT/scripts/versions.env"
 unset _key _value
