@@ -563,3 +563,14 @@ def test_linkerd_yaml_passes_yamllint() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_every_lab_has_a_guide_with_its_verify_command_and_a_live_test(lab: str) -> None:
+    guide = (REPO_ROOT / "docs" / "linkerd" / f"{lab}.md").read_text()
+    assert f"make verify MESH=linkerd LAB={lab}" in guide
+    assert f"make lab LAB={lab} MESH=linkerd" in guide
+    live = REPO_ROOT / "tests" / "cluster" / "linkerd" / f"test_{lab.replace('-', '_')}.py"
+    assert live.is_file(), f"{live} missing (make verify MESH=linkerd LAB={lab} runs it)"
+    text = live.read_text()
+    assert "require_lab(" in text and f'"{lab}")' in text, "the live test skips until its lab is applied"
