@@ -1,0 +1,55 @@
+"""Lab egress: unknown destinations blocked (REGISTRY_ONLY); the payment provider reached by host
+name through its ServiceEntry, TLS originated by the sidecar, with retries.
+
+make lab MESH=istio LAB=egress && make verify MESH=istio LAB=egress
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+
+PROVIDER = "http://api.payments.example/v1/charges"
+PROVIDER_CLUSTER = "outbound|80||api.payments.example"
+DIRECT = "http://provider.payments-provider.svc.cluster.local/healthz"
+
+
+@pytest.fixture(autouse=True)
+def _lab(require_lab: Any) -> None:
+    require_lab("egress")
+
+
+def charge(pod: Any, n: int) -> list[dict[str, Any]]:
+    body = {"amount_cents": 1999, "currency": "EUR", "reference": f"istio-check-{uuid.uuid4().hex[:8]}"}
+    return [
+        pod.http(PROVIDER, method="POST", body=body, headers={"Idempotency-Key": uuid.uuid4().hex})[0]
+        for _ in range(n)
+    ]
+
+
+def test_provider_reachable_by_host_name_over_mesh_tls(mesh_pod: Any) -> None:
+    pod = mesh_pod("payment-sa")
+    before = sum(v for k, v in pod.envoy_stats(PROVIDER_CLUSTER).items() if k.endswith(".upstream_rq_retry"))
+    results = charge(pod, 40)
+    assert Counter(r["status"] for r in results) == {200: 40}, "the provider's 20 % 503s are retried"
+    assert all(r["served_by"] == "payments-provider/v1" and '"succeeded"' in r["body"] for r in results)
+    after = sum(v for k, v in pod.envoy_stats(PROVIDER_CLUSTER).items() if k.endswith(".upstream_rq_retry"))
+    assert after > before, "retries of the VirtualService happened in the calling sidecar"
+
+
+def test_unknown_destination_is_blocked_but_exists(mesh_pod: Any) -> None:
+    meshed = mesh_pod("payment-sa").http(DIRECT)[0]
+    assert meshed["status"] == 502, (
+        f"REGISTRY_ONLY: not in the sidecar's registry -> BlackHoleCluster {meshed}"
+    )
+    plain = mesh_pod("default", sidecar=False).http(DIRECT)[0]
+    assert plain["status"] == 200, "without a sidecar the same URL works, so the 502 is the mesh's doing"
+
+
+def test_the_payment_service_is_configured_for_the_provider(apps_v1: Any, namespace: str) -> None:
+    dep = apps_v1.read_namespaced_deployment("payment", namespace)
+    env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env}
+    assert env["PROVIDER_URL"] == "http://api.payments.example"
