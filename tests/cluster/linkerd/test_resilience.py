@@ -117,6 +117,8 @@ def test_timeouts_cut_a_hanging_user_endpoint(l5d_client, hanging_user) -> None:
     replies = client.requests("http://user:3000/healthz", 40)
     slowest = max(r.seconds for r in replies)
     ok = sum(r.status == 200 for r in replies)
+    if slowest < 1.5:
+        pytest.skip("no attempt hung (this node network rejects 10.255.255.1 instead of dropping it)")
     # retry.linkerd.io/timeout 2s ends an attempt on the hanging pod and retries elsewhere; the request
     # timeout of 10s is the upper bound. Without them curl would wait its own 15 s.
     assert slowest < 10.5, f"a request took {slowest:.1f}s: timeouts are not applied"
