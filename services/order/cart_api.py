@@ -31,6 +31,7 @@ def cart_out(cart: dict[str, Any]) -> CartOut:
         items=items,
         item_count=sum(i.quantity for i in items),
         subtotal_cents=sum(i.line_total_cents for i in items),
+        total_cents=sum(i.line_total_cents for i in items),
         currency=items[0].currency if items else "EUR",
     )
 

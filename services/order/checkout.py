@@ -182,6 +182,9 @@ async def _run(app: FastAPI, order: Doc, body: CheckoutIn) -> Doc:
         await store.record(db, order_id, shipped, store.entry("shipment_created"))
     except ApiError as exc:
         return await _fail(app, order, exc, payment_id)
+    except (KeyError, TypeError, ValueError) as exc:  # a neighbour answered 2xx with an odd body
+        error = ApiError(502, "bad_gateway", f"unexpected answer from a dependency ({type(exc).__name__})")
+        return await _fail(app, order, error, payment_id)
 
     note = await _notify_confirmation(neighbours, order, total)
     paid = await store.record(
@@ -192,9 +195,11 @@ async def _run(app: FastAPI, order: Doc, body: CheckoutIn) -> Doc:
         if paid["status"] == "failed":
             raise _failure_error(paid)
         return paid
-    await store.remove_from_cart(
-        db, order["user_id"], {i["product_id"]: i["quantity"] for i in order["items"]}
-    )
+    ordered = {i["product_id"]: i["quantity"] for i in order["items"]}
+    try:
+        await store.remove_from_cart(db, order["user_id"], ordered)
+    except ApiError as exc:  # the order is paid; a cart that keeps its items is no reason to fail it
+        log.warning("order %s: cart not emptied: %s", order_id, exc.message)
     log.info("order %s paid (payment %s)", order_id, payment_id)
     return paid
 

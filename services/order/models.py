@@ -38,6 +38,7 @@ class CartOut(BaseModel):
     items: list[CartItemOut]
     item_count: int
     subtotal_cents: int
+    total_cents: int = Field(description="the items' total; shipping is added at checkout")
     currency: str
 
 

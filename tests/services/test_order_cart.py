@@ -80,7 +80,13 @@ def test_cart_starts_empty(shop: Any) -> None:
     response = client.get("/cart", headers=tokens.headers())
     assert response.status_code == 200
     assert response.headers["x-served-by"] == "order/v1"
-    assert response.json() == {"items": [], "item_count": 0, "subtotal_cents": 0, "currency": "EUR"}
+    assert response.json() == {
+        "items": [],
+        "item_count": 0,
+        "subtotal_cents": 0,
+        "total_cents": 0,
+        "currency": "EUR",
+    }
 
 
 def test_add_change_remove(shop: Any) -> None:
@@ -110,7 +116,7 @@ def test_add_change_remove(shop: Any) -> None:
         ("mug", 3, 1000),
         ("kettle", 1, 4500),
     ]
-    assert more["subtotal_cents"] == 3 * 1000 + 4500 and more["item_count"] == 4
+    assert more["subtotal_cents"] == more["total_cents"] == 3 * 1000 + 4500 and more["item_count"] == 4
 
     changed = client.put("/cart/items/kettle", json={"quantity": 2}, headers=ada)
     assert changed.status_code == 200 and changed.json()["items"][1]["quantity"] == 2

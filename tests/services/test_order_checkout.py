@@ -21,7 +21,9 @@ from services.kit.http import ServiceClient
 from services.kit.testing import TokenFactory
 from services.notification.app import build_app as notification_app
 from services.notification.settings import Settings as NotificationSettings
+from services.order import checkout, store
 from services.order.app import build_app as order_app
+from services.order.models import CheckoutIn
 from services.order.settings import Settings as OrderSettings
 from services.payment.app import build_app as payment_app
 from services.payment.settings import Settings as PaymentSettings
@@ -52,19 +54,22 @@ def free_port() -> int:
 
 class Hosts(httpx.AsyncBaseTransport):
     """Routes the order service's outgoing HTTP calls to the in-process app named by the host.
-    `broken` answers chosen (host, method, path) calls with a 503, to simulate an outage."""
+    `fake` answers chosen (host, method, path) calls itself, to simulate an outage or an odd answer."""
 
     def __init__(self, apps: dict[str, FastAPI]) -> None:
         self.routes = {name: httpx.ASGITransport(app=app) for name, app in apps.items()}
-        self.broken: set[tuple[str, str, str]] = set()
+        self.fake: dict[tuple[str, str, str], httpx.Response] = {}
         self.calls: list[httpx.Request] = []
+
+    def down(self, host: str, method: str, path: str) -> None:
+        body = {"error": {"code": "unavailable", "message": "down for the test"}}
+        self.fake[(host, method, path)] = httpx.Response(503, json=body)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.calls.append(request)
-        if (request.url.host, request.method, request.url.path) in self.broken:
-            return httpx.Response(
-                503, json={"error": {"code": "unavailable", "message": "down for the test"}}
-            )
+        fake = self.fake.get((request.url.host, request.method, request.url.path))
+        if fake is not None:
+            return httpx.Response(fake.status_code, content=fake.content, headers=fake.headers)
         return await self.routes[request.url.host].handle_async_request(request)
 
 
@@ -303,7 +308,7 @@ async def test_same_key_with_a_different_cart_is_409(shop: Shop) -> None:
 
 
 async def test_notification_outage_does_not_fail_a_paid_order(shop: Shop) -> None:
-    shop.hosts.broken.add(("notification", "POST", "/notifications"))
+    shop.hosts.down("notification", "POST", "/notifications")
     ada = shop.user()
     await shop.fill_cart(ada, ("headlamp", 1))
     response = await shop.checkout(ada, "k1")
@@ -314,7 +319,7 @@ async def test_notification_outage_does_not_fail_a_paid_order(shop: Shop) -> Non
 
 
 async def test_shipping_outage_after_the_charge_refunds_and_releases(shop: Shop) -> None:
-    shop.hosts.broken.add(("shipping", "POST", "/shipments"))
+    shop.hosts.down("shipping", "POST", "/shipments")
     ada = shop.user()
     before = await shop.stock("headlamp")
     await shop.fill_cart(ada, ("headlamp", 2))
@@ -363,3 +368,42 @@ async def test_order_page_follows_the_shipment_and_notifies_once() -> None:
         assert delivered["status"] == "delivered"
         assert [h["status"] for h in delivered["status_history"]][-2:] == ["shipped", "delivered"]
         assert len(await shop.docs(shop.notification, "outbox")) == 2
+
+
+async def test_an_odd_answer_from_a_neighbour_fails_cleanly(shop: Shop) -> None:
+    shop.hosts.fake[("shipping", "POST", "/shipping/quote")] = httpx.Response(200, json={"price": "free"})
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 502 and response.json()["error"]["code"] == "bad_gateway"
+    assert await shop.stock("headlamp") == before
+    assert await shop.docs(shop.payment, "payments") == []
+
+
+async def test_a_checkout_whose_process_died_is_resumed_by_a_retry(shop: Shop) -> None:
+    """Crash after the reservation: the order is stuck in `reserved`. A retry with the same key waits
+    while the lease runs, then takes over; the steps are idempotent, so stock is taken once."""
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 2))
+    principal = await shop.order.state.verifier.verify(ada["Authorization"].removeprefix("Bearer "))
+    cart = await store.get_cart(shop.order.state.db, "ada")
+    doc = await checkout._new_order(shop.order, principal, "k1", cart, CheckoutIn.model_validate(CHECKOUT))
+    await shop.order.state.inventory.reserve(doc["_id"], [("headlamp", 2)])
+    await store.insert_order(
+        shop.order.state.db, {**doc, "status": "reserved", "lease_until": store.now_iso(0.5)}
+    )
+
+    shop.order.state.settings.checkout_wait_seconds = 0.2
+    busy = await shop.checkout(ada, "k1")
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "checkout_in_progress"
+
+    await asyncio.sleep(0.5)
+    resumed = await shop.checkout(ada, "k1")
+    assert resumed.status_code == 201, resumed.text
+    order = resumed.json()
+    assert order["id"] == doc["_id"] and order["status"] == "paid"
+    assert "resumed" in [h["status"] for h in order["status_history"]]
+    assert await shop.stock("headlamp") == before - 2
+    assert len(await shop.docs(shop.payment, "payments")) == 1

@@ -284,3 +284,33 @@ def test_provider_errors_are_502_or_504_and_retryable(
         retry = client.post("/payments", json=charge_body(), headers=tokens.headers())
         assert retry.status_code == 201  # the failed attempt left nothing behind
     assert [r.headers["Idempotency-Key"] for r in provider.requests] == ["order-1", "order-1"]
+
+
+def test_a_charge_left_processing_by_a_dead_process_is_taken_over() -> None:
+    app = build_app(Settings(stale_after_seconds=30, duplicate_wait_seconds=0.2))
+    tokens = TokenFactory().trust_in(app)
+    stuck = {
+        "_id": "p-stuck",
+        "id": "p-stuck",
+        "order_id": "order-1",
+        "user_id": "u1",
+        "status": "processing",
+        "amount_cents": 2599,
+        "currency": "EUR",
+        "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2039},
+        "provider": "simulated",
+        "created_at": "2026-01-01T00:00:00.000000Z",
+        "claimed_at": "2026-01-01T00:00:00.000000Z",
+    }
+    with TestClient(app) as client:
+        payments = app.state.db["payments"]
+        client.portal.call(payments.insert_one, stuck)
+        fresh = {**stuck, "_id": "p-busy", "id": "p-busy", "order_id": "order-2", "claimed_at": "9999"}
+        client.portal.call(payments.insert_one, fresh)
+        busy = client.post("/payments", json=charge_body("order-2"), headers=tokens.headers(sub="u1"))
+        assert busy.status_code == 409 and busy.json()["error"]["code"] == "payment_in_progress"
+
+        response = client.post("/payments", json=charge_body(), headers=tokens.headers(sub="u1"))
+        assert response.status_code == 201
+        assert response.json()["id"] == "p-stuck" and response.json()["status"] == "succeeded"
+        assert client.portal.call(payments.count_documents, {"order_id": "order-1"}) == 1
