@@ -8,4 +8,5 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/lib.sh"
 K="kubectl --context $KUBE_CONTEXT"
 L="linkerd --context $KUBE_CONTEXT"
 GATEWAY_API_URL="https://github.com/kubernetes-sigs/gateway-api/releases/download/$GATEWAY_API/standard-install.yaml"
-app_deployed() { query kubectl --context "$KUBE_CONTEXT" get namespace "$NAMESPACE" >/dev/null 2>&1; }
+# Read-only: also runs under DRY_RUN=1 (lib.sh `query`).
+namespace_exists() { query kubectl --context "$KUBE_CONTEXT" get namespace "$1" >/dev/null 2>&1; }

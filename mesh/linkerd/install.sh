@@ -11,17 +11,24 @@ ensure_tool linkerd
 log "Gateway API $GATEWAY_API CRDs (Linkerd's routes are Gateway API HTTPRoutes; must exist before Linkerd)"
 run $K apply --server-side -f "$GATEWAY_API_URL"
 
-log "Linkerd $LINKERD control plane (the CLI generates the identity trust anchor at install time)"
-run $L check --pre
-run_sh "$L install --crds | $K apply -f -"
-run_sh "$L install | $K apply -f -"
+if namespace_exists linkerd; then
+  # Re-running `linkerd install` would generate a NEW trust anchor and break the running proxies' mTLS.
+  log "Linkerd is already installed: not installing it again (change it with \`linkerd upgrade\`)"
+else
+  log "Linkerd $LINKERD control plane (the CLI generates the identity trust anchor at install time)"
+  run $L check --pre
+  run_sh "$L install --crds | $K apply -f -"
+  run_sh "$L install | $K apply -f -"
+fi
 run $L check
 
-log "Linkerd viz (dashboard, metrics, tap)"
-run_sh "$L viz install | $K apply -f -"
+if ! namespace_exists linkerd-viz; then
+  log "Linkerd viz (dashboard, metrics, tap)"
+  run_sh "$L viz install | $K apply -f -"
+fi
 run $L viz check
 
-if app_deployed; then
+if namespace_exists "$NAMESPACE"; then
   # Imperative twin of the annotation mesh/linkerd/overlay declares; pods get proxies when restarted.
   run $K annotate namespace "$NAMESPACE" linkerd.io/inject=enabled --overwrite
 fi

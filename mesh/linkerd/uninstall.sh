@@ -7,7 +7,7 @@ source "$(dirname "$0")/common.sh"
 
 ensure_tool linkerd
 
-if app_deployed; then
+if namespace_exists "$NAMESPACE"; then
   log "removing lab resources and Linkerd annotations from namespace $NAMESPACE"
   run $K -n "$NAMESPACE" delete httproutes.gateway.networking.k8s.io,service,deployment,configmap \
     -l lab --ignore-not-found
@@ -15,7 +15,7 @@ if app_deployed; then
     config.linkerd.io/default-inbound-policy-
 fi
 
-if query kubectl --context "$KUBE_CONTEXT" get namespace linkerd-smi >/dev/null 2>&1; then
+if namespace_exists linkerd-smi; then
   run_sh "linkerd-smi --context $KUBE_CONTEXT uninstall | $K delete -f -"
 fi
 run_sh "$L viz uninstall | $K delete -f -"

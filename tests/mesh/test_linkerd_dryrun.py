@@ -113,6 +113,13 @@ def test_install_prints_the_exact_sequence_on_a_running_shop(stubs) -> None:
     assert commands(proc.stdout) == INSTALL + ANNOTATE
 
 
+def test_install_again_keeps_the_running_control_plane_and_its_trust_anchor(stubs) -> None:
+    env = stubs(mesh="linkerd", namespaces=("ecommerce", "linkerd-viz"))
+    proc = run(["bash", "mesh/linkerd/install.sh"], env)
+    assert commands(proc.stdout) == [INSTALL[0], f"{L} check", f"{L} viz check", *ANNOTATE]
+    assert "already installed" in proc.stderr
+
+
 def test_install_before_the_app_exists_only_installs_the_control_plane(stubs) -> None:
     proc = run(["bash", "mesh/linkerd/install.sh"], stubs(namespaces=()))
     assert commands(proc.stdout) == INSTALL
