@@ -11,6 +11,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 from fastapi import FastAPI
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pymongo.errors import PyMongoError
 
 from services.kit import grpc as kit_grpc
 from services.kit.context import request_id_var
@@ -30,6 +31,7 @@ STATUS_CODES = {
     "not_found": grpc.StatusCode.NOT_FOUND,
     "out_of_stock": grpc.StatusCode.FAILED_PRECONDITION,
     "busy": grpc.StatusCode.ABORTED,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
 }
 
 T = TypeVar("T")
@@ -94,6 +96,10 @@ class InventoryService(inventory_pb2_grpc.InventoryServicer):
         except InventoryError as exc:
             log.info("%s %s: %s", method, exc.code, exc.message, extra={"fields": {"rpc": method, **fields}})
             await _abort(context, exc)
+        except PyMongoError as exc:
+            # Never UNKNOWN with a stack trace: the caller learns it may retry (Reserve is idempotent).
+            log.error("%s: database error: %s", method, exc, extra={"fields": {"rpc": method, **fields}})
+            await _abort(context, InventoryError("unavailable", "inventory database is unavailable"))
         finally:
             request_id_var.reset(token)
 

@@ -40,7 +40,7 @@ _ID_PATTERNS = {
 
 
 class InventoryError(Exception):
-    """A rule violation; `code` is one of invalid_argument, not_found, out_of_stock, busy."""
+    """Why a call failed; `code` is one of invalid_argument, not_found, out_of_stock, busy, unavailable."""
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)

@@ -15,7 +15,9 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from fastapi import FastAPI
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pymongo.errors import ServerSelectionTimeoutError
 
 from services.kit import ApiError
 from services.kit.context import forwarded_var
@@ -61,6 +63,7 @@ class Yielding:
 
 @dataclass
 class Shop:
+    app: FastAPI
     db: Any
     stub: Any
     channel: grpc.aio.Channel
@@ -96,7 +99,7 @@ async def shop() -> AsyncIterator[Shop]:
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://product") as http,
         ):
             stub = inventory_pb2_grpc.InventoryStub(channel)
-            yield Shop(app.state.db, stub, channel, http, target)
+            yield Shop(app, app.state.db, stub, channel, http, target)
 
 
 async def grpc_error(call: Any) -> grpc.aio.AioRpcError:
@@ -288,6 +291,61 @@ async def test_release_racing_its_reserve_never_loses_units(shop: Shop) -> None:
     # Either the release came first (nothing to release) or it waited for the reservation.
     assert (released, stock) in {("NOT_FOUND", 50), ("RELEASED", 55)}
     assert reserved.status == "RESERVED"
+
+
+class Broken:
+    """A collection whose `method` raises a database error while `broken` is true."""
+
+    def __init__(self, target: Any, method: str) -> None:
+        self._target, self._method, self.broken = target, method, True
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if name != self._method:
+            return attr
+
+        def fail_now() -> None:
+            if self.broken:
+                raise ServerSelectionTimeoutError("mongodb:27017: timed out")
+
+        if not inspect.iscoroutinefunction(attr):  # find(): fails when called
+            fail_now()
+            return attr
+
+        async def maybe_fail(*args: Any, **kwargs: Any) -> Any:
+            fail_now()
+            return await attr(*args, **kwargs)
+
+        return maybe_fail
+
+
+class BrokenDb:
+    def __init__(self, db: Any, collection: str, method: str) -> None:
+        self._db, self._name = db, collection
+        self.collection = Broken(getattr(db, collection), method)
+
+    def __getattr__(self, name: str) -> Any:
+        return self.collection if name == self._name else getattr(self._db, name)
+
+
+async def test_a_database_outage_is_unavailable_and_a_retry_succeeds(shop: Shop) -> None:
+    real_db = shop.app.state.inventory.db
+    # The reservation document cannot be marked RESERVED: the units taken so far must go back.
+    broken = BrokenDb(real_db, "reservations", "update_one")
+    shop.app.state.inventory.db = broken
+    error = await grpc_error(shop.reserve("order-15", ("headlamp", 2), ("chef-knife", 1)))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert error.details() == "inventory database is unavailable"
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == (55, 20)
+    broken.collection.broken = False
+    assert (await shop.reserve("order-15", ("headlamp", 2), ("chef-knife", 1))).status == "RESERVED"
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == (53, 19)
+
+
+async def test_get_stock_during_an_outage_is_unavailable(shop: Shop) -> None:
+    shop.app.state.inventory.db = BrokenDb(shop.app.state.inventory.db, "products", "find")
+    error = await grpc_error(shop.stub.GetStock(pb.GetStockRequest(product_ids=["headlamp"]), timeout=5))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
 
 
 # --- Health, readiness, logs ------------------------------------------------------------------
