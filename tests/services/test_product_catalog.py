@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from pymongo.errors import ServerSelectionTimeoutError
 
 from services.product import store
 from services.product.app import build_app
@@ -226,3 +227,21 @@ def test_bad_settings_stop_the_start_with_a_clear_message(
         build_app()
     assert exit_info.value.code == 2
     assert "invalid configuration for Settings" in capsys.readouterr().err
+
+
+def test_a_database_outage_is_503_not_500() -> None:
+    with make_client() as test_client:
+        db = test_client.app.state.db  # type: ignore[attr-defined]
+
+        class Down:
+            def __getattr__(self, name: str) -> object:
+                raise ServerSelectionTimeoutError("mongodb:27017: timed out")
+
+        test_client.app.state.db = type("DownDb", (), {"products": Down()})()  # type: ignore[attr-defined]
+        try:
+            for path in ("/products", "/products/headlamp", "/categories"):
+                response = test_client.get(path)
+                assert response.status_code == 503, path
+                assert response.json()["error"]["code"] == "database_unavailable"
+        finally:
+            test_client.app.state.db = db  # type: ignore[attr-defined]
