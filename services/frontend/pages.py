@@ -85,9 +85,11 @@ async def catalog(request: Request, session: Session = Depends(resolve_session))
         query = {k: v for k, v in {"category": category, "q": q, "page": to_page}.items() if v}
         return "/?" + urlencode(query)
 
+    heading = next((c["name"] for c in categories if c["id"] == category), category)
     return render(
         request,
         "catalog.html",
+        heading=heading,
         products=products,
         categories=categories,
         category=category,

@@ -40,12 +40,12 @@ def money(cents: Any, currency: str = "EUR") -> str:
 
 
 def when(value: Any) -> str:
-    """An ISO-8601 timestamp as '26 Nov 2026, 09:15 UTC'."""
+    """An ISO-8601 timestamp as '26 Nov 2026, 09:15:02 UTC'."""
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return str(value or "")
-    return moment.strftime("%d %b %Y, %H:%M UTC")
+    return moment.strftime("%d %b %Y, %H:%M:%S UTC")
 
 
 def image_url(product: dict[str, Any]) -> str:
