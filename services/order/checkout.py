@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -245,24 +246,27 @@ async def _notify_confirmation(neighbours: Neighbours, order: Doc, total: int) -
     return store.entry("confirmation_sent")
 
 
+async def _undo(name: str, failed: str, action: Callable[[], Awaitable[Any]]) -> Doc:
+    """Release or refund, both idempotent: tried up to 3 times; the outcome goes in the history."""
+    for attempt in range(3):
+        try:
+            await action()
+            return store.entry(name)
+        except ApiError as exc:
+            if attempt == 2:
+                log.error("%s FAILED: %s %s", name, exc.code, exc.message)
+                return store.entry(failed, f"{exc.code}: {exc.message}")
+            await asyncio.sleep(0.1 * (attempt + 1))
+    raise AssertionError("not reached")
+
+
 async def _fail(app: FastAPI, order: Doc, error: ApiError, payment_id: str | None) -> Doc:
     """Give the stock back, refund a charge, record the order `failed` with the reason, raise."""
     order_id = order["_id"]
     neighbours = Neighbours(app.state.http, app.state.settings)
-    notes = []
-    try:
-        await app.state.inventory.release(order_id)
-        notes.append(store.entry("released"))
-    except ApiError as exc:
-        log.error("order %s: stock NOT released: %s", order_id, exc.message)
-        notes.append(store.entry("release_failed", f"{exc.code}: {exc.message}"))
+    notes = [await _undo("released", "release_failed", lambda: app.state.inventory.release(order_id))]
     if payment_id:
-        try:
-            await neighbours.refund(payment_id)
-            notes.append(store.entry("refunded"))
-        except ApiError as exc:
-            log.error("order %s: payment %s NOT refunded: %s", order_id, payment_id, exc.message)
-            notes.append(store.entry("refund_failed", f"{exc.code}: {exc.message}"))
+        notes.append(await _undo("refunded", "refund_failed", lambda: neighbours.refund(payment_id)))
     status = error.status if error.status in (402, 409, 502, 503, 504) else 409
     reason = f"{error.code}: {error.message}"
     failure = {"status": status, "code": error.code, "message": error.message}

@@ -59,6 +59,7 @@ class Hosts(httpx.AsyncBaseTransport):
     def __init__(self, apps: dict[str, FastAPI]) -> None:
         self.routes = {name: httpx.ASGITransport(app=app) for name, app in apps.items()}
         self.fake: dict[tuple[str, str, str], httpx.Response] = {}
+        self.flaky: dict[str, int] = {}  # path suffix -> how many more calls answer 503
         self.calls: list[httpx.Request] = []
 
     def down(self, host: str, method: str, path: str) -> None:
@@ -67,6 +68,10 @@ class Hosts(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.calls.append(request)
+        suffix = next((end for end in self.flaky if request.url.path.endswith(end)), None)
+        if suffix is not None and self.flaky[suffix] > 0:
+            self.flaky[suffix] -= 1
+            return httpx.Response(503, json={"error": {"code": "unavailable", "message": "flaky"}})
         fake = self.fake.get((request.url.host, request.method, request.url.path))
         if fake is not None:
             return httpx.Response(fake.status_code, content=fake.content, headers=fake.headers)
@@ -331,6 +336,24 @@ async def test_shipping_outage_after_the_charge_refunds_and_releases(shop: Shop)
     assert await shop.stock("headlamp") == before
     history = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()["status_history"]
     assert [h["status"] for h in history][-4:] == ["charged", "released", "refunded", "failed"]
+
+
+async def test_refund_is_retried_and_a_lasting_failure_is_recorded(shop: Shop) -> None:
+    shop.hosts.down("shipping", "POST", "/shipments")
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    for key, failures, outcome, status in (
+        ("k1", 2, "refunded", "refunded"),
+        ("k2", 3, "refund_failed", "succeeded"),
+    ):
+        shop.hosts.flaky = {"/refund": failures}  # refunds answer 503 this many times
+        response = await shop.checkout(ada, key)
+        assert response.status_code == 503
+        order_id = response.json()["error"]["details"]["order_id"]
+        order = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
+        assert outcome in [h["status"] for h in order["status_history"]]
+        [payment] = await shop.docs(shop.payment, "payments", {"order_id": order_id})
+        assert payment["status"] == status
 
 
 async def test_orders_are_private_and_listed_newest_first(shop: Shop) -> None:
