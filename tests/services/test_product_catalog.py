@@ -200,7 +200,7 @@ async def test_seeding_is_idempotent_and_never_resets_stock() -> None:
     assert await store.seed_catalog(db) == len(PRODUCTS)
     await db.products.update_one({"_id": "headlamp"}, {"$set": {"stock": 3}})
     # A restart, and two replicas starting at the same time.
-    assert await asyncio.gather(store.seed_catalog(db), store.seed_catalog(db)) == [0, 0]
+    assert list(await asyncio.gather(store.seed_catalog(db), store.seed_catalog(db))) == [0, 0]
     assert await db.products.count_documents({}) == len(PRODUCTS)
     assert (await db.products.find_one({"_id": "headlamp"}))["stock"] == 3
 

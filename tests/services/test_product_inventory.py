@@ -8,7 +8,7 @@ import io
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -384,7 +384,7 @@ async def test_the_server_stops_with_the_app() -> None:
 
 
 @pytest.fixture
-def json_log() -> Callable[[], list[dict[str, Any]]]:
+def json_log() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter("product", "v1"))
