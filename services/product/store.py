@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
 
 from services.kit.db import Database
 from services.product.catalog import CATEGORIES, PRODUCTS
@@ -32,23 +33,24 @@ async def seed_catalog(db: Database) -> int:
     written on insert, so restarts and several replicas never duplicate products or reset stock."""
     inserted = 0
     for product in PRODUCTS:
-        result = await db.products.update_one(
-            {"_id": product.id},
-            {
-                "$set": {
-                    "name": product.name,
-                    "description": product.description,
-                    "category": product.category,
-                    "price_cents": product.price_cents,
-                    "currency": CURRENCY,
-                    "icon": product.icon,
-                    "image": f"/products/images/{product.category}.svg",
-                    "badge": product.badge,
-                },
-                "$setOnInsert": {"stock": product.stock, "created_at": now_iso()},
+        update = {
+            "$set": {
+                "name": product.name,
+                "description": product.description,
+                "category": product.category,
+                "price_cents": product.price_cents,
+                "currency": CURRENCY,
+                "icon": product.icon,
+                "image": f"/products/images/{product.category}.svg",
+                "badge": product.badge,
             },
-            upsert=True,
-        )
+            "$setOnInsert": {"stock": product.stock, "created_at": now_iso()},
+        }
+        try:
+            result = await db.products.update_one({"_id": product.id}, update, upsert=True)
+        except DuplicateKeyError:
+            # Another replica inserted it between our match and insert: now it exists, update it.
+            result = await db.products.update_one({"_id": product.id}, update, upsert=True)
         inserted += 1 if result.upserted_id is not None else 0
     log.info("catalog seeded: %d products, %d new", len(PRODUCTS), inserted)
     return inserted
