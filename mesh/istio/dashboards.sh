@@ -22,9 +22,9 @@ for f in "${forwards[@]}"; do
   fi
 done
 cat <<URLS
-Kiali       http://localhost:20001   (Graph > namespace ecommerce; Display: Security, Traffic Distribution)
+Kiali       http://localhost:20001/kiali   (Graph > namespace ecommerce; Display: Security, Traffic Distribution)
 Grafana     http://localhost:3000    (Dashboards > Istio > Istio Service Dashboard)
-Jaeger      http://localhost:16686   (Service: frontend.ecommerce)
+Jaeger      http://localhost:16686/jaeger   (Service: frontend.ecommerce)
 Prometheus  http://localhost:9090    (e.g. istio_requests_total{destination_app="product"})
 URLS
 [[ "$DRY_RUN" == 1 ]] || wait

@@ -201,9 +201,9 @@ def test_make_dashboards_port_forwards_the_four_addons(env) -> None:
         f"{K} -n istio-system port-forward svc/prometheus 9090:9090",
     ]
     for url in (
-        "http://localhost:20001",
+        "http://localhost:20001/kiali",
         "http://localhost:3000",
-        "http://localhost:16686",
+        "http://localhost:16686/jaeger",
         "http://localhost:9090",
     ):
         assert url in proc.stdout

@@ -176,11 +176,12 @@ def mesh_pod(core_v1: Any, namespace: str) -> Iterator[Callable[..., MeshPod]]:
 
     def make(service_account: str, sidecar: bool = True, ready_timeout: int = 180) -> MeshPod:
         name = f"istio-check-{uuid.uuid4().hex[:8]}"
-        annotations = {"sidecar.istio.io/inject": "true" if sidecar else "false", **STATS_ANNOTATION}
+        # the label (not the deprecated annotation) decides injection per pod
+        labels = {"app": "istio-check", "sidecar.istio.io/inject": "true" if sidecar else "false"}
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": name, "labels": {"app": "istio-check"}, "annotations": annotations},
+            "metadata": {"name": name, "labels": labels, "annotations": STATS_ANNOTATION},
             "spec": {
                 "serviceAccountName": service_account,
                 "restartPolicy": "Never",
@@ -248,7 +249,7 @@ def broken_endpoint(apps_v1: Any, core_v1: Any, namespace: str) -> Iterator[Call
                 "replicas": 1,
                 "selector": {"matchLabels": labels},
                 "template": {
-                    "metadata": {"labels": labels, "annotations": {"sidecar.istio.io/inject": "true"}},
+                    "metadata": {"labels": {**labels, "sidecar.istio.io/inject": "true"}},
                     "spec": {
                         "serviceAccountName": src.spec.template.spec.service_account_name,
                         "containers": [
