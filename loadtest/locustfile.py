@@ -10,6 +10,7 @@ is printed (and `--csv` files are written by Locust itself if asked for).
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import random
 import uuid
@@ -178,4 +179,5 @@ def summary_lines(environment: Environment) -> list[str]:
 
 @events.quitting.add_listener
 def _print_summary(environment: Environment, **_: Any) -> None:
-    print("\n".join(summary_lines(environment)), flush=True)
+    # Locust prints its own tables after this event; the summary goes last, where it is easy to find.
+    atexit.register(lambda: print("\n".join(summary_lines(environment)), flush=True))

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from services.frontend.backend import Backend
+from services.frontend.backend import PRODUCT_SERVED_BY, Backend
 from services.frontend.forms import CartItemIn, CheckoutIn, LoginIn, RegisterIn
 from services.frontend.session import CSRF_HEADER, Session, check_csrf, resolve_session, start_session
 from services.kit.errors import ApiError
@@ -52,23 +52,34 @@ async def login(request: Request, body: LoginIn) -> dict[str, Any]:
     return tokens
 
 
-@router.get("/products", summary="Browse the catalog")
+@router.get("/products", summary="Browse the catalog (`x-product-served-by` names the product version)")
 async def products(
     request: Request,
+    response: Response,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     category: Annotated[str, Query(max_length=60)] = "",
     q: Annotated[str, Query(max_length=100)] = "",
     session: Session = Depends(resolve_session),
 ) -> dict[str, Any]:
-    return await _backend(request, session).products(page, page_size, category, q.strip())
+    result = await _backend(request, session).products(page, page_size, category, q.strip())
+    _name_product_version(request, response)
+    return result
 
 
 @router.get("/products/{product_id}", summary="One product")
 async def product(
-    request: Request, product_id: str, session: Session = Depends(resolve_session)
+    request: Request, response: Response, product_id: str, session: Session = Depends(resolve_session)
 ) -> dict[str, Any]:
-    return await _backend(request, session).product(product_id)
+    result = await _backend(request, session).product(product_id)
+    _name_product_version(request, response)
+    return result
+
+
+def _name_product_version(request: Request, response: Response) -> None:
+    """Which product build answered, so a canary split is visible to API clients too."""
+    if served_by := request.scope.get(PRODUCT_SERVED_BY):
+        response.headers["x-product-served-by"] = str(served_by)
 
 
 @router.get("/cart", summary="The caller's cart")

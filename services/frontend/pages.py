@@ -12,10 +12,12 @@ from fastapi.responses import RedirectResponse, Response
 from services.frontend.backend import Backend
 from services.frontend.forms import CheckoutIn, LoginIn, RegisterIn, parse_form
 from services.frontend.session import (
+    CANARY_COOKIE,
     CSRF_FIELD,
     Session,
     check_csrf,
     clear_session,
+    queue_cookie,
     resolve_session,
     start_session,
 )
@@ -193,6 +195,15 @@ async def logout(request: Request) -> Response:
     await _form(request)
     clear_session(request)
     return _redirect("/", "logged_out")
+
+
+@router.post("/canary")
+async def canary(request: Request) -> Response:
+    """Join or leave the canary: the `canary=true` cookie travels with every call to the services."""
+    form = await _form(request)
+    join = form.get("join") == "true"
+    queue_cookie(request, CANARY_COOKIE, "true" if join else None, 86400)
+    return _redirect(_safe_next(str(form.get("next", "/"))), "canary_on" if join else "canary_off")
 
 
 # --- cart and checkout ---------------------------------------------------------------------------

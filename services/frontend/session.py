@@ -3,7 +3,8 @@
 Cookies (all `HttpOnly`, `SameSite=Lax`, `Secure` when COOKIE_SECURE=true):
 - `shop_access`: the access token; `shop_refresh`: the refresh token;
 - `shop_csrf`: a random nonce signed with SESSION_SECRET (double submit: forms echo it back);
-- `shop_group`: the user's routing group, so a mesh can also route a browser by cookie.
+- `shop_group`: the user's routing group, so a mesh can also route a browser by cookie;
+- `canary`: `true` after "Try the canary build" in the footer (the lesson's cookie-based canary route).
 Cookie changes are queued on the request (`queue_cookie`) and written by `CookieMiddleware`, so a
 handler that returns any response (page, redirect, JSON, error) still refreshes the session.
 """
@@ -26,6 +27,8 @@ from services.kit.jwt import JwksVerifier, Principal
 
 ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE = SESSION_COOKIES
 GROUP_COOKIE = "shop_group"
+CANARY_COOKIE = "canary"  # `canary=true`: the lesson's cookie-based canary route (passed on to services)
+READABLE_COOKIES = (GROUP_COOKIE, CANARY_COOKIE)  # not secret: no HttpOnly
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 
@@ -108,7 +111,7 @@ class CookieMiddleware:
 
     def _cookie(self, name: str, value: str | None, max_age: int | None) -> str:
         parts = [f"{name}={value or ''}", "Path=/", "SameSite=Lax"]
-        if name != GROUP_COOKIE:
+        if name not in READABLE_COOKIES:
             parts.append("HttpOnly")
         if self.secure:
             parts.append("Secure")

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.frontend.backend import PRODUCT_SERVED_BY, items_of
-from services.frontend.session import Session, csrf_token
+from services.frontend.session import CANARY_COOKIE, Session, csrf_token
 from services.kit.errors import ApiError
 
 log = logging.getLogger("frontend.views")
@@ -101,6 +101,8 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         banner=banner(request),
         test_cards=TEST_CARDS,
         notice=request.query_params.get("notice", ""),
+        in_canary=request.cookies.get(CANARY_COOKIE) == "true",
+        here=request.url.path,
     )
     return templates.TemplateResponse(request, template, context, status_code=status)
 

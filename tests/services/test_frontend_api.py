@@ -60,6 +60,7 @@ def test_wrong_password_is_401_json(client: TestClient) -> None:
 def test_products_api_passes_the_catalog_through(client: TestClient) -> None:
     page = client.get("/api/products?page=2&page_size=5&category=kitchen")
     assert page.status_code == 200
+    assert page.headers["x-product-served-by"] == "product/v2"
     assert page.json()["page"] == 2 and [p["id"] for p in page.json()["items"]] == [
         "mug-11",
         "mug-13",

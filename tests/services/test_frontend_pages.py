@@ -302,3 +302,16 @@ def test_invalid_variant_is_refused_at_start() -> None:
 
     with pytest.raises(ValidationError):
         Settings(variant="purple")
+
+
+def test_joining_the_canary_sets_the_cookie_the_mesh_routes_on(client: TestClient, fake: FakeShop) -> None:
+    joined = client.post(
+        "/canary", data={"join": "true", "next": "/products/mug-1", "csrf_token": csrf(client)}
+    )
+    assert joined.status_code == 200 and "You joined the canary" in joined.text
+    assert fake.calls("product")[-1].headers["cookie"] == "canary=true"
+    assert "Leave the canary" in joined.text
+    cookie = next(c for c in joined.history[0].headers.get_list("set-cookie") if c.startswith("canary="))
+    assert "HttpOnly" not in cookie and "Max-Age=86400" in cookie
+    left = client.post("/canary", data={"join": "false", "csrf_token": csrf(client)})
+    assert "You left the canary." in left.text and "canary" not in client.cookies
