@@ -29,7 +29,8 @@ logs: ## logs of a service: make logs S=order [FOLLOW=1]
 images: ## build the eight service images (shop/<service>:dev) and show their sizes
 	@source scripts/lib.sh && for svc in $$SERVICES; do \
 	  run docker build --build-arg SERVICE=$$svc -t shop/$$svc:dev . ; done && \
-	  run docker image ls --filter reference='shop/*:dev'
+	  run docker image ls --filter reference='shop/*:dev' && \
+	  run docker image inspect --format 'runtime base: {{index .RepoDigests 0}}' gcr.io/distroless/python3-debian13:nonroot
 
 secrets: ## create the Secrets in the cluster (generated, idempotent, never committed)
 	scripts/secrets.sh
