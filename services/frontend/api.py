@@ -105,8 +105,8 @@ async def checkout(
 
 
 @router.get("/orders", summary="The caller's orders")
-async def orders(request: Request, session: Session = Depends(shopper)) -> list[dict[str, Any]]:
-    return await _backend(request, session).orders()
+async def orders(request: Request, session: Session = Depends(shopper)) -> dict[str, Any]:
+    return {"items": await _backend(request, session).orders()}
 
 
 @router.get("/orders/{order_id}", summary="One order with its status history")
@@ -115,5 +115,5 @@ async def order(request: Request, order_id: str, session: Session = Depends(shop
 
 
 @router.get("/notifications", summary="The caller's notifications, newest first")
-async def notifications(request: Request, session: Session = Depends(shopper)) -> list[dict[str, Any]]:
-    return await _backend(request, session).notifications()
+async def notifications(request: Request, session: Session = Depends(shopper)) -> dict[str, Any]:
+    return {"items": await _backend(request, session).notifications()}

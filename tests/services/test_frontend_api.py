@@ -91,10 +91,13 @@ def test_cart_and_idempotent_checkout_with_bearer(client: TestClient, fake: Fake
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"] and len(fake.orders) == 1
     order_id = first.json()["id"]
-    assert [o["id"] for o in client.get("/api/orders", headers=auth).json()] == [order_id]
+    assert [o["id"] for o in client.get("/api/orders", headers=auth).json()["items"]] == [order_id]
     assert client.get(f"/api/orders/{order_id}", headers=auth).json()["tracking_number"] == "TRK123456"
     assert client.get(f"/api/orders/{order_id}", headers=bearer(fake, "bea@example.com")).status_code == 404
-    assert client.get("/api/notifications", headers=auth).json()[0]["subject"] == "Your order is confirmed"
+    assert (
+        client.get("/api/notifications", headers=auth).json()["items"][0]["subject"]
+        == "Your order is confirmed"
+    )
 
 
 def test_checkout_bad_input(client: TestClient, fake: FakeShop) -> None:
