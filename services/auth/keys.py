@@ -15,12 +15,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from services.auth.settings import Settings
 from services.kit import jwt
+from services.kit.serve import ConfigurationError
 
 log = logging.getLogger("auth.keys")
 MIN_KEY_BITS = 2048
 
 
-class SigningKeyError(ValueError):
+class SigningKeyError(ConfigurationError, ValueError):
     """The configured signing key is unusable; the message says why (raised at start, not per request)."""
 
 

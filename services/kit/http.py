@@ -33,9 +33,17 @@ class ServiceClient:
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
 
     async def request(
-        self, method: str, url: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        forward: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
-        merged = forwarded_headers()
+        """Call another service. `forward=False` for calls leaving the shop (egress): only the request id
+        and trace context go out, never the shopper's token or cookies."""
+        merged = forwarded_headers() if forward else _request_id_only()
         merged.update(headers or {})
         propagate.inject(merged)  # traceparent, whatever transport is in use
         try:
@@ -61,6 +69,11 @@ class ServiceClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _request_id_only() -> dict[str, str]:
+    request_id = forwarded_headers().get("x-request-id")
+    return {"x-request-id": request_id} if request_id else {}
 
 
 def _host(url: str) -> str:

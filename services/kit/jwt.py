@@ -27,6 +27,7 @@ class Principal:
     email: str
     groups: tuple[str, ...]
     token: str
+    name: str = ""
 
     def in_group(self, group: str) -> bool:
         return group in self.groups
@@ -121,6 +122,7 @@ class JwksVerifier:
             email=str(claims.get("email", "")),
             groups=tuple(str(g) for g in groups),
             token=token,
+            name=str(claims.get("name") or ""),
         )
 
 

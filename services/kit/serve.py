@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import uvicorn
@@ -10,9 +11,17 @@ from fastapi import FastAPI
 from services.kit.settings import ServiceSettings, SettingsT, load_settings
 
 
+class ConfigurationError(Exception):
+    """Raise from `build_app` when the environment cannot work (e.g. an unusable key file)."""
+
+
 def serve(build_app: Callable[[SettingsT], FastAPI], settings_class: type[SettingsT]) -> None:
+    """Start the service; configuration mistakes end it with exit status 2 and a one-line reason."""
     settings: ServiceSettings = load_settings(settings_class)
-    app = build_app(settings)  # type: ignore[arg-type]
+    try:
+        app = build_app(settings)  # type: ignore[arg-type]
+    except ConfigurationError as exc:
+        sys.exit(f"{settings.service_name} cannot start: {exc}")
     uvicorn.run(
         app,
         host=settings.host,

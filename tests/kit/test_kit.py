@@ -320,3 +320,49 @@ def test_kit_does_not_block_the_event_loop_on_concurrent_requests(tokens: TokenF
         return [r.status_code for r in responses]
 
     assert asyncio.run(many()) == [200] * 50
+
+
+def test_egress_calls_do_not_leak_the_shoppers_credentials() -> None:
+    seen: list[httpx.Request] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    router = APIRouter()
+
+    @router.get("/egress")
+    async def egress(request: Request) -> dict[str, bool]:
+        await request.app.state.http.post("http://api.payments.example/v1/charges", forward=False)
+        return {"ok": True}
+
+    settings = ServiceSettings(service_name="demo")
+    app = create_app(settings, title="demo", routers=[router])
+    app.state.http = ServiceClient(settings, transport=httpx.MockTransport(provider))
+    with TestClient(app) as test_client:
+        test_client.get(
+            "/egress",
+            headers={
+                "authorization": "Bearer secret",
+                "cookie": "session=s",
+                "x-request-id": "r-9",
+                "x-user-id": "u-1",
+                "traceparent": TRACEPARENT,
+            },
+        )
+    sent = seen[0].headers
+    assert "authorization" not in sent
+    assert "cookie" not in sent
+    assert "x-user-id" not in sent
+    assert sent["x-request-id"] == "r-9"
+    assert sent["traceparent"].split("-")[1] == TRACE_ID
+
+
+def test_timestamps_have_one_sortable_format() -> None:
+    from services.kit import clock
+
+    earlier, later = clock.now_iso(), clock.now_iso(offset_seconds=1)
+    assert earlier.endswith("Z")
+    assert len(earlier) == len(later) == 27
+    assert earlier < later
+    assert clock.parse(earlier).tzinfo is not None
