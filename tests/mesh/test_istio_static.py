@@ -673,6 +673,91 @@ def test_security_policies_follow_who_calls_whom() -> None:
     assert modes["default"] == "STRICT"
 
 
+def service_calls() -> list[tuple[str, str, str, str, int | None]]:
+    """(caller SA, callee app, method, path, port) of every call found in the services' client code."""
+    calls: list[tuple[str, str, str, str, int | None]] = []
+    svc = "auth|user|product|payment|order|shipping|notification"
+    frontend = "".join(
+        (REPO_ROOT / "services" / "frontend" / f).read_text() for f in ("backend.py", "api.py")
+    )
+    for callee, method, path in re.findall(
+        rf'"({svc})",\s*"(GET|POST|PUT|DELETE)",\s*f?"(/[^"]*)"', frontend
+    ):
+        calls.append(("frontend-sa", callee, method, path, None))
+    order = (REPO_ROOT / "services" / "order" / "clients.py").read_text()
+    for m in re.finditer(r'f"\{self\.settings\.(\w+)_url\}(/[^"]*)"', order):
+        # the call the URL is written in (`self.http.post(f"...")`), else the next one (`url = f"..."`)
+        inline = re.search(r"self\.http\.(get|post|put|delete)\($", order[: m.start()])
+        method = inline or re.search(r"self\.http\.(get|post|put|delete)\(", order[m.start() :])
+        assert method, m.group(0)
+        calls.append(("order-sa", m.group(1), method.group(1).upper(), m.group(2), None))
+    proto = (REPO_ROOT / "services" / "protos" / "inventory.proto").read_text()
+    package = re.search(r"^package ([\w.]+);", proto, re.M).group(1)  # type: ignore[union-attr]
+    for rpc in re.findall(r"^\s*rpc (\w+)\(", proto, re.M):
+        calls.append(("order-sa", "product", "POST", f"/{package}.Inventory/{rpc}", 9000))
+    return [(sa, app, meth, re.sub(r"\{[^}]*\}", "x1", path), port) for sa, app, meth, path, port in calls]
+
+
+def _path_match(pattern: str, path: str) -> bool:
+    """Istio's path matching: exact, `prefix*`, `*suffix` or `*`."""
+    if pattern == "*":
+        return True
+    if pattern.endswith("*"):
+        return path.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return path.endswith(pattern[1:])
+    return path == pattern
+
+
+def allowed(docs: list[Doc], sa: str, app: str, method: str, path: str, port: int | None) -> bool:
+    principal = f"cluster.local/ns/ecommerce/sa/{sa}"
+    policies = [
+        p for p in find(docs, "AuthorizationPolicy") if p["spec"]["selector"]["matchLabels"] == {"app": app}
+    ]
+    for policy in policies:
+        for rule in policy["spec"]["rules"]:
+            if not any(principal in f["source"].get("principals", []) for f in rule["from"]):
+                continue
+            for to in rule["to"]:
+                op = to["operation"]
+                if method not in op.get("methods", [method]):
+                    continue
+                if port is not None and "ports" in op and str(port) not in op["ports"]:
+                    continue
+                if any(_path_match(p, path) for p in op.get("paths", ["*"])):
+                    return True
+    return False
+
+
+def missing_calls(docs: list[Doc]) -> list[str]:
+    return [
+        f"{sa} -> {app} {m} {p}"
+        for sa, app, m, p, port in service_calls()
+        if not allowed(docs, sa, app, m, p, port)
+    ]
+
+
+def test_policies_allow_every_call_the_services_really_make() -> None:
+    calls = service_calls()
+    assert ("order-sa", "payment", "POST", "/payments/x1/refund", None) in calls
+    assert ("frontend-sa", "order", "DELETE", "/cart/items/x1", None) in calls
+    assert any(c[4] == 9000 for c in calls)
+    docs = list(rendered("security"))
+    assert missing_calls(docs) == []
+    planted = copy.deepcopy(docs)
+    (payment,) = [p for p in planted if p["kind"] == "AuthorizationPolicy" and _name(p) == "payment"]
+    payment["spec"]["rules"][0]["to"][0]["operation"]["paths"] = ["/payments"]
+    assert missing_calls(planted) == ["order-sa -> payment POST /payments/x1/refund"]
+
+
+def test_policies_deny_what_nobody_calls() -> None:
+    docs = list(rendered("security"))
+    assert not allowed(docs, "notification-sa", "payment", "POST", "/payments", None)
+    assert not allowed(docs, "frontend-sa", "payment", "POST", "/payments", None)
+    assert not allowed(docs, "frontend-sa", "product", "DELETE", "/products/x1", None)
+    assert not allowed(docs, "frontend-sa", "product", "POST", "/shop.inventory.v1.Inventory/Reserve", 9000)
+
+
 # ---------------------------------------------------------------- tests: install input and overlay
 
 
