@@ -4,6 +4,11 @@ Stock is the number of units available now: a reservation takes its units out of
 with a guarded `$inc` (never below zero), a release puts them back. One document per order id in
 `reservations` (`_id` = order id, so the first writer wins) records the outcome:
 PENDING (being reserved) -> RESERVED -> RELEASED, or PENDING -> FAILED (kept, so a repeat answers the same).
+
+A PENDING claim has an `owner` and a `lease_until`, and lists the units taken so far (`taken`, written
+right after each decrement). If its process dies, the next call for that order after the lease
+takes the claim over, returns the listed units and starts again: an order is never stuck, and a
+crash can cost at most the one item being taken at that instant (never an oversell).
 Only single-document atomic operations are used, so it works on any MongoDB (and on mongomock).
 """
 
@@ -13,6 +18,7 @@ import asyncio
 import logging
 import re
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +37,7 @@ MAX_ID_LENGTH = 128
 MAX_ITEMS = 100
 MAX_QUANTITY = 10_000
 _POLL_SECONDS = 0.02
+LEASE_SECONDS = 30.0  # a PENDING claim older than this belongs to a dead (or hung) writer
 # Product ids are catalog slugs; order ids any printable ASCII without spaces (they end up in
 # gRPC metadata and logs).
 _ID_PATTERNS = {
@@ -115,10 +122,14 @@ async def reserve(
     wanted = normalize_items(items)
     deadline = time.monotonic() + wait_seconds
     while True:
+        owner = uuid.uuid4().hex
         claim = {
             "_id": order_id,
             "status": PENDING,
+            "owner": owner,
+            "lease_until": time.time() + LEASE_SECONDS,
             "items": [{"product_id": pid, "quantity": qty} for pid, qty in wanted],
+            "taken": [],
             "created_at": now_iso(),
         }
         try:
@@ -126,40 +137,70 @@ async def reserve(
         except DuplicateKeyError:
             existing = await _settled(db, order_id, deadline)
             if existing is None:
-                continue  # the first writer gave up (e.g. a database error): try again ourselves
+                continue  # the first writer gave up or died: try again ourselves
             return _outcome(existing, wanted)
-        return await _take(db, order_id, wanted)
+        reservation = await _take(db, order_id, owner, wanted)
+        if reservation is not None:
+            return reservation
+        # Our lease ran out and another call took the claim over: start again.
 
 
-async def _take(db: Database, order_id: str, wanted: tuple[tuple[str, int], ...]) -> Reservation:
-    taken: list[tuple[str, int]] = []
+async def _take(
+    db: Database, order_id: str, owner: str, wanted: tuple[tuple[str, int], ...]
+) -> Reservation | None:
+    """Decrement each item for a claim we own; None if the claim was taken over meanwhile."""
+    in_hand: tuple[str, int] | None = None  # decremented, not yet listed in `taken`
     try:
         for product_id, quantity in wanted:
             result = await db.products.update_one(
                 {"_id": product_id, "stock": {"$gte": quantity}}, {"$inc": {"stock": -quantity}}
             )
-            if result.matched_count == 1:
-                taken.append((product_id, quantity))
-                continue
-            error = await _why_not(db, product_id, quantity)
-            await _give_back(db, taken, order_id)
-            await db.reservations.update_one(
-                {"_id": order_id, "status": PENDING},
-                {"$set": {"status": FAILED, "error": error.as_document(), "updated_at": now_iso()}},
+            if result.matched_count == 0:
+                error = await _why_not(db, product_id, quantity)
+                await _return_taken(db, order_id, owner)
+                await db.reservations.update_one(
+                    {"_id": order_id, "owner": owner, "status": PENDING},
+                    {"$set": {"status": FAILED, "error": error.as_document(), "updated_at": now_iso()}},
+                )
+                raise error
+            in_hand = (product_id, quantity)
+            entry = {"product_id": product_id, "quantity": quantity}
+            listed = await db.reservations.update_one(
+                {"_id": order_id, "owner": owner}, {"$push": {"taken": entry}}
             )
-            raise error
-        await db.reservations.update_one(
-            {"_id": order_id, "status": PENDING}, {"$set": {"status": RESERVED, "updated_at": now_iso()}}
+            if listed.matched_count == 0:
+                return None  # taken over; `finally` returns the units in hand
+            in_hand = None
+        done = await db.reservations.update_one(
+            {"_id": order_id, "owner": owner, "status": PENDING},
+            {"$set": {"status": RESERVED, "updated_at": now_iso()}, "$unset": {"lease_until": ""}},
         )
+        return Reservation(order_id, RESERVED, wanted) if done.matched_count == 1 else None
     except InventoryError:
         raise
     except BaseException:
         # Unexpected (database down, cancelled): undo and drop the claim so a retry can start over.
-        log.exception("reservation %s failed; rolling back %d item(s)", order_id, len(taken))
-        await _give_back(db, taken, order_id)
-        await db.reservations.delete_one({"_id": order_id, "status": PENDING})
+        log.exception("reservation %s failed; rolling back", order_id)
+        await _return_taken(db, order_id, owner)
+        await db.reservations.delete_one({"_id": order_id, "owner": owner, "status": PENDING})
         raise
-    return Reservation(order_id, RESERVED, wanted)
+    finally:
+        if in_hand is not None:
+            await _give_back(db, [in_hand], order_id)
+
+
+async def _return_taken(db: Database, order_id: str, owner: str) -> None:
+    """Give back the units a claim we own lists as taken. Each is first pulled from the list, then
+    returned, so a crash or a second caller can never return the same units twice."""
+    doc = await db.reservations.find_one({"_id": order_id, "owner": owner}, {"taken": 1})
+    for item in (doc or {}).get("taken", []):
+        product_id, quantity = item["product_id"], int(item["quantity"])
+        pulled = await db.reservations.update_one(
+            {"_id": order_id, "owner": owner, "taken.product_id": product_id},
+            {"$pull": {"taken": {"product_id": product_id}}},
+        )
+        if pulled.matched_count == 1:
+            await _give_back(db, [(product_id, quantity)], order_id)
 
 
 async def _why_not(db: Database, product_id: str, quantity: int) -> InventoryError:
@@ -199,11 +240,28 @@ async def _settled(db: Database, order_id: str, deadline: float) -> dict[str, An
         doc: dict[str, Any] | None = await db.reservations.find_one({"_id": order_id})
         if doc is None or doc["status"] != PENDING:
             return doc
+        if doc.get("lease_until", float("inf")) < time.time():
+            await _recover(db, doc)
+            continue
         if time.monotonic() >= deadline:
             raise InventoryError(
                 "busy", f"a reservation for order {order_id} is still in progress", {"order_id": order_id}
             )
         await asyncio.sleep(_POLL_SECONDS)
+
+
+async def _recover(db: Database, stale: dict[str, Any]) -> None:
+    """Take over a claim whose lease ran out: return what it took and delete it."""
+    me = uuid.uuid4().hex
+    won = await db.reservations.find_one_and_update(
+        {"_id": stale["_id"], "status": PENDING, "owner": stale.get("owner")},
+        {"$set": {"owner": me, "lease_until": time.time() + LEASE_SECONDS}},
+    )
+    if won is None:
+        return  # settled or recovered by someone else meanwhile
+    log.warning("taking over the stale reservation of order %s (owner %s)", stale["_id"], stale.get("owner"))
+    await _return_taken(db, stale["_id"], me)
+    await db.reservations.delete_one({"_id": stale["_id"], "owner": me, "status": PENDING})
 
 
 def _outcome(doc: dict[str, Any], asked: tuple[tuple[str, int], ...]) -> Reservation:

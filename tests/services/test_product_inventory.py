@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 from services.kit import ApiError
 from services.kit.context import forwarded_var
 from services.kit.logs import JsonFormatter
-from services.product import grpc_api
+from services.product import grpc_api, inventory
 from services.product.app import build_app
 from services.product.inventory_client import InventoryClient, Reservation
 from services.product.settings import Settings
@@ -90,7 +91,7 @@ class Shop:
 @pytest.fixture
 async def shop() -> AsyncIterator[Shop]:
     port = free_port()
-    app = build_app(Settings(grpc_port=port, mongo_url=None))
+    app = build_app(Settings(grpc_port=port, mongo_url=None, reserve_wait_seconds=0.5))
     async with app.router.lifespan_context(app):
         app.state.inventory.db = Yielding(app.state.db)
         target = f"127.0.0.1:{port}"
@@ -291,6 +292,48 @@ async def test_release_racing_its_reserve_never_loses_units(shop: Shop) -> None:
     # Either the release came first (nothing to release) or it waited for the reservation.
     assert (released, stock) in {("NOT_FOUND", 50), ("RELEASED", 55)}
     assert reserved.status == "RESERVED"
+
+
+def stale_claim(order_id: str, taken: list[tuple[str, int]], lease_left: float = -1.0) -> dict[str, Any]:
+    """What a product process that died in the middle of a Reserve leaves behind."""
+    items = [{"product_id": pid, "quantity": qty} for pid, qty in taken]
+    return {
+        "_id": order_id,
+        "status": "PENDING",
+        "owner": "a-process-that-died",
+        "lease_until": time.time() + lease_left,
+        "items": items,
+        "taken": items,
+    }
+
+
+async def test_a_claim_left_by_a_dead_process_is_taken_over(shop: Shop) -> None:
+    await shop.set_stock("headlamp", 53)  # the dead writer had taken 2 and listed them
+    await shop.db.reservations.insert_one(stale_claim("crashed-1", [("headlamp", 2)]))
+    reply = await shop.reserve("crashed-1", ("headlamp", 2), ("chef-knife", 1))
+    assert reply.status == "RESERVED"
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == (53, 19)
+    # The same for a Release: the units come back and nothing stays reserved.
+    await shop.db.reservations.insert_one(stale_claim("crashed-2", [("chef-knife", 4)]))
+    await shop.set_stock("chef-knife", 15)
+    assert await shop.release("crashed-2") == "NOT_FOUND"
+    assert await shop.stock("chef-knife") == 19
+    assert await shop.release("crashed-2") == "NOT_FOUND"
+    assert await shop.stock("chef-knife") == 19
+
+
+async def test_a_claim_still_being_worked_on_answers_aborted(shop: Shop) -> None:
+    await shop.db.reservations.insert_one(stale_claim("busy-1", [], lease_left=30))
+    error = await grpc_error(shop.reserve("busy-1", ("headlamp", 1)))
+    assert error.code() == grpc.StatusCode.ABORTED
+    assert await shop.stock("headlamp") == 55
+
+
+async def test_a_writer_whose_claim_was_taken_over_returns_what_it_holds(shop: Shop) -> None:
+    db = shop.app.state.inventory.db
+    await db.reservations.insert_one({**stale_claim("slow-1", [], lease_left=30), "owner": "the-new-owner"})
+    assert await inventory._take(db, "slow-1", "the-old-owner", (("headlamp", 2),)) is None
+    assert await shop.stock("headlamp") == 55
 
 
 class Broken:
