@@ -214,3 +214,11 @@ def test_operational_endpoints(client: TestClient) -> None:
     assert client.get("/readyz").status_code == 200
     assert client.get("/metrics").status_code == 200
     assert client.get("/api/nothing-here").json()["error"]["code"] == "not_found"
+
+
+def test_cross_site_form_cannot_log_in_through_the_api(client: TestClient) -> None:
+    """A plain HTML form (text/plain) cannot post JSON: no login CSRF through /api/login."""
+    body = '{"email": "ada@example.com", "password": "secret-pass"}'
+    response = client.post("/api/login", content=body, headers={"content-type": "text/plain"})
+    assert response.status_code == 422
+    assert "shop_access" not in client.cookies
