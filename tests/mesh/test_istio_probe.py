@@ -25,7 +25,9 @@ class Slow(BaseHTTPRequestHandler):
         if "slow" in self.path:
             time.sleep(0.3)
         status = 503 if "fail" in self.path else 200
-        body = json.dumps({"ua": self.headers.get("user-agent-x", "")}).encode()
+        body = json.dumps(
+            {"ua": self.headers.get("user-agent-x", ""), "key": self.headers.get("key", "")}
+        ).encode()
         self.send_response(status)
         self.send_header("x-served-by", "local/v9")
         self.send_header("content-length", str(len(body)))
@@ -51,12 +53,16 @@ def probe(*args: str) -> object:
 def test_http_mode_reports_status_served_by_timing_and_headers() -> None:
     server, url = serve(Slow)
     try:
-        results = probe("http", f"{url}/slow", "6", "3", "--header", "user-agent-x: Mobile")
+        results = probe(
+            "http", f"{url}/slow", "6", "3", "--header", "user-agent-x: Mobile", "--header", "key: {uuid}"
+        )
         assert isinstance(results, list) and len(results) == 6
         assert {r["status"] for r in results} == {200}
         assert {r["served_by"] for r in results} == {"local/v9"}
         assert min(r["seconds"] for r in results) >= 0.3
-        assert json.loads(results[0]["body"]) == {"ua": "Mobile"}
+        bodies = [json.loads(r["body"]) for r in results]
+        assert {b["ua"] for b in bodies} == {"Mobile"}
+        assert len({b["key"] for b in bodies}) == 6, "a fresh {uuid} per request"
         (failed,) = probe("http", f"{url}/fail", "1", "1")
         assert failed["status"] == 503 and failed["served_by"] == "local/v9"
     finally:

@@ -13,11 +13,13 @@ import struct
 import time
 import urllib.error
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 
 def one(url: str, method: str, body: bytes | None, headers: dict[str, str]) -> dict[str, object]:
     start = time.monotonic()
+    headers = {k: v.replace("{uuid}", uuid.uuid4().hex) for k, v in headers.items()}
     req = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
