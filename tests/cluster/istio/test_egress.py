@@ -33,9 +33,13 @@ def charge(pod: Any, n: int) -> list[dict[str, Any]]:
 def test_provider_reachable_by_host_name_over_mesh_tls(mesh_pod: Any) -> None:
     pod = mesh_pod("payment-sa")
     before = sum(v for k, v in pod.envoy_stats(PROVIDER_CLUSTER).items() if k.endswith(".upstream_rq_retry"))
-    results = charge(pod, 40)
-    assert Counter(r["status"] for r in results) == {200: 40}, "the provider's 20 % 503s are retried"
-    assert all(r["served_by"] == "payments-provider/v1" and '"succeeded"' in r["body"] for r in results)
+    results = charge(pod, 60)
+    # the provider fails 20 % of new charges: without retries ~12 of 60 would fail; with 3 retries a
+    # charge fails only if 4 tries in a row do (0.2^4), so more than 2 failures means no retries
+    failed = [r for r in results if r["status"] != 200]
+    assert len(failed) <= 2, Counter((r["status"], r["body"][:60]) for r in results)
+    ok = [r for r in results if r["status"] == 200]
+    assert all(r["served_by"] == "payments-provider/v1" and '"succeeded"' in r["body"] for r in ok)
     after = sum(v for k, v in pod.envoy_stats(PROVIDER_CLUSTER).items() if k.endswith(".upstream_rq_retry"))
     assert after > before, "retries of the VirtualService happened in the calling sidecar"
 
