@@ -42,7 +42,10 @@ def _safe_next(target: str | None) -> str:
 
 
 def _redirect(path: str, notice: str = "") -> RedirectResponse:
-    return RedirectResponse(f"{path}?{urlencode({'notice': notice})}" if notice else path, status_code=303)
+    """A 303 to `path`, with a notice the page shows ("Added to your cart.")."""
+    if notice:
+        path += ("&" if "?" in path else "?") + urlencode({"notice": notice})
+    return RedirectResponse(path, status_code=303)
 
 
 async def _form(request: Request) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -93,6 +93,12 @@ def banner(request: Request) -> dict[str, str]:
     }
 
 
+def _here(request: Request) -> str:
+    """This page's path and query, without the one-off notice (where a footer form returns to)."""
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "notice"])
+    return request.url.path + (f"?{query}" if query else "")
+
+
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
     session: Session = request.scope.get("frontend.session") or Session()
     context.update(
@@ -102,7 +108,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         test_cards=TEST_CARDS,
         notice=request.query_params.get("notice", ""),
         in_canary=request.cookies.get(CANARY_COOKIE) == "true",
-        here=request.url.path,
+        here=_here(request),
     )
     return templates.TemplateResponse(request, template, context, status_code=status)
 

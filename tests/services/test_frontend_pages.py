@@ -144,6 +144,9 @@ def test_login_redirects_back_but_never_off_site(client: TestClient) -> None:
     form = {"email": "ada@example.com", "password": "secret-pass", "csrf_token": csrf(client)}
     back = client.post("/login", data={**form, "next": "/orders"}, follow_redirects=False)
     assert back.headers["location"] == "/orders"
+    query = client.post("/register", data={**form, "name": "Ada", "next": "/?category=coffee"})
+    assert query.status_code == 409  # (already registered) the next target survives the form round trip
+    assert 'value="/?category=coffee"' in query.text
     evil = client.post("/login", data={**form, "next": "//evil.example/x"}, follow_redirects=False)
     assert evil.headers["location"] == "/"
 
@@ -302,6 +305,13 @@ def test_invalid_variant_is_refused_at_start() -> None:
 
     with pytest.raises(ValidationError):
         Settings(variant="purple")
+
+
+def test_notices_keep_the_query_of_the_target(client: TestClient) -> None:
+    joined = client.post("/canary", data={"join": "true", "next": "/?q=mug", "csrf_token": csrf(client)})
+    assert str(joined.url).endswith("/?q=mug&notice=canary_on")
+    assert "Results for “mug”" in joined.text
+    assert 'name="next" value="/?q=mug"' in joined.text  # the footer form returns here, without the notice
 
 
 def test_joining_the_canary_sets_the_cookie_the_mesh_routes_on(client: TestClient, fake: FakeShop) -> None:
