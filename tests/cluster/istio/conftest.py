@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 PROBE = (Path(__file__).parent / "probe.py").read_text()
-# Any image the cluster already has with Python 3 in it: the shop's own (loaded by `make up`).
+# An image the cluster already has with Python 3 in it: the shop's own (distroless: `python3`, no shell).
 PYTHON_IMAGE = "shop/order:dev"
 # A server answering 503 to everything: a failing endpoint for retries and outlier detection.
 BROKEN_SERVER = """
@@ -113,7 +113,7 @@ def exec_in(
 
 
 class MeshPod:
-    """A pod running `sleep` in the python image, usually with an istio-proxy sidecar."""
+    """A pod idling in the python image (it has no shell), usually with an istio-proxy sidecar."""
 
     def __init__(self, core_v1: Any, name: str, namespace: str) -> None:
         self.core_v1, self.name, self.namespace = core_v1, name, namespace
@@ -127,7 +127,7 @@ class MeshPod:
         body: Any = None,
         headers: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        cmd = ["python", "-c", PROBE, "http", url, str(count), str(concurrency), "--method", method]
+        cmd = ["python3", "-c", PROBE, "http", url, str(count), str(concurrency), "--method", method]
         if body is not None:
             cmd += ["--body", json.dumps(body)]
         for key, value in (headers or {}).items():
@@ -135,7 +135,7 @@ class MeshPod:
         return list(json.loads(exec_in(self.core_v1, self.name, self.namespace, "app", cmd)))
 
     def mongo_hello(self, host: str = "mongodb", port: int = 27017) -> dict[str, Any]:
-        cmd = ["python", "-c", PROBE, "mongo", host, str(port)]
+        cmd = ["python3", "-c", PROBE, "mongo", host, str(port)]
         return dict(json.loads(exec_in(self.core_v1, self.name, self.namespace, "app", cmd)))
 
     def envoy_stats(self, needle: str) -> dict[str, int]:
@@ -191,7 +191,7 @@ def mesh_pod(core_v1: Any, namespace: str) -> Iterator[Callable[..., MeshPod]]:
                         "name": "app",
                         "image": PYTHON_IMAGE,
                         "imagePullPolicy": "IfNotPresent",
-                        "command": ["sleep", "3600"],
+                        "command": ["python3", "-c", "import time; time.sleep(3600)"],
                         "securityContext": {
                             "runAsNonRoot": True,
                             "runAsUser": 10001,
@@ -257,7 +257,7 @@ def broken_endpoint(apps_v1: Any, core_v1: Any, namespace: str) -> Iterator[Call
                                 "name": service,
                                 "image": container.image,
                                 "imagePullPolicy": "IfNotPresent",
-                                "command": ["python", "-c", BROKEN_SERVER.replace("PORT", str(port))],
+                                "command": ["python3", "-c", BROKEN_SERVER.replace("PORT", str(port))],
                                 "ports": [{"containerPort": port, "name": "http"}],
                                 "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
                             }
