@@ -1,7 +1,8 @@
 """Runs INSIDE a test pod (python of the shop image, standard library only); prints JSON.
 
 python3 -c SRC http URL COUNT CONCURRENCY [--method M] [--body JSON] [--header 'name: value']...
-    one JSON object per request: status (0 = no HTTP answer), served_by, seconds, body, error
+    one JSON object per request: status (0 = no HTTP answer), served_by, seconds, body, error;
+    "{uuid}" in a header value becomes a fresh id per request (idempotency keys)
 python3 -c SRC mongo HOST PORT
     whether MongoDB answered a `hello` (OP_MSG) on a raw TCP connection
 """
