@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("kit.errors")
@@ -81,6 +82,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(d["type"] == "json_invalid" for d in details):
             return error_response(400, "malformed_json", "request body is not valid JSON", details)
         return error_response(422, "validation_error", "request did not validate", details)
+
+    @app.exception_handler(ConnectionFailure)
+    @app.exception_handler(ExecutionTimeout)
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # MongoDB unreachable or too slow: the dependency's fault, so 503 (retryable), not a 500.
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(503, "database_unavailable", "the database is unavailable")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

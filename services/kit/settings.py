@@ -17,7 +17,7 @@ class ServiceSettings(BaseSettings):
     service_name: str = "service"
     version: str = "v1"
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
 
     mongo_url: str | None = None
@@ -27,10 +27,10 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = "shop-auth"
     jwt_audience: str = "shop"
 
-    http_connect_timeout: float = Field(2.0, gt=0)
-    http_read_timeout: float = Field(5.0, gt=0)
-    grpc_timeout: float = Field(5.0, gt=0)
-    max_body_bytes: int = Field(64 * 1024, gt=0)
+    http_connect_timeout: float = Field(default=2.0, gt=0)
+    http_read_timeout: float = Field(default=5.0, gt=0)
+    grpc_timeout: float = Field(default=5.0, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
 
     auth_url: str = "http://127.0.0.1:8081"
     user_url: str = "http://127.0.0.1:8082"

@@ -45,12 +45,15 @@ def setup_tracing(service: str, version: str) -> TracerProvider:
 
 def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
+    from opentelemetry.instrumentation.grpc.filters import negate, service_name
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 
     HTTPXClientInstrumentor().instrument()
-    GrpcAioInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
-    GrpcAioInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
+    # Kubernetes probes call grpc.health.v1.Health every few seconds: no spans for those.
+    not_health = negate(service_name("grpc.health.v1.Health"))
+    GrpcAioInstrumentorServer(filter_=not_health).instrument()  # type: ignore[no-untyped-call]
+    GrpcAioInstrumentorClient(filter_=not_health).instrument()  # type: ignore[no-untyped-call]
     PymongoInstrumentor().instrument()
 
 

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from pymongo.errors import PyMongoError
+from fastapi import FastAPI
 
 from services.kit import create_app, load_settings
-from services.kit.errors import error_response
 from services.product import grpc_api, store
 from services.product.api import router
 from services.product.settings import Settings
-
-log = logging.getLogger("product.app")
 
 
 async def _prepare_database(app: FastAPI) -> None:
     await store.create_indexes(app.state.db)
     await store.seed_catalog(app.state.db)
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # A MongoDB outage is the dependency's fault: 503 (retryable), not a 500.
-    log.error("database error on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(503, "database_unavailable", "the product database is unavailable")
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -39,5 +27,4 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         shutdown=[grpc_api.stop_grpc],
         readiness=[grpc_api.grpc_inventory],
     )
-    app.add_exception_handler(PyMongoError, _database_unavailable)
     return app
