@@ -1,0 +1,1 @@
+"""Istio live checks (a package, so their module names do not clash with tests/cluster/linkerd)."""
