@@ -108,7 +108,7 @@ def exec_in(
     resp.run_forever(timeout=timeout)
     out, err, code = resp.read_stdout() or "", resp.read_stderr() or "", resp.returncode
     resp.close()
-    assert code == 0, f"{command[:3]}... in {pod}/{container} exited {code}: {err[-2000:]}"
+    assert code == 0, f"{command[0]} {command[3:5]}... in {pod}/{container} exited {code}: {err[-2000:]}"
     return str(out)
 
 
