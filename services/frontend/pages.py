@@ -261,6 +261,7 @@ async def remove_from_cart(
 
 
 ADDRESS_FIELDS = ("name", "street", "city", "postal_code", "country")
+RETRY_ADVICE = "Please press “Place order” again: it is safe, you will never be charged twice."
 
 
 @router.get("/checkout")
@@ -279,10 +280,16 @@ async def checkout_form(request: Request, session: Session = Depends(_shopper)) 
 
 
 def _checkout(
-    request: Request, cart: dict[str, Any], values: dict[str, Any], errors: dict[str, str], status: int
+    request: Request,
+    cart: dict[str, Any],
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status: int,
+    key: str | None = None,
 ) -> Response:
-    # A fresh key per rendered form: a double-clicked submit is one order, a retry after a decline a new one.
-    key = uuid.uuid4().hex
+    # A fresh key per rendered form: a double-clicked submit is one order, a retry after a decline a new
+    # one. After an outage the same key is kept, so retrying cannot buy twice.
+    key = key or uuid.uuid4().hex
     return render(
         request, "checkout.html", status, cart=cart, values=values, errors=errors, idempotency_key=key
     )
@@ -309,6 +316,13 @@ async def checkout(request: Request, session: Session = Depends(_shopper)) -> Re
     try:
         order = await backend.checkout(key, data.model_dump())
     except ApiError as exc:
+        if exc.status >= 500:
+            try:
+                cart = cart_view(await backend.cart())
+            except ApiError:
+                raise exc from None  # the order service itself is down: the friendly 503 page
+            retry = {"form": f"We could not confirm your order yet ({exc.message}). {RETRY_ADVICE}"}
+            return _checkout(request, cart, values, retry, exc.status, key)
         if exc.status not in (402, 409, 422):
             raise
         reasons = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from test_frontend_support import DECLINED, FakeShop, client, csrf, fake, log_in, make_client
@@ -225,6 +226,22 @@ def test_checkout_bad_input_and_declined_card(client: TestClient) -> None:
     )
     assert declined.status_code == 402 and "Your card was declined" in declined.text
     assert DECLINED not in declined.text  # card numbers are never echoed back
+
+
+def test_checkout_during_an_outage_offers_a_safe_retry_with_the_same_key(
+    client: TestClient, fake: FakeShop
+) -> None:
+    _fill_cart(client)
+    error = {"error": {"code": "payment_unavailable", "message": "payment is unavailable"}}
+    fake.errors["/orders"] = httpx.Response(503, json=error)
+    retry = client.post("/checkout", data={**CHECKOUT, "csrf_token": csrf(client)})
+    assert retry.status_code == 503
+    assert "payment is unavailable" in retry.text and "never be charged twice" in retry.text
+    assert 'name="idempotency_key" value="form-key-0001"' in retry.text  # the retry reuses the key
+    assert 'value="Kerkstraat 1"' in retry.text  # the address is kept
+    del fake.errors["/orders"]
+    placed = client.post("/checkout", data={**CHECKOUT, "csrf_token": csrf(client)}, follow_redirects=False)
+    assert placed.status_code == 303 and len(fake.orders) == 1
 
 
 def test_empty_cart_checkout_goes_back_to_the_cart(client: TestClient) -> None:

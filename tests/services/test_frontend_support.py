@@ -58,6 +58,7 @@ class FakeShop:
     requests: list[httpx.Request] = field(default_factory=list)
     down: set[str] = field(default_factory=set)  # services that refuse connections
     failing: dict[str, int] = field(default_factory=dict)  # service -> status it answers everything with
+    errors: dict[str, httpx.Response] = field(default_factory=dict)  # exact path -> canned answer
     product_version: str = "v2"
 
     def calls(self, service: str, path: str = "") -> list[httpx.Request]:
@@ -91,6 +92,8 @@ class FakeShop:
             raise httpx.ConnectError("connection refused", request=request)
         if service in self.failing:
             return httpx.Response(self.failing[service], text="upstream connect error")
+        if request.url.path in self.errors:
+            return self.errors[request.url.path]
         body = json.loads(request.content) if request.content else {}
         handler = getattr(self, f"_{service}")
         response: httpx.Response = handler(request, request.url.path, body)
