@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are used by the scripts that source this file
 # Sourced by the Istio scripts: the shared helpers of scripts/lib.sh (run, query, log, die,
 # ensure_tool, pinned versions, $KUBE_CONTEXT) plus what only Istio needs.
 # shellcheck source=../../scripts/lib.sh
