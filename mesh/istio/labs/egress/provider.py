@@ -14,6 +14,9 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FAILURE_RATE = float(os.environ.get("FAILURE_RATE", "0"))
+TLS_DIR = os.environ.get("TLS_DIR", "/tls")
+HTTPS_PORT = int(os.environ.get("HTTPS_PORT", "8443"))
+HTTP_PORT = int(os.environ.get("HTTP_PORT", "8080"))
 CHARGES: dict[str, dict[str, str]] = {}
 LOCK = threading.Lock()
 
@@ -35,7 +38,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"code": "not_found", "message": self.path}})
 
     def do_POST(self) -> None:
-        if self.path != "/v1/charges" or self.server.server_port != 8443:
+        if self.path != "/v1/charges" or self.server.server_port != HTTPS_PORT:
             self._send(404, {"error": {"code": "not_found", "message": self.path}})
             return
         key = self.headers.get("Idempotency-Key", "")
@@ -61,11 +64,11 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain("/tls/tls.crt", "/tls/tls.key")
-    https = ThreadingHTTPServer(("0.0.0.0", 8443), Handler)
+    tls.load_cert_chain(f"{TLS_DIR}/tls.crt", f"{TLS_DIR}/tls.key")
+    https = ThreadingHTTPServer(("0.0.0.0", HTTPS_PORT), Handler)
     https.socket = tls.wrap_socket(https.socket, server_side=True)
     threading.Thread(target=https.serve_forever, daemon=True).start()
-    ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+    ThreadingHTTPServer(("0.0.0.0", HTTP_PORT), Handler).serve_forever()
 
 
 if __name__ == "__main__":
