@@ -667,7 +667,12 @@ def test_security_policies_follow_who_calls_whom() -> None:
     assert order_rule["requestPrincipals"] == ["shop-auth/*"]
     (ra,) = find(docs, "RequestAuthentication")
     assert ra["spec"]["selector"]["matchLabels"] == {"app": "order"}
-    assert ra["spec"]["jwtRules"][0]["issuer"] == "shop-auth"
+    kit = (REPO_ROOT / "services" / "kit" / "settings.py").read_text()
+    issuer = re.search(r'jwt_issuer: str = "([^"]+)"', kit).group(1)  # type: ignore[union-attr]
+    audience = re.search(r'jwt_audience: str = "([^"]+)"', kit).group(1)  # type: ignore[union-attr]
+    assert ra["spec"]["jwtRules"][0]["issuer"] == issuer == "shop-auth"
+    assert ra["spec"]["jwtRules"][0]["audiences"] == [audience]
+    assert order_rule["requestPrincipals"] == [f"{issuer}/*"]
     assert ra["spec"]["jwtRules"][0]["forwardOriginalToken"] is True
     modes = {_name(p): p["spec"]["mtls"]["mode"] for p in find(docs, "PeerAuthentication")}
     assert modes["default"] == "STRICT"
