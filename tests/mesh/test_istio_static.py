@@ -268,6 +268,18 @@ def header_errors(docs: list[Doc]) -> list[str]:
     return errs
 
 
+def gateway_ref_errors(docs: list[Doc]) -> list[str]:
+    """Every gateway a VirtualService binds to exists (or is `mesh`)."""
+    gateways = {f"{_ns(g)}/{_name(g)}" for g in find(docs, "Gateway")}
+    errs = []
+    for vs in find(docs, "VirtualService"):
+        for ref in vs["spec"].get("gateways", []):
+            full = ref if "/" in ref else f"{_ns(vs)}/{ref}"
+            if ref != "mesh" and full not in gateways:
+                errs.append(f"VirtualService {_name(vs)}: gateway {ref} does not exist")
+    return errs
+
+
 def lab_label_errors(lab: str, docs: list[Doc], overlay: list[Doc]) -> list[str]:
     """Everything a lab adds carries `lab: <lab>` (make lab-reset deletes by that label)."""
     base = {(d["kind"], _ns(d), _name(d)) for d in overlay}
@@ -288,6 +300,7 @@ SEMANTIC_CHECKS = [
     tcp_policy_errors,
     fault_errors,
     header_errors,
+    gateway_ref_errors,
 ]
 
 
@@ -413,6 +426,7 @@ def _set(path: list[Any], value: Any) -> Any:
 
 
 PLANTED = [
+    (gateway_ref_errors, "canary", "VirtualService", "product", ["spec", "gateways", 1], "ecommerce/missing"),
     (
         vs_host_errors,
         "canary",
