@@ -800,6 +800,8 @@ def test_istio_operator_makes_the_gateway_a_nodeport_on_the_kind_mappings() -> N
     assert ports["https"]["nodePort"] == mapped[443]
     proxy_meta = iop["spec"]["meshConfig"]["defaultConfig"]["proxyMetadata"]
     assert proxy_meta["ISTIO_META_DNS_CAPTURE"] == "true", "the egress lab's host name needs DNS proxying"
+    jwks = iop["spec"]["values"]["pilot"]["env"]["PILOT_JWT_ENABLE_REMOTE_JWKS"]
+    assert jwks in ("hybrid", "true", "envoy"), "under STRICT mTLS only a sidecar can fetch auth's JWKS"
 
 
 def test_istio_operator_is_not_a_kustomize_resource() -> None:
