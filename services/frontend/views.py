@@ -76,6 +76,7 @@ def cart_view(cart: dict[str, Any]) -> dict[str, Any]:
                 "quantity": quantity,
                 "price_cents": price,
                 "line_cents": line,
+                "image": str(item.get("image") or ""),
             }
         )
     total = cart.get("subtotal_cents") or cart.get("total_cents") or sum(line["line_cents"] for line in lines)

@@ -159,6 +159,7 @@ def test_cart_add_change_and_remove(client: TestClient) -> None:
     )
     assert added.status_code == 200 and "Added to your cart." in added.text
     assert "Mug 2" in added.text and "€20.04" in added.text  # 2 x 10.02
+    assert '<img class="thumb" src="/images/kitchen.svg"' in added.text
     changed = client.post("/cart/items/mug-2", data={"quantity": "3", "csrf_token": csrf(client)})
     assert "€30.06" in changed.text
     bad = client.post("/cart/items/mug-2", data={"quantity": "lots", "csrf_token": csrf(client)})

@@ -174,6 +174,7 @@ class FakeShop:
                 "product_id": product["id"],
                 "name": product["name"],
                 "price_cents": product["price_cents"],
+                "image": product["image"],
             }
             cart.append(
                 {
