@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make lab MESH=<mesh> LAB=<lab>        apply a lab (a kustomize Component) on top of the mesh overlay
 # make lab-reset MESH=<mesh> [LAB=..]   delete everything labelled `lab` and re-apply the plain overlay
-# A lab may ship mesh/<mesh>/labs/<lab>/pre-apply.sh (e.g. to create a TLS Secret); it runs first.
+# Without MESH (or MESH=none) the mesh installed in the cluster is used.
+# A lab may ship mesh/<mesh>/labs/<lab>/pre-apply.sh (e.g. to create a TLS Secret), run first, and
+# post-apply.sh (e.g. to restart pods that read an annotation only at start), run after the apply.
 source "$(dirname "$0")/lib.sh"
 
 ACTION="${1:-}"
@@ -9,10 +11,11 @@ MESH="${2:-${MESH:-}}"
 LAB="${3:-${LAB:-}}"
 usage="usage: lab.sh apply|reset MESH [LAB]"
 [[ "$ACTION" == apply || "$ACTION" == reset ]] || die "$usage"
-[[ "$MESH" == istio || "$MESH" == linkerd ]] || die "labs need MESH=istio or MESH=linkerd ($usage)"
 K=(kubectl --context "$KUBE_CONTEXT")
 
 installed="$(current_mesh)"
+if [[ -z "$MESH" || "$MESH" == none ]]; then MESH="$installed"; fi
+[[ "$MESH" == istio || "$MESH" == linkerd ]] || die "labs need a mesh: make mesh MESH=istio|linkerd first ($usage)"
 [[ "$installed" == "$MESH" ]] || die "the cluster runs mesh '$installed', not $MESH: run make mesh MESH=$MESH first"
 
 if [[ "$ACTION" == apply ]]; then
@@ -28,6 +31,7 @@ if [[ "$ACTION" == apply ]]; then
     >"$tmp/kustomization.yaml"
   log "lab kustomization $tmp/kustomization.yaml: overlay mesh/$MESH/overlay + component $dir"
   run "${K[@]}" apply -k "$tmp"
+  if [[ -x "$ROOT/$dir/post-apply.sh" ]]; then "$ROOT/$dir/post-apply.sh"; fi
   echo "lab $LAB applied; undo with: make lab-reset MESH=$MESH"
   exit 0
 fi
@@ -57,5 +61,7 @@ kinds="$(
 for ns in "$NAMESPACE" istio-system; do
   run "${K[@]}" -n "$ns" delete "$kinds" -l lab --ignore-not-found
 done
+# Namespaces a lab created (e.g. the egress lab's stand-in provider) go too.
+run "${K[@]}" delete namespace -l lab --ignore-not-found
 run "${K[@]}" apply -k "$ROOT/$(app_overlay "$MESH")"
 echo "labs removed; $MESH overlay re-applied"

@@ -186,3 +186,9 @@ wait_rollouts() {
     run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" rollout status "deployment/$d" --timeout=300s
   done
 }
+
+# After the shop's pods were (re)created under a mesh: the mesh's own checks (sidecars, `linkerd check --proxy`).
+run_post_install() {
+  local mesh="$1"
+  if [[ "$mesh" != none && -x "$ROOT/mesh/$mesh/post-install.sh" ]]; then "$ROOT/mesh/$mesh/post-install.sh"; fi
+}

@@ -35,4 +35,5 @@ run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/$overlay"
 run "${K[@]}" rollout restart deployment
 run "${K[@]}" rollout restart statefulset
 wait_rollouts "$overlay"
+run_post_install "$TARGET"
 echo "mesh is now: $TARGET   shop: $(shop_url)"

@@ -63,6 +63,7 @@ run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/$overlay"
 
 log "[7/7] wait for every rollout"
 wait_rollouts "$overlay"
+run_post_install "$MESH"
 
 echo
 echo "The shop is up: $(shop_url)   (mesh: $MESH; make status, make logs S=order, make down)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the pinned Istio on the kind cluster (called by `make up MESH=istio` and `make mesh MESH=istio`):
 # istioctl into ./bin, precheck, install (demo profile + kind NodePorts), injection label, addons,
-# and, when the shop already runs, restart it so every pod gets a sidecar and check that it did.
+# Restarting the shop and checking its sidecars is up.sh's / mesh.sh's job (then post-install.sh).
 source "$(dirname "$0")/common.sh"
 
 log "Istio $ISTIO: install"
@@ -19,16 +19,5 @@ for addon in "${ADDONS[@]}"; do
 done
 run "${K[@]}" -n "$ISTIO_NS" wait --for=condition=available --timeout=600s deployment --all
 
-deployments="$(app_deployments)"
-if [[ -z "$deployments" ]]; then
-  log "no shop workloads yet: they get sidecars when they are created"
-  exit 0
-fi
-log "restart the shop so every pod gets an istio-proxy sidecar"
-run "${K[@]}" -n "$NAMESPACE" rollout restart deployment
-run "${K[@]}" -n "$NAMESPACE" rollout restart statefulset
-for d in $deployments; do
-  run "${K[@]}" -n "$NAMESPACE" rollout status "$d" --timeout=300s
-done
-run "${K[@]}" -n "$NAMESPACE" rollout status statefulset/mongodb --timeout=300s
-"$ISTIO_DIR/check-sidecars.sh"
+# The shop's pods get their sidecars when scripts/up.sh creates them or scripts/mesh.sh restarts them;
+# both then run mesh/istio/post-install.sh, which checks that every pod has one.

@@ -265,6 +265,7 @@ def test_lab_reset_deletes_labelled_resources_and_reapplies(stubs: Path) -> None
     assert commands(proc) == [
         f"{CTX} -n ecommerce delete {kinds} -l lab --ignore-not-found",
         f"{CTX} -n istio-system delete {kinds} -l lab --ignore-not-found",
+        f"{CTX} delete namespace -l lab --ignore-not-found",
         f"{CTX} apply -k {ROOT}/mesh/istio/overlay",
     ]
 
