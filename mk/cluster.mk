@@ -42,6 +42,7 @@ crds: ## download the pinned CRD schemas `make validate` needs into .cache/crds 
 	scripts/crds.sh $(CRD_CACHE)
 
 validate: $(STAMP) ## render every kustomize entry point, validate strictly, cross-check, yamllint
+	@test -d ../shared/crds || test -d $(CRD_CACHE) || $(MAKE) --no-print-directory crds
 	$(PY) -m scripts.k8svalidate
 	$(VENV)/bin/yamllint --strict .
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.kit import clock
 from services.kit.jwt import Principal
 from services.kit.security import current_user
 from services.notification import store
@@ -70,7 +71,7 @@ async def create_notification(
         "channel": "email",
         "recipient": user.email,
         "status": "queued",  # a mail relay would drain the outbox; this lab sends no real email
-        "created_at": store.now_iso(),
+        "created_at": clock.now_iso(),
     }
     stored, created = await store.add(request.app.state.db, doc)
     if created:

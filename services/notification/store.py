@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -10,11 +9,6 @@ from pymongo.errors import DuplicateKeyError
 from services.kit.db import Database
 
 Doc = dict[str, Any]
-
-
-def now_iso() -> str:
-    """UTC timestamp with a fixed width, so string order is time order."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def outbox(db: Database) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.kit import ApiError
+from services.kit import ApiError, clock
 from services.kit.jwt import Principal
 from services.order import store
 from services.order.clients import Neighbours, error_of
@@ -87,7 +87,7 @@ async def _new_order(app: FastAPI, user: Principal, key: str, cart: Doc, body: C
     if len(currencies) > 1:
         raise ApiError(409, "mixed_currency", "the cart mixes currencies")
     subtotal = sum(i["line_total_cents"] for i in items)
-    salt, now = secrets.token_hex(16), store.now_iso()
+    salt, now = secrets.token_hex(16), clock.now_iso()
     order_id = uuid.uuid4().hex
     return {
         "_id": order_id,
@@ -112,7 +112,7 @@ async def _new_order(app: FastAPI, user: Principal, key: str, cart: Doc, body: C
         "failure": None,
         "created_at": now,
         "updated_at": now,
-        "lease_until": store.now_iso(settings.checkout_lease_seconds),
+        "lease_until": clock.now_iso(settings.checkout_lease_seconds),
     }
 
 
@@ -137,12 +137,12 @@ async def _replay(app: FastAPI, order: Doc, body: CheckoutIn, cart: Doc) -> Doc:
             raise _failure_error(current, REPLAYED)
         if current["status"] in SUCCEEDED:
             return current
-        if current["lease_until"] < store.now_iso():
+        if current["lease_until"] < clock.now_iso():
             taken = await store.take_over(
                 app.state.db,
                 current["_id"],
                 current["lease_until"],
-                store.now_iso(settings.checkout_lease_seconds),
+                clock.now_iso(settings.checkout_lease_seconds),
             )
             if taken is not None:
                 log.warning("resuming checkout of order %s (lease ran out)", taken["_id"])

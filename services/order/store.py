@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.kit import ApiError
+from services.kit.clock import now_iso
 from services.kit.db import Database
 
 Doc = dict[str, Any]
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def now_iso(offset_seconds: float = 0.0) -> str:
-    """UTC timestamp with a fixed width, so string order is time order."""
-    return (datetime.now(UTC) + timedelta(seconds=offset_seconds)).strftime(_FORMAT)
 
 
 def carts(db: Database) -> Any:

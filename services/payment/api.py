@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.kit import ApiError
+from services.kit import ApiError, clock
+from services.kit.clock import now_iso
 from services.kit.jwt import Principal
 from services.kit.security import current_user
 from services.payment import cards, provider, store
@@ -144,8 +144,7 @@ async def _await_recorded(request: Request, body: ChargeIn, user: Principal) -> 
             )
         if existing["status"] != "processing":
             return existing
-        stale = datetime.now(UTC) - timedelta(seconds=settings.stale_after_seconds)
-        if existing["claimed_at"] < stale.strftime("%Y-%m-%dT%H:%M:%S.%fZ"):
+        if existing["claimed_at"] < now_iso(-settings.stale_after_seconds):
             taken = await store.take_over(db, existing["_id"], existing["claimed_at"])
             if taken is not None:
                 return {**taken, "_take_over": True}
@@ -166,7 +165,7 @@ async def charge(body: ChargeIn, request: Request, response: Response, user: Use
     settings: Settings = request.app.state.settings
     month, year = cards.parse_expiry(body.card.expiry)
     for _ in range(3):
-        now = store.now_iso()
+        now = clock.now_iso()
         doc: dict[str, Any] = {
             "_id": uuid.uuid4().hex,
             "order_id": body.order_id,

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.kit.clock import now_iso
 from services.kit.db import Database
 
 Doc = dict[str, Any]
-
-
-def now_iso() -> str:
-    """UTC timestamp with a fixed width, so string order is time order."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def payments(db: Database) -> Any:

@@ -25,8 +25,8 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
+from services.kit.clock import now_iso
 from services.kit.db import Database
-from services.product.store import now_iso
 
 log = logging.getLogger("product.inventory")
 

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from services.kit.clock import now_iso
 from services.kit.db import Database
 from services.product.catalog import CATEGORIES, PRODUCTS
 
 log = logging.getLogger("product.store")
 
 CURRENCY = "EUR"
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 async def create_indexes(db: Database) -> None:

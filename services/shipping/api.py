@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.kit import ApiError
+from services.kit import ApiError, clock
 from services.kit.jwt import Principal
 from services.kit.security import current_user, require_group
 from services.shipping import rates, store
@@ -86,7 +86,7 @@ def _quote(address: Address, weight_grams: int) -> QuoteOut:
 
 def _out(doc: dict[str, Any]) -> ShipmentOut:
     """The shipment as of now: past planned times are facts, future ones are shown as an estimate."""
-    moment = store.now()
+    moment = clock.utc_now()
     status = store.status_of(doc, moment)
     return ShipmentOut(
         id=doc["_id"],
@@ -118,7 +118,7 @@ async def quote(body: QuoteIn) -> QuoteOut:
 async def create_shipment(body: ShipmentIn, request: Request, response: Response, user: User) -> ShipmentOut:
     settings: Settings = request.app.state.settings
     db = request.app.state.db
-    created = store.now()
+    created = clock.utc_now()
     shipped_at, delivered_at = store.planned(
         created, settings.ship_after_seconds, settings.deliver_after_seconds
     )
@@ -131,7 +131,7 @@ async def create_shipment(body: ShipmentIn, request: Request, response: Response
         "carrier": quote_.carrier,
         "address": body.address.model_dump(),
         "weight_grams": body.weight_grams,
-        "created_at": store.iso(created),
+        "created_at": clock.iso(created),
         "shipped_at": shipped_at,
         "delivered_at": delivered_at,
     }
@@ -167,7 +167,7 @@ async def advance(shipment_id: str, request: Request, admin: Admin) -> ShipmentO
     db = request.app.state.db
     for _ in range(5):
         doc = await _visible(request, shipment_id, admin)
-        if store.status_of(doc, store.now()) == "delivered":
+        if store.status_of(doc, clock.utc_now()) == "delivered":
             raise ApiError(409, "already_delivered", "the shipment is already delivered")
         moved = await store.advance(db, doc)
         if moved is not None:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.kit.clock import iso
+from services.kit.clock import utc_now as now
 from services.kit.db import Database
 
 Doc = dict[str, Any]
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def iso(moment: datetime) -> str:
-    """UTC timestamp with a fixed width, so string order is time order."""
-    return moment.astimezone(UTC).strftime(_FORMAT)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def shipments(db: Database) -> Any:

@@ -8,19 +8,14 @@ and a query can never reach another user's address.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument
 
+from services.kit.clock import now_iso
 from services.kit.db import Database
 
 Doc = dict[str, Any]
-
-
-def now_iso() -> str:
-    """ISO-8601 UTC with fixed width, so string order is time order."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 async def create_indexes(db: Database) -> None:
