@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.payment import cards  # pure card-format checks, shared with the payment service
 
@@ -53,32 +53,11 @@ class Address(BaseModel):
     country: str = Field(pattern=r"^[A-Z]{2}$", examples=["NL"])
 
 
-class CardIn(BaseModel):
-    """Passed on to the payment service only; never stored by the order service."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    number: str = Field(min_length=12, max_length=23, examples=["4242 4242 4242 4242"])
-    expiry: str = Field(min_length=4, max_length=9, examples=["12/30"])
-    cvc: str = Field(pattern=r"^\d{3,4}$", examples=["123"])
-
-    @field_validator("number")
-    @classmethod
-    def _number(cls, value: str) -> str:
-        return cards.normalize_number(value)
-
-    @field_validator("expiry")
-    @classmethod
-    def _expiry(cls, value: str) -> str:
-        cards.parse_expiry(value)
-        return value.strip()
-
-
 class CheckoutIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     shipping_address: Address
-    card: CardIn
+    card: cards.CardIn
 
 
 class HistoryEntry(BaseModel):

@@ -8,7 +8,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.kit import ApiError, clock
 from services.kit.clock import now_iso
@@ -34,32 +34,13 @@ router = APIRouter(tags=["payments"], dependencies=[Depends(inject_faults)])
 User = Annotated[Principal, Depends(current_user)]
 
 
-class CardIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    number: str = Field(min_length=12, max_length=23, examples=["4242 4242 4242 4242"])
-    expiry: str = Field(min_length=4, max_length=9, examples=["12/30"])
-    cvc: str = Field(pattern=r"^\d{3,4}$", examples=["123"])
-
-    @field_validator("number")
-    @classmethod
-    def _number(cls, value: str) -> str:
-        return cards.normalize_number(value)
-
-    @field_validator("expiry")
-    @classmethod
-    def _expiry(cls, value: str) -> str:
-        cards.parse_expiry(value)
-        return value.strip()
-
-
 class ChargeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     order_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["9f1c2e3d4b5a69788796a5b4c3d2e1f0"])
     amount_cents: int = Field(strict=True, ge=1, le=100_000_000, examples=[2599])
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
-    card: CardIn
+    card: cards.CardIn
 
 
 class CardOut(BaseModel):

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 # Documented test cards (docs/architecture.md): number -> decline code (None = success).
 TEST_CARDS: dict[str, str | None] = {
     "4242424242424242": None,
@@ -76,3 +78,24 @@ def simulate(digits: str) -> Outcome:
     """The built-in processor: test cards decline as documented, any other valid card succeeds."""
     code = TEST_CARDS.get(digits)
     return Outcome(succeeded=code is None, decline_code=code)
+
+
+class CardIn(BaseModel):
+    """A card as the shopper typed it; checked here, passed on by order, never stored whole by payment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(min_length=12, max_length=23, examples=["4242 4242 4242 4242"])
+    expiry: str = Field(min_length=4, max_length=9, examples=["12/30"])
+    cvc: str = Field(pattern=r"^\d{3,4}$", examples=["123"])
+
+    @field_validator("number")
+    @classmethod
+    def _number(cls, value: str) -> str:
+        return normalize_number(value)
+
+    @field_validator("expiry")
+    @classmethod
+    def _expiry(cls, value: str) -> str:
+        parse_expiry(value)
+        return value.strip()
