@@ -280,6 +280,26 @@ def gateway_ref_errors(docs: list[Doc]) -> list[str]:
     return errs
 
 
+def gateway_host_errors(docs: list[Doc]) -> list[str]:
+    """Hosts of a gateway-bound VirtualService are names clients send as Host.
+
+    Istio reads a short name (no dot) as `<name>.<namespace>.svc.cluster.local`, also at a gateway: a
+    VirtualService for `localhost` never matches a browser's `Host: localhost`. A short name is only
+    meaningful when it is a Service of that namespace (then clients can send its full name).
+    """
+    services = set(service_hosts(docs))
+    errs = []
+    for vs in find(docs, "VirtualService"):
+        if not [g for g in vs["spec"].get("gateways", []) if g != "mesh"]:
+            continue
+        for host in vs["spec"]["hosts"]:
+            if host != "*" and "." not in host and fqdn(host, _ns(vs)) not in services:
+                errs.append(
+                    f"VirtualService {_name(vs)}: gateway host {host} means {fqdn(host, _ns(vs))}, no Service"
+                )
+    return errs
+
+
 def lab_label_errors(lab: str, docs: list[Doc], overlay: list[Doc]) -> list[str]:
     """Everything a lab adds carries `lab: <lab>` (make lab-reset deletes by that label)."""
     base = {(d["kind"], _ns(d), _name(d)) for d in overlay}
@@ -301,6 +321,7 @@ SEMANTIC_CHECKS = [
     fault_errors,
     header_errors,
     gateway_ref_errors,
+    gateway_host_errors,
 ]
 
 
@@ -496,10 +517,12 @@ PLANTED = [
         header_errors,
         "ab-testing",
         "VirtualService",
-        "frontend-ab-test",
+        "frontend-vs",
         ["spec", "http", 1, "match", 0, "headers"],
         {"X-User-Group": {"exact": "beta"}},
     ),
+    # the first version of the A/B lab: a VirtualService for host `localhost` at the gateway
+    (gateway_host_errors, "ab-testing", "VirtualService", "frontend-vs", ["spec", "hosts"], ["localhost"]),
 ]
 
 
@@ -593,20 +616,46 @@ def test_canary_is_one_virtual_service_for_mesh_and_gateway() -> None:
     ]
 
 
-def test_ab_routes_apply_at_the_gateway_before_the_catch_all() -> None:
-    vs = _one("ab-testing", "VirtualService", "frontend-ab-test")
-    assert vs["spec"]["gateways"] == ["ecommerce-gateway"]
-    assert "localhost" in vs["spec"]["hosts"]
+def test_ab_routes_replace_the_gateway_entry_route() -> None:
+    vss = find(rendered("ab-testing"), "VirtualService")
+    assert [_name(v) for v in vss] == ["frontend-vs"], "no second VirtualService for the gateway's hosts"
+    (vs,) = vss
+    assert vs["spec"]["gateways"] == ["ecommerce-gateway"] and vs["spec"]["hosts"] == ["*"]
+    assert vs["metadata"]["labels"]["lab"] == "ab-testing", "make lab-reset must find it"
     mobile, beta, rest = http_routes(vs)
     assert re.fullmatch(
         mobile["match"][0]["headers"]["user-agent"]["regex"], "Mozilla/5.0 (iPhone) Mobile/15E148"
     )
+    assert not re.fullmatch(mobile["match"][0]["headers"]["user-agent"]["regex"], "Mozilla/5.0 (X11) Firefox")
     assert mobile["route"][0]["destination"]["subset"] == "mobile-optimized"
-    assert beta["match"][0]["headers"] == {"x-user-group": {"exact": "beta"}}
+    header, cookie = beta["match"]
+    assert header["headers"] == {"x-user-group": {"exact": "beta"}}, "the lesson's header rule stays"
+    assert list(cookie["headers"]) == ["cookie"], "the browser's way: the shop_group cookie"
     assert beta["route"][0]["destination"]["subset"] == "beta-features"
     assert "match" not in rest and rest["route"][0]["destination"]["subset"] == "stable"
-    entry = _one("ab-testing", "VirtualService", "frontend-vs")
-    assert entry["spec"]["hosts"] == ["*"]
+
+
+@pytest.mark.parametrize(
+    ("cookie", "beta"),
+    [
+        ("shop_group=beta", True),
+        ("shop_access=x.y.z; shop_group=beta; canary=true", True),
+        ("shop_group=customer", False),
+        ("shop_group=betatester", False),
+        ("xshop_group=beta", False),
+        ("", False),
+    ],
+)
+def test_ab_beta_cookie_is_the_one_the_frontend_sets(cookie: str, beta: bool) -> None:
+    """Browsers never send x-user-group; the frontend's readable cookie shop_group=<group> does the job."""
+    from services.frontend.session import GROUP_COOKIE
+
+    vs = _one("ab-testing", "VirtualService", "frontend-vs")
+    (regex,) = [
+        m["headers"]["cookie"]["regex"] for m in http_routes(vs)[1]["match"] if "cookie" in m["headers"]
+    ]
+    assert f"{GROUP_COOKIE}=beta" in regex
+    assert bool(re.fullmatch(regex, cookie)) is beta
 
 
 def test_resilience_fixes_the_lessons_destination_rules() -> None:

@@ -38,7 +38,7 @@ LAB_MARKERS = {
     # lab -> (plural, group, name of one resource the lab adds)
     "gateway": None,
     "canary": ("virtualservices", "networking.istio.io", "product"),
-    "ab-testing": ("virtualservices", "networking.istio.io", "frontend-ab-test"),
+    "ab-testing": ("virtualservices", "networking.istio.io", "frontend-vs"),  # patched, labelled
     "resilience": ("destinationrules", "networking.istio.io", "payment"),
     "egress": ("serviceentries", "networking.istio.io", "payment-provider"),
     "security": ("peerauthentications", "security.istio.io", "default"),
