@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Remove Istio completely (called by `make mesh MESH=none|linkerd`): no more injection, addons and
-# control plane gone (with every Istio resource: --purge removes the CRDs), pods restarted without sidecar.
+# control plane gone (with every Istio resource: --purge removes the CRDs). scripts/mesh.sh then applies
+# the target's overlay and restarts the shop ONCE, so the pods come back without sidecar.
 source "$(dirname "$0")/common.sh"
 
 log "remove Istio $ISTIO"
@@ -11,5 +12,3 @@ done
 run "${K[@]}" delete namespace payments-provider --ignore-not-found
 run "${ISTIOCTL[@]}" uninstall --purge -y
 run "${K[@]}" delete namespace "$ISTIO_NS" --ignore-not-found
-run "${K[@]}" -n "$NAMESPACE" rollout restart deployment
-run "${K[@]}" -n "$NAMESPACE" rollout restart statefulset
