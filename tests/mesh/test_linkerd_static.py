@@ -381,7 +381,7 @@ def test_every_added_resource_carries_its_lab_label(lab: str) -> None:
 
 def test_planted_unknown_fields_in_httproute_and_server_are_rejected() -> None:
     route = one(rendered("canary"), "HTTPRoute", "product-canary")
-    route["spec"]["rules"][1]["backendRefs"][0]["wieght"] = 90
+    route["spec"]["rules"][-1]["backendRefs"][0]["wieght"] = 90
     server = one(rendered("security"), "Server", "mongodb")
     server["spec"]["protocol"] = "opaque"
     errors = validate_docs([route, server])
@@ -411,14 +411,28 @@ def test_lesson_trafficsplit_is_still_served_by_linkerd_smi() -> None:
     ]
 
 
-def test_canary_route_splits_90_10_and_header_goes_to_canary() -> None:
+def test_canary_route_splits_90_10_and_header_or_cookie_goes_to_canary() -> None:
     docs = rendered("canary")
     route = one(docs, "HTTPRoute", "product-canary")
     assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
     assert route["spec"]["parentRefs"] == [{"group": "", "kind": "Service", "name": "product", "port": 3000}]
-    header_rule, default_rule = route["spec"]["rules"]
+    header_rule, cookie_rule, default_rule = route["spec"]["rules"]
     assert header_rule["matches"] == [{"headers": [{"name": "canary", "value": "true"}]}]
     assert [b["name"] for b in header_rule["backendRefs"]] == ["product-canary"]
+    # The footer's "Try the canary build" cookie, wherever it sits in the Cookie header (full or partial match).
+    (cookie,) = cookie_rule["matches"][0]["headers"]
+    assert (cookie["name"], cookie["type"]) == ("cookie", "RegularExpression")
+    for header in (
+        "canary=true",
+        "session=abc; canary=true",
+        "canary=true; theme=dark",
+        "a=1; canary=true; b=2",
+    ):
+        assert re.fullmatch(cookie["value"], header) and re.search(cookie["value"], header), header
+    for header in ("canary=false", "mycanary=true", "session=abc; canary=truex", ""):
+        assert not re.search(cookie["value"], header), header
+    assert [b["name"] for b in cookie_rule["backendRefs"]] == ["product-canary"]
+    assert "matches" not in default_rule
     assert {b["name"]: b["weight"] for b in default_rule["backendRefs"]} == {
         "product-stable": 90,
         "product-canary": 10,
@@ -512,7 +526,7 @@ def test_every_api_container_port_has_a_server() -> None:
 def test_route_check_catches_unknown_backend_and_wrong_port() -> None:
     docs = rendered("canary")
     route = one(docs, "HTTPRoute", "product-canary")
-    route["spec"]["rules"][1]["backendRefs"][1]["name"] = "product-v2"
+    route["spec"]["rules"][-1]["backendRefs"][1]["name"] = "product-v2"
     route["spec"]["parentRefs"][0]["port"] = 80
     errors = route_ref_errors(docs)
     assert any("'product-v2' does not exist" in e for e in errors), errors

@@ -32,3 +32,11 @@ def test_canary_header_always_reaches_v2(l5d_client) -> None:
         "http://product:3000/healthz", 50, headers={"canary": "true"}
     )
     assert {(r.status, r.served_by) for r in replies} == {(200, "product/v2")}
+
+
+def test_canary_cookie_always_reaches_v2(l5d_client) -> None:
+    # The cookie the footer's "Try the canary build" sets; the frontend passes it on to product.
+    replies = l5d_client("frontend-sa").requests(
+        "http://product:3000/healthz", 50, headers={"cookie": "session=x; canary=true"}
+    )
+    assert {(r.status, r.served_by) for r in replies} == {(200, "product/v2")}
