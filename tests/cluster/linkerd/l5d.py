@@ -97,16 +97,22 @@ class MeshClient:
         return subprocess.CompletedProcess(["sh", "-c", script], res.returncode, res.stdout, res.stderr)
 
     def requests(
-        self, url: str, n: int, headers: dict[str, str] | None = None, max_time: float = 15
+        self,
+        url: str,
+        n: int,
+        headers: dict[str, str] | None = None,
+        max_time: float = 15,
+        pause: float = 0,
     ) -> list[Reply]:
-        """n sequential GETs; status, x-served-by and duration of each."""
+        """n sequential GETs (`pause` seconds apart); status, x-served-by and duration of each."""
         hdrs = " ".join(f"-H '{k}: {v}'" for k, v in (headers or {}).items())
+        wait = f"sleep {pause}; " if pause else ""
         script = (
-            f"i=0; while [ $i -lt {n} ]; do i=$((i+1)); "
+            f"i=0; while [ $i -lt {n} ]; do i=$((i+1)); {wait}"
             f"curl -s -o /dev/null --max-time {max_time} {hdrs} "
             f"-w '%{{http_code}} %header{{x-served-by}} %{{time_total}}\\n' '{url}'; done"
         )
-        proc = self.sh(script, timeout=n * (max_time + 1) + 60)
+        proc = self.sh(script, timeout=n * (max_time + pause + 1) + 60)
         replies = []
         for line in proc.stdout.splitlines():
             status, served_by, seconds = line.split(" ")
