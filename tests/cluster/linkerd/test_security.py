@@ -1,5 +1,5 @@
 """security lab: only real callers reach each API (403 otherwise), MongoDB only from database owners,
-the frontend open to unauthenticated clients, and kubelet probes still pass."""
+the frontend open to unauthenticated clients, kubelet probes still pass, the real call graph still works."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 
 import pytest
 from l5d import NAMESPACE, kubectl, require_lab
+
+from tests.cluster.conftest import checkout_once
 
 pytestmark = pytest.mark.cluster
 
@@ -63,3 +65,10 @@ def test_probes_still_pass_every_shop_pod_is_ready() -> None:
     for pod in shop:
         ready = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}.get("Ready")
         assert ready == "True", f"{pod['metadata']['name']} is not Ready (probes blocked by policy?)"
+
+
+def test_shop_still_works_end_to_end(shop_http) -> None:
+    # Every caller the policies allow, in one checkout: NodePort -> frontend (unauthenticated), frontend ->
+    # auth/user/product/order, order -> product gRPC, payment, shipping, notification, everyone -> MongoDB.
+    order = checkout_once(shop_http)
+    assert order["status"] == "paid" and order["payment_id"], order
