@@ -1,6 +1,12 @@
 """The idempotent checkout: persist the order first (unique user + Idempotency-Key), then
 reserve -> quote -> charge -> ship -> notify -> paid. Every step is idempotent per order id, so a
-duplicate waits for the first request and a retry after a crash can safely run the steps again."""
+duplicate waits for the first request and a retry after a crash can safely run the steps again.
+
+The key names one purchase: a retry with it never buys twice, and after a dependency failure that was
+fully undone (502/503/504: stock released, any charge refunded) it tries again as a new attempt. When
+payment's answer is lost (timeout, 5xx from the path to it), the charge may or may not have happened: the
+order stays open with its reservation (`payment_unknown`) until a retry with the same key resumes it, and
+payment, idempotent per order id, then answers the recorded outcome instead of charging again."""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 from services.kit import ApiError, clock
@@ -53,6 +60,13 @@ async def place_order(app: FastAPI, user: Principal, key: str, body: CheckoutIn)
     db = app.state.db
     cart = await store.get_cart(db, user.sub)
     existing = await store.by_key(db, user.sub, key)
+    if existing is not None and _retryable(existing):
+        _check_same_checkout(existing, body, cart)
+        if await store.retire_key(db, existing["_id"], key):
+            log.info(
+                "order %s failed (%s): key %s tries again", existing["_id"], existing["failure_reason"], key
+            )
+        existing = await store.by_key(db, user.sub, key)  # None, or a concurrent retry's new attempt
     if existing is None:
         if not cart["items"]:
             raise ApiError(409, "cart_empty", "the cart is empty")
@@ -116,9 +130,15 @@ async def _new_order(app: FastAPI, user: Principal, key: str, cart: Doc, body: C
     }
 
 
-async def _replay(app: FastAPI, order: Doc, body: CheckoutIn, cart: Doc) -> Doc:
-    """The same key again: the same order, once the first request has finished with it."""
-    settings: Settings = app.state.settings
+def _retryable(order: Doc) -> bool:
+    """A failed attempt the same key may try again: a dependency failure, with everything undone."""
+    if order["status"] != "failed" or order["failure"]["status"] not in (502, 503, 504):
+        return False
+    undone = {h["status"] for h in order["status_history"]}
+    return not undone & {"release_failed", "refund_failed"}
+
+
+def _check_same_checkout(order: Doc, body: CheckoutIn, cart: Doc) -> None:
     if _body_hash(order["body_salt"], body) != order["body_hash"] or (
         order["status"] not in SUCCEEDED
         and cart["items"]
@@ -130,6 +150,12 @@ async def _replay(app: FastAPI, order: Doc, body: CheckoutIn, cart: Doc) -> Doc:
             "this Idempotency-Key was used for a different checkout; use a new key",
             {"order_id": order["_id"]},
         )
+
+
+async def _replay(app: FastAPI, order: Doc, body: CheckoutIn, cart: Doc) -> Doc:
+    """The same key again: the same order, once the first request has finished with it."""
+    settings: Settings = app.state.settings
+    _check_same_checkout(order, body, cart)
     deadline = asyncio.get_running_loop().time() + settings.checkout_wait_seconds
     while True:
         current = await store.get_order(app.state.db, order["_id"]) or order
@@ -181,6 +207,8 @@ async def _run(app: FastAPI, order: Doc, body: CheckoutIn) -> Doc:
         shipment = await neighbours.create_shipment(order_id, address, order["weight_grams"])
         shipped = {"shipment_id": str(shipment["id"]), "tracking_number": str(shipment["tracking_number"])}
         await store.record(db, order_id, shipped, store.entry("shipment_created"))
+    except OutcomeUnknown as unknown:
+        return await _leave_open(app, order, unknown.error)
     except ApiError as exc:
         return await _fail(app, order, exc, payment_id)
     except (KeyError, TypeError, ValueError) as exc:  # a neighbour answered 2xx with an odd body
@@ -215,23 +243,59 @@ async def _reserve(app: FastAPI, order: Doc) -> None:
         raise
 
 
+class OutcomeUnknown(Exception):
+    """Payment's answer was lost: the charge may or may not have happened."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _never_arrived(error: ApiError) -> bool:
+    """The request never reached payment (no connection), so nothing can have been charged."""
+    return isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
+
+
 async def _charge(neighbours: Neighbours, charge: Doc) -> Doc:
     """Charge once; when the outcome is unknown (timeout, 5xx other than a simulated failure) ask again:
-    payment is idempotent per order id, so the repeat returns the recorded outcome or charges once."""
+    payment is idempotent per order id, so the repeat returns the recorded outcome or charges once.
+    Raises the error when nothing was charged, OutcomeUnknown when that cannot be known."""
     for attempt in (1, 2):
         try:
             response = await neighbours.charge(charge)
-        except ApiError:
-            if attempt == 2:
-                raise
-            continue
+        except ApiError as exc:
+            if attempt == 1:
+                continue
+            raise exc if _never_arrived(exc) else OutcomeUnknown(exc) from exc
         if response.is_success:
             data: Doc = response.json()
             return data
         error = error_of(response, "payment")
-        if response.status_code < 500 or error.code == "simulated_failure" or attempt == 2:
-            raise error
-    raise ApiError(502, "payment_error", "payment failed")  # not reached
+        if response.status_code < 500 or error.code == "simulated_failure":
+            raise error  # a decline, bad input, or a fault injected before anything happened
+        if attempt == 2:
+            raise OutcomeUnknown(error)
+    raise AssertionError("not reached")
+
+
+async def _leave_open(app: FastAPI, order: Doc, error: ApiError) -> Doc:
+    """Keep the order and its reservation, with its lease run out, so that a retry with the same key
+    resumes it at once; payment then answers the recorded outcome. Raises the error for the shopper."""
+    reason = f"{error.code}: {error.message}"
+    await store.record(
+        app.state.db,
+        order["_id"],
+        {"lease_until": clock.now_iso()},
+        store.entry("payment_unknown", reason),
+        when_status=IN_PROGRESS,
+    )
+    log.warning("order %s: outcome of the charge unknown (%s); left for a retry", order["_id"], reason)
+    raise ApiError(
+        error.status,
+        "payment_outcome_unknown",
+        "payment did not confirm the charge; retry with the same Idempotency-Key (it never charges twice)",
+        {"order_id": order["_id"], "reason": reason},
+    )
 
 
 async def _notify_confirmation(neighbours: Neighbours, order: Doc, total: int) -> Doc:

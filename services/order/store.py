@@ -126,6 +126,19 @@ async def take_over(db: Database, order_id: str, lease_until: str, new_lease: st
     return doc
 
 
+async def retire_key(db: Database, order_id: str, key: str) -> bool:
+    """Free `key` from a failed attempt (it keeps `<key>~<order id>`) so the key can try again;
+    only one concurrent caller wins."""
+    doc: Doc | None = await orders(db).find_one_and_update(
+        {"_id": order_id, "idempotency_key": key, "status": "failed"},
+        {
+            "$set": {"idempotency_key": f"{key}~{order_id}", "updated_at": now_iso()},
+            "$push": {"status_history": entry("retried")},
+        },
+    )
+    return doc is not None
+
+
 def entry(status: str, reason: str | None = None) -> Doc:
     item: Doc = {"status": status, "at": now_iso()}
     if reason:

@@ -60,6 +60,8 @@ class Hosts(httpx.AsyncBaseTransport):
         self.routes = {name: httpx.ASGITransport(app=app) for name, app in apps.items()}
         self.fake: dict[tuple[str, str, str], httpx.Response] = {}
         self.flaky: dict[str, int] = {}  # path suffix -> how many more calls answer 503
+        self.read_timeout: dict[str, float] = {}  # path -> seconds before the caller gives up
+        self.late: list[asyncio.Task[httpx.Response]] = []  # calls that go on after the caller gave up
         self.calls: list[httpx.Request] = []
 
     def down(self, host: str, method: str, path: str) -> None:
@@ -75,7 +77,16 @@ class Hosts(httpx.AsyncBaseTransport):
         fake = self.fake.get((request.url.host, request.method, request.url.path))
         if fake is not None:
             return httpx.Response(fake.status_code, content=fake.content, headers=fake.headers)
-        return await self.routes[request.url.host].handle_async_request(request)
+        call = self.routes[request.url.host].handle_async_request(request)
+        if request.url.path not in self.read_timeout:
+            return await call
+        # Like a real read timeout: the caller gives up, the callee goes on with the request.
+        task = asyncio.ensure_future(call)
+        self.late.append(task)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.read_timeout[request.url.path])
+        except TimeoutError:
+            raise httpx.ReadTimeout("timed out (test)", request=request) from None
 
 
 @dataclass
@@ -207,16 +218,18 @@ async def test_same_checkout_20_times_concurrently_is_one_order_one_charge(shop:
     assert again.status_code == 201 and again.json()["id"] == answers[0].json()["id"]
 
 
-async def test_payment_failing_half_the_time_with_a_retrying_client() -> None:
+@pytest.mark.parametrize("same_key", [True, False], ids=["same-key", "new-key-per-attempt"])
+async def test_payment_failing_half_the_time_with_a_retrying_client(same_key: bool) -> None:
     async with running_shop(PaymentSettings(failure_rate=0.5)) as shop:
         shop.payment.state.fault_random = random.Random(1)  # first draws: fail, fail, ... then succeed
         ada = shop.user()
         before = await shop.stock("chef-knife")
         await shop.fill_cart(ada, ("chef-knife", 2))
 
+        key = uuid.uuid4().hex
         failed_ids, paid = [], None
-        for _ in range(20):  # a client retrying until success, a new key per attempt
-            response = await shop.checkout(ada, uuid.uuid4().hex)
+        for _ in range(20):  # a client retrying until success
+            response = await shop.checkout(ada, key if same_key else uuid.uuid4().hex)
             if response.status_code == 201:
                 paid = response.json()
                 break
@@ -226,14 +239,125 @@ async def test_payment_failing_half_the_time_with_a_retrying_client() -> None:
             failed_ids.append(error["details"]["order_id"])
             assert await shop.stock("chef-knife") == before  # no leaked reservation after each failure
         assert paid is not None and failed_ids, "expected failures before a success"
+        assert len(set(failed_ids)) == len(failed_ids) and paid["id"] not in failed_ids
 
         payments = await shop.docs(shop.payment, "payments")
         assert [(p["order_id"], p["status"]) for p in payments] == [(paid["id"], "succeeded")]
         assert await shop.stock("chef-knife") == before - 2
+        assert (await shop.client.get("/cart", headers=ada)).json()["items"] == []
         for order_id in failed_ids:
             failed = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
             assert failed["status"] == "failed" and "simulated_failure" in failed["failure_reason"]
-            assert [h["status"] for h in failed["status_history"]][-2:] == ["released", "failed"]
+            steps = [h["status"] for h in failed["status_history"]]
+            assert (
+                steps[-3:] == ["released", "failed", "retried"]
+                if same_key
+                else steps[-2:]
+                == [
+                    "released",
+                    "failed",
+                ]
+            )
+        if same_key:  # the key now names the paid order, for good
+            again = await shop.checkout(ada, key)
+            assert again.status_code == 201 and again.json()["id"] == paid["id"]
+            assert again.headers["idempotent-replayed"] == "true"
+            assert len(await shop.docs(shop.payment, "payments")) == 1
+
+
+async def test_retries_of_a_failed_checkout_racing_each_other_make_one_new_attempt(shop: Shop) -> None:
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    http = shop.order.state.http
+    shop.order.state.http = ServiceClient(
+        shop.order.state.settings, transport=Refusing(shop.hosts, "payment")
+    )
+    failed = await shop.checkout(ada, "k1")  # payment unreachable: nothing charged, stock released
+    assert failed.status_code == 503
+    first = failed.json()["error"]["details"]["order_id"]
+    assert await shop.stock("headlamp") == before
+
+    shop.order.state.http = http  # payment is back
+    answers = await asyncio.gather(*(shop.checkout(ada, "k1") for _ in range(10)))
+    assert [a.status_code for a in answers] == [201] * 10, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers} | {first}) == 2
+    assert len(await shop.docs(shop.order, "orders")) == 2
+    assert len(await shop.docs(shop.payment, "payments")) == 1
+    assert await shop.stock("headlamp") == before - 1
+
+
+async def test_a_declined_card_is_not_retried_under_the_same_key(shop: Shop) -> None:
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    body = {"shipping_address": ADDRESS, "card": DECLINED_CARD}
+    first = await shop.checkout(ada, "k1", body)
+    again = await shop.checkout(ada, "k1", body)
+    assert first.status_code == again.status_code == 402
+    assert again.json()["error"]["details"]["order_id"] == first.json()["error"]["details"]["order_id"]
+    assert len(await shop.docs(shop.order, "orders")) == 1
+
+
+async def test_a_lost_payment_answer_keeps_the_order_open_until_a_retry_settles_it() -> None:
+    """Payment slower than order's read timeout: the charge happens after order gave up. The order is not
+    failed (that would release the stock of a paid purchase, and a new attempt would charge again); the
+    retry with the same key resumes it and payment answers the charge it recorded."""
+    async with running_shop(PaymentSettings(delay_ms=300)) as shop:
+        shop.hosts.read_timeout["/payments"] = 0.1
+        ada = shop.user()
+        before = await shop.stock("headlamp")
+        await shop.fill_cart(ada, ("headlamp", 2))
+
+        lost = await shop.checkout(ada, "k1")
+        assert lost.status_code == 504, lost.text
+        error = lost.json()["error"]
+        assert error["code"] == "payment_outcome_unknown" and "same Idempotency-Key" in error["message"]
+        order_id = error["details"]["order_id"]
+        await asyncio.gather(*shop.hosts.late)  # payment finishes the charges order gave up on
+        [payment] = await shop.docs(shop.payment, "payments")
+        assert (payment["order_id"], payment["status"]) == (order_id, "succeeded")
+        pending = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
+        assert pending["status"] == "reserved"
+        assert pending["status_history"][-1]["status"] == "payment_unknown"
+        assert await shop.stock("headlamp") == before - 2  # still reserved for this purchase
+
+        shop.payment.state.settings.delay_ms = 0  # payment is quick again
+        settled = await shop.checkout(ada, "k1")
+        assert settled.status_code == 201, settled.text
+        order = settled.json()
+        assert order["id"] == order_id and order["status"] == "paid"
+        assert order["payment_id"] == payment["_id"]
+        steps = [h["status"] for h in order["status_history"]]
+        assert steps.index("payment_unknown") < steps.index("resumed") < steps.index("charged")
+        assert len(await shop.docs(shop.payment, "payments")) == 1  # charged once
+        assert await shop.stock("headlamp") == before - 2  # taken once
+
+
+async def test_an_unreachable_payment_charged_nothing_so_the_order_fails_and_releases(shop: Shop) -> None:
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    shop.order.state.http = ServiceClient(
+        shop.order.state.settings, transport=Refusing(shop.hosts, "payment")
+    )
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "dependency_unavailable"
+    order_id = response.json()["error"]["details"]["order_id"]
+    assert await shop.stock("headlamp") == before
+    order = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
+    assert order["status"] == "failed"
+
+
+class Refusing(httpx.AsyncBaseTransport):
+    """Connections to `host` are refused; everything else goes to `hosts`."""
+
+    def __init__(self, hosts: Hosts, host: str) -> None:
+        self.hosts, self.host = hosts, host
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == self.host:
+            raise httpx.ConnectError("connection refused (test)", request=request)
+        return await self.hosts.handle_async_request(request)
 
 
 async def test_declined_card_fails_the_order_and_the_same_key_replays_it(shop: Shop) -> None:
