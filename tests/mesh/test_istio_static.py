@@ -672,13 +672,17 @@ def test_resilience_fixes_the_lessons_destination_rules() -> None:
     assert "consecutiveErrors" not in payment["outlierDetection"]
     assert payment["outlierDetection"]["consecutive5xxErrors"] == 3
     assert set(payment["connectionPool"]["http"]) <= {"http1MaxPendingRequests", "maxRequestsPerConnection"}
-    user = _one("resilience", "VirtualService", "user")["spec"]["http"][0]
+    posts, user = _one("resilience", "VirtualService", "user")["spec"]["http"]
     assert user["retries"] == {
         "attempts": 3,
         "perTryTimeout": "2s",
         "retryOn": "5xx,gateway-error,connect-failure,refused-stream",
     }
-    assert user["timeout"] == "10s"
+    assert user["timeout"] == "10s" and "match" not in user
+    # POST /users/me/addresses is not idempotent: retried only when it never reached the service
+    assert posts["match"] == [{"method": {"exact": "POST"}}]
+    assert set(posts["retries"]["retryOn"].split(",")) <= {"connect-failure", "refused-stream"}
+    assert "perTryTimeout" not in posts["retries"] and posts["timeout"] == "10s"
     delay, abort, default = _one("resilience", "VirtualService", "payment")["spec"]["http"]
     assert delay["fault"]["delay"] == {"percentage": {"value": 10}, "fixedDelay": "5s"}
     assert abort["fault"]["abort"]["httpStatus"] == 503

@@ -63,6 +63,15 @@ def test_retries_hide_a_failing_user_endpoint(mesh_pod: Any, broken_endpoint: An
     assert stat(pod, USER_CLUSTER, "upstream_rq_retry") - before > 0
 
 
+def test_posts_to_user_are_not_retried_on_a_503(mesh_pod: Any, broken_endpoint: Any) -> None:
+    """POST /users/me/addresses is not idempotent: its route retries only unsent requests."""
+    pod = mesh_pod("frontend-sa")
+    broken_endpoint("user")
+    results = pod.http(f"{USER}/addresses", count=40, concurrency=4, method="POST", body={})
+    broken = [r for r in results if r["served_by"] == "broken/v0"]
+    assert broken and all(r["status"] == 503 for r in broken), Counter(r["served_by"] for r in results)
+
+
 def test_connection_pool_overflow_gives_503_uo(mesh_pod: Any) -> None:
     pod = mesh_pod("order-sa")
     results = pod.http(PAYMENT, count=400, concurrency=60)
