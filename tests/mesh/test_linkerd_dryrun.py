@@ -189,12 +189,36 @@ def make(target: str, *args: str, env: dict[str, str]) -> list[str]:
     return commands(proc.stdout)
 
 
+APPLY_OVERLAY = f"{K} apply -k {REPO_ROOT}/mesh/linkerd/overlay"
+RESTART = [f"{K} -n ecommerce rollout restart deployment", f"{K} -n ecommerce rollout restart statefulset"]
+WAIT_MONGODB = f"{K} -n ecommerce rollout status statefulset/mongodb --timeout=300s"
+CHECK_PROXY = f"{L} check --proxy -n ecommerce"
+# The Deployments of mesh/linkerd/overlay: the eight services and the three k8s/components/variants.
+SHOP = {"frontend", "auth", "user", "product", "payment", "order", "shipping", "notification"}
+SHOP |= {"product-canary", "frontend-mobile-optimized", "frontend-beta-features"}
+
+
+def waited_deployments(cmds: list[str]) -> set[str]:
+    prefix = f"{K} -n ecommerce rollout status deployment/"
+    return {c[len(prefix) :].split(" ")[0] for c in cmds if c.startswith(prefix)}
+
+
 def test_make_up_mesh_linkerd_installs_linkerd_then_applies_the_meshed_overlay(stubs) -> None:
     cmds = make("up", "MESH=linkerd", env=stubs())
-    assert in_order(cmds, INSTALL + ANNOTATE), cmds
-    apply_overlay = f"kubectl --context {CTX} apply -k {REPO_ROOT}/mesh/linkerd/overlay"
-    assert cmds.index(apply_overlay) > cmds.index(INSTALL[-1])
+    assert in_order(cmds, INSTALL + ANNOTATE + [APPLY_OVERLAY, WAIT_MONGODB]), cmds
     assert not any("istioctl" in c for c in cmds)
+    # New pods get their proxies at creation: no restart; then every rollout, then `linkerd check --proxy`.
+    assert not any(c in RESTART for c in cmds), cmds
+    assert waited_deployments(cmds) == SHOP
+    assert cmds[-1] == CHECK_PROXY and cmds.index(CHECK_PROXY) > cmds.index(WAIT_MONGODB)
+
+
+def test_make_mesh_linkerd_on_a_plain_shop_installs_restarts_once_then_checks_every_proxy(stubs) -> None:
+    cmds = make("mesh", "MESH=linkerd", env=stubs())
+    head = INSTALL + ANNOTATE + [APPLY_OVERLAY, *RESTART, WAIT_MONGODB]
+    assert cmds[: len(head)] == head, cmds
+    assert waited_deployments(cmds[len(head) : -1]) == SHOP and len(cmds) == len(head) + len(SHOP) + 1, cmds
+    assert cmds[-1] == CHECK_PROXY
 
 
 def test_make_mesh_istio_from_linkerd_uninstalls_linkerd_first(stubs) -> None:
@@ -219,6 +243,20 @@ def test_make_lab_canary_applies_overlay_plus_the_canary_component(stubs) -> Non
     assert cmds == [f"kubectl --context {CTX} apply -k {REPO_ROOT}/.cache/lab/linkerd-canary"], cmds
     kust = (REPO_ROOT / ".cache" / "lab" / "linkerd-canary" / "kustomization.yaml").read_text()
     assert "mesh/linkerd/overlay" in kust and "mesh/linkerd/labs/canary" in kust
+
+
+def test_make_lab_security_restarts_the_shop_so_the_default_policy_applies(stubs) -> None:
+    # mesh/linkerd/labs/security/post-apply.sh: the default inbound policy is read when a pod starts.
+    cmds = make("lab", "LAB=security", "MESH=linkerd", env=stubs(mesh="linkerd"))
+    head = [f"{K} apply -k {REPO_ROOT}/.cache/lab/linkerd-security", *RESTART, WAIT_MONGODB]
+    assert cmds[: len(head)] == head, cmds
+    assert waited_deployments(cmds[len(head) :]) == SHOP and len(cmds) == len(head) + len(SHOP), cmds
+
+
+@pytest.mark.parametrize("lab", ["ab-testing", "resilience"])
+def test_make_lab_without_hooks_only_applies(stubs, lab: str) -> None:
+    cmds = make("lab", f"LAB={lab}", "MESH=linkerd", env=stubs(mesh="linkerd"))
+    assert cmds == [f"{K} apply -k {REPO_ROOT}/.cache/lab/linkerd-{lab}"], cmds
 
 
 def test_make_lab_legacy_installs_linkerd_smi_first(stubs) -> None:
