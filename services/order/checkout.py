@@ -271,6 +271,8 @@ async def _charge(neighbours: Neighbours, charge: Doc) -> Doc:
             data: Doc = response.json()
             return data
         error = error_of(response, "payment")
+        if error.code == "payment_in_progress":  # an earlier request of ours is still being charged
+            raise OutcomeUnknown(ApiError(503, error.code, error.message))
         if response.status_code < 500 or error.code == "simulated_failure":
             raise error  # a decline, bad input, or a fault injected before anything happened
         if attempt == 2:

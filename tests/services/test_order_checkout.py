@@ -333,6 +333,23 @@ async def test_a_lost_payment_answer_keeps_the_order_open_until_a_retry_settles_
         assert await shop.stock("headlamp") == before - 2  # taken once
 
 
+async def test_a_charge_still_in_progress_at_payment_is_not_a_failure(shop: Shop) -> None:
+    busy = {"error": {"code": "payment_in_progress", "message": "a charge for this order is still running"}}
+    shop.hosts.fake[("payment", "POST", "/payments")] = httpx.Response(409, json=busy)
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "payment_outcome_unknown"
+    assert await shop.stock("headlamp") == before - 1  # kept for the charge that may still succeed
+
+    del shop.hosts.fake[("payment", "POST", "/payments")]
+    settled = await shop.checkout(ada, "k1")
+    assert settled.status_code == 201 and settled.json()["status"] == "paid"
+    assert await shop.stock("headlamp") == before - 1
+    assert len(await shop.docs(shop.payment, "payments")) == 1
+
+
 async def test_an_unreachable_payment_charged_nothing_so_the_order_fails_and_releases(shop: Shop) -> None:
     ada = shop.user()
     before = await shop.stock("headlamp")
