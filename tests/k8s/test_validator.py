@@ -18,7 +18,7 @@ from scripts.k8svalidate import (
     validate_docs,
 )
 from scripts.k8svalidate.__main__ import check, lab_label_errors, main
-from scripts.k8svalidate.render import standalone_labs
+from scripts.k8svalidate.render import base_for_component, standalone_labs
 
 Doc = dict[str, Any]
 
@@ -201,17 +201,19 @@ def test_components_of_different_meshes_are_refused() -> None:
 
 
 def test_lab_resources_without_lab_label_are_reported() -> None:
-    labs = sorted((REPO_ROOT / "mesh").glob("*/labs/*/kustomization.yaml"))
-    if not labs:
-        pytest.skip("no lab written yet")
-    lab_dir = str(labs[0].parent.relative_to(REPO_ROOT))
-    docs = render(lab_dir)
-    assert lab_label_errors([lab_dir], docs) == []
-    added = [d for d in docs if (d.get("metadata", {}).get("labels") or {}).get("lab") == labs[0].parent.name]
-    assert added, f"{lab_dir} adds nothing labelled lab"
-    del added[0]["metadata"]["labels"]["lab"]
-    errors = lab_label_errors([lab_dir], docs)
-    assert len(errors) == 1 and f"has no label lab: {labs[0].parent.name}" in errors[0]
+    """A resource a lab adds (not one it only patches) without `lab: <lab>` is reported."""
+    for kust in sorted((REPO_ROOT / "mesh").glob("*/labs/*/kustomization.yaml")):
+        lab_dir, lab = str(kust.parent.relative_to(REPO_ROOT)), kust.parent.name
+        docs = render(lab_dir)
+        assert lab_label_errors([lab_dir], docs) == []
+        before = {(d["kind"], d["metadata"]["name"]) for d in render(str(base_for_component(lab_dir)))}
+        added = [d for d in docs if (d["kind"], d["metadata"]["name"]) not in before]
+        if added:
+            del added[0]["metadata"]["labels"]["lab"]
+            errors = lab_label_errors([lab_dir], docs)
+            assert len(errors) == 1 and f"has no label lab: {lab}" in errors[0]
+            return
+    pytest.skip("no lab adds a resource yet")
 
 
 def test_missing_crds_give_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
