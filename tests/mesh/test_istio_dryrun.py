@@ -170,13 +170,15 @@ def test_make_lab_canary_applies_overlay_plus_component(env, mesh_arg: list[str]
 
 def test_make_lab_gateway_creates_the_certificate_in_istio_system_first(env) -> None:
     lines = make(env("istio"), "lab", "MESH=istio", "LAB=gateway")
-    assert len(lines) == 4
+    assert len(lines) == 5
     assert re.fullmatch(r"openssl req -x509 .*-keyout /\S+/tls.key -out /\S+/tls.crt", lines[0])
     assert lines[1] == f"{K} -n istio-system delete secret ecommerce-tls-secret --ignore-not-found"
     assert re.fullmatch(
         rf"{K} -n istio-system create secret tls ecommerce-tls-secret --cert=\S+ --key=\S+", lines[2]
     )
-    assert lines[3] == f"{K} apply -k {REPO_ROOT}/.cache/lab/istio-gateway"
+    # make lab-reset deletes what carries the label `lab`, in ecommerce and istio-system
+    assert lines[3] == f"{K} -n istio-system label secret ecommerce-tls-secret lab=gateway --overwrite"
+    assert lines[4] == f"{K} apply -k {REPO_ROOT}/.cache/lab/istio-gateway"
 
 
 def test_make_lab_refuses_istio_labs_when_istio_is_not_installed(env) -> None:

@@ -18,4 +18,6 @@ run openssl req -x509 -newkey rsa:2048 -sha256 -days 30 -nodes \
 # delete + create: idempotent, a re-run replaces the certificate.
 run "${K[@]}" -n "$GATEWAY_NS" delete secret "$SECRET" --ignore-not-found
 run "${K[@]}" -n "$GATEWAY_NS" create secret tls "$SECRET" --cert="$TMP/tls.crt" --key="$TMP/tls.key"
+# labelled like every lab resource: `make lab-reset` deletes it (lab resources in istio-system too)
+run "${K[@]}" -n "$GATEWAY_NS" label secret "$SECRET" lab=gateway --overwrite
 log "HTTPS: curl -k https://localhost/  or  curl -k --resolve ecommerce.example.com:443:127.0.0.1 https://ecommerce.example.com/"
