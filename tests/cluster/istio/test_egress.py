@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.conftest import checkout_once
+
 PROVIDER = "http://api.payments.example/v1/charges"
 PROVIDER_CLUSTER = "outbound|80||api.payments.example"
 DIRECT = "http://provider.payments-provider.svc.cluster.local/healthz"
@@ -57,3 +59,15 @@ def test_the_payment_service_is_configured_for_the_provider(apps_v1: Any, namesp
     dep = apps_v1.read_namespaced_deployment("payment", namespace)
     env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env}
     assert env["PROVIDER_URL"] == "http://api.payments.example"
+
+
+def test_a_checkout_pays_through_the_provider(shop_http: Any, mesh_pod: Any) -> None:
+    """End to end: a shopper's checkout (through the gateway) is charged by the provider via egress."""
+    order = checkout_once(shop_http)
+    assert order.get("payment_id"), order
+    # read the payment back as order does (its identity, the shopper's token)
+    url = f"http://payment:3000/payments/{order['payment_id']}"
+    token = shop_http.headers["Authorization"]
+    r = mesh_pod("order-sa").http(url, headers={"authorization": token})[0]
+    assert r["status"] == 200, r
+    assert '"provider":"external"' in r["body"], f"payment should have gone to the provider: {r['body']}"
