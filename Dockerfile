@@ -35,4 +35,5 @@ ENV PYTHONPATH=/opt/site:/app \
     HOST=0.0.0.0
 USER 10001:10001
 # services/__main__.py runs services/$SERVICE/__main__.py, which starts uvicorn on $HOST:$PORT.
-ENTRYPOINT ["python3", "-m", "services"]
+# An absolute path, as distroless recommends (no shell; /usr/bin/python3 links to Debian's python3.13).
+ENTRYPOINT ["/usr/bin/python3", "-m", "services"]

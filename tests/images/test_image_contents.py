@@ -7,9 +7,13 @@ must start from those packages alone: no test or dev dependency may sneak into s
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -35,9 +39,25 @@ def test_dockerfile_runtime_stage_is_small_non_root_and_exec_form() -> None:
         "build stage pinned to a version"
     )
     assert re.search(r"^USER 10001:10001$", runtime, re.MULTILINE)
-    assert 'ENTRYPOINT ["python3", "-m", "services"]' in runtime
-    assert "pip install" not in runtime and "apt-get" not in runtime
+    # Distroless has no shell: exec form, and an absolute interpreter path as distroless recommends.
+    assert 'ENTRYPOINT ["/usr/bin/python3", "-m", "services"]' in runtime
+    assert "pip install" not in runtime and "apt-get" not in runtime and "RUN " not in runtime
     assert "requirements/runtime.txt" in dockerfile
+    # The runtime stage gets files only from the builder, which refuses sdists (no compiler anywhere).
+    copies = re.findall(r"^COPY (.*)$", runtime, re.MULTILINE)
+    assert copies and all(c.startswith("--from=builder ") for c in copies)
+    assert "pip install --only-binary=:all:" in _stages(dockerfile)[0]
+    assert re.search(r"^ENV PYTHONPATH=/opt/site:/app", runtime, re.MULTILINE)
+
+
+def test_build_and_runtime_python_are_the_same_minor() -> None:
+    """Wheels and .pyc files from the builder's CPython must suit the distroless one (3.13 on debian13)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    build = re.search(r"ARG BUILD_IMAGE=python:(\d+\.\d+)\.\d+-slim-(\w+)", dockerfile)
+    runtime = re.search(r"ARG RUNTIME_IMAGE=gcr\.io/distroless/python3-debian(\d+)", dockerfile)
+    assert build and runtime
+    debian_python = {"12": ("3.11", "bookworm"), "13": ("3.13", "trixie")}[runtime.group(1)]
+    assert (build.group(1), build.group(2)) == debian_python
 
 
 def test_dockerignore_sends_only_runtime_files() -> None:
@@ -127,3 +147,47 @@ assert not leaked, leaked
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "LEAKED []" in result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _image_env(**extra: str) -> dict[str, str]:
+    """The image's environment (Dockerfile ENV), with the repo standing in for /app."""
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "TMPDIR")}
+    return {**keep, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", **extra}
+
+
+def test_entry_point_without_service_says_what_to_set(runtime_python: Path) -> None:
+    result = subprocess.run(
+        [str(runtime_python), "-m", "services"], cwd=ROOT, env=_image_env(), capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert f"set SERVICE to one of: {' '.join(SERVICES)}" in result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_entry_point_serves_the_service_named_by_SERVICE(runtime_python: Path) -> None:
+    """`python3 -m services` with SERVICE=frontend (needs no MongoDB) answers its probes on $HOST:$PORT."""
+    port = _free_port()
+    env = _image_env(SERVICE="frontend", HOST="127.0.0.1", PORT=str(port), VERSION="v9")
+    cmd = [str(runtime_python), "-m", "services"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    assert resp.status == 200
+                    assert resp.headers["x-served-by"] == "frontend/v9"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the frontend did not answer /healthz within 60 s"
+                time.sleep(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
