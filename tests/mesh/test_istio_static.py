@@ -809,6 +809,43 @@ def missing_calls(docs: list[Doc]) -> list[str]:
     ]
 
 
+def policy_table_rows(docs: list[Doc]) -> list[tuple[str, str, str]]:
+    """(workload, callers, what) per ALLOW rule: the table of docs/istio/security.md, from the YAML."""
+    rows = []
+    for ap in find(docs, "AuthorizationPolicy"):
+        app = ap["spec"]["selector"]["matchLabels"]["app"]
+        for rule in ap["spec"]["rules"]:
+            callers = []
+            for f in rule["from"]:
+                who = ", ".join(f"`{p.rsplit('/', 1)[1]}`" for p in f["source"].get("principals", []))
+                jwt = ", ".join(f"`{p}`" for p in f["source"].get("requestPrincipals", []))
+                callers.append(f"{who} + JWT {jwt}" if jwt else who)  # one source: both must hold
+            ops = []
+            for to in rule["to"]:
+                op = to["operation"]
+                words = [", ".join(op["methods"])] if "methods" in op else []
+                words += [", ".join(f"`{p}`" for p in op["paths"])] if "paths" in op else []
+                words += [f"port {', '.join(op['ports'])}"] if "ports" in op else []
+                ops.append(" ".join(words))
+            rows.append((app, " or ".join(callers), "; ".join(ops)))
+    return rows
+
+
+def security_guide_rows() -> list[tuple[str, str, str]]:
+    text = (REPO_ROOT / "docs" / "istio" / "security.md").read_text()
+    table = text.split("<!-- policy-table -->")[1]
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| workload ")]
+    return [tuple(c.strip() for c in ln.strip().strip("|").split(" | ")) for ln in rows]  # type: ignore[misc]
+
+
+def test_security_guide_table_matches_the_policies() -> None:
+    """The guide's who-may-call-what table is the YAML's, rule by rule (no drift after a policy change)."""
+    rows = policy_table_rows(list(rendered("security")))
+    assert security_guide_rows() == rows
+    assert ("shipping", "`order-sa`", "POST `/shipping/quote`, `/shipments`; GET `/shipments/*`") in rows
+    assert not any(app == "shipping" and "frontend-sa" in callers for app, callers, _ in rows)
+
+
 def test_policies_allow_every_call_the_services_really_make() -> None:
     calls = service_calls()
     assert ("order-sa", "payment", "POST", "/payments/x1/refund", None) in calls
