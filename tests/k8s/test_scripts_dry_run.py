@@ -172,20 +172,24 @@ def test_too_little_docker_memory_is_a_clear_error(stubs: Path) -> None:
     assert "Docker has 4100 MB of memory; give it at least 8 GB" in proc.stderr
 
 
-def test_port_80_in_use_is_a_clear_error(stubs: Path) -> None:
+@pytest.mark.parametrize("port", [80, 443])
+def test_port_in_use_is_a_clear_error(stubs: Path, port: int) -> None:
     sock = socket.socket()
     try:
-        sock.bind(("127.0.0.1", 80))
+        sock.bind(("127.0.0.1", port))
         sock.listen()
     except OSError as exc:
         sock.close()
-        pytest.skip(f"cannot listen on 127.0.0.1:80 here ({exc})")
+        pytest.skip(f"cannot listen on 127.0.0.1:{port} here ({exc})")
     try:
         proc = make(stubs, "up")
+        existing = make(stubs, "up", STUB_CLUSTERS="shop")  # the cluster itself holds the ports: fine
     finally:
         sock.close()
     assert proc.returncode != 0
-    assert "port 80 on 127.0.0.1 is in use" in proc.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in proc.stderr
+    assert commands(proc) == []
+    assert existing.returncode == 0, existing.stderr
 
 
 def test_unknown_mesh_is_refused(stubs: Path) -> None:
