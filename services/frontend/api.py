@@ -34,10 +34,18 @@ def _backend(request: Request, session: Session) -> Backend:
     return Backend(request, session.identity_headers)
 
 
+REPLAYED = "Idempotent-Replayed"  # order's mark of an idempotent replay (docs/architecture.md)
+
+
 async def _relay(backend: Backend, service: str, method: str, path: str, **kwargs: Any) -> JSONResponse:
-    """The downstream answer with its status (e.g. 201 Created)."""
+    """The downstream answer with its status (e.g. 201 Created) and `Idempotent-Replayed`, if any."""
     response = await backend.call(service, method, path, **kwargs)
-    return JSONResponse(response.json() if response.content else {}, status_code=response.status_code)
+    replayed = response.headers.get(REPLAYED)
+    return JSONResponse(
+        response.json() if response.content else {},
+        status_code=response.status_code,
+        headers={REPLAYED: replayed} if replayed else None,
+    )
 
 
 @router.post("/register", status_code=201, summary="Create an account")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
 pytestmark = pytest.mark.timeout(180)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_register_browse_buy_and_follow_the_order(shop_stack: str) -> None:
@@ -33,9 +37,10 @@ def test_register_browse_buy_and_follow_the_order(shop_stack: str) -> None:
         cart = shop.get("/api/cart", headers=auth).json()
         assert cart["total_cents"] == 2 * product["price_cents"]
 
+        key = uuid.uuid4().hex
         checkout = shop.post(
             "/api/checkout",
-            headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+            headers={**auth, "Idempotency-Key": key},
             json={
                 "shipping_address": {
                     "name": "Eve",
@@ -51,6 +56,13 @@ def test_register_browse_buy_and_follow_the_order(shop_stack: str) -> None:
         order = checkout.json()
         assert order["status"] == "paid"
         assert order["tracking_number"]
+        replay = shop.post(  # the same purchase again (a lost answer, a double click): the same order
+            "/api/checkout",
+            headers={**auth, "Idempotency-Key": key, "Content-Type": "application/json"},
+            content=checkout.request.content,
+        )
+        assert replay.status_code == 201 and replay.json()["id"] == order["id"]
+        assert replay.headers["idempotent-replayed"] == "true"
 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -66,3 +78,17 @@ def test_register_browse_buy_and_follow_the_order(shop_stack: str) -> None:
         assert order["id"] in [o["id"] for o in shop.get("/api/orders", headers=auth).json()["items"]]
         notifications = shop.get("/api/notifications", headers=auth).json()["items"]
         assert any(n.get("order_id") == order["id"] for n in notifications)
+
+
+def test_locust_journeys_run_against_the_stack_without_failures(shop_stack: str) -> None:
+    """A short `make load` (the real locustfile, headless): every journey works against real services."""
+    run = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--headless", "-u", "6", "-r", "6",
+         "-t", "8s", "--host", shop_stack, "--only-summary"],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "failures      0 (0.0%)" in output, output[-3000:]
+    for line in ("requests/s", "latency ms    p50", "/api/register", "/api/products"):
+        assert line in output, output[-3000:]

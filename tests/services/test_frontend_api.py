@@ -90,6 +90,7 @@ def test_cart_and_idempotent_checkout_with_bearer(client: TestClient, fake: Fake
     again = client.post("/api/checkout", json=CHECKOUT, headers=key)
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"] and len(fake.orders) == 1
+    assert "idempotent-replayed" not in first.headers and again.headers["idempotent-replayed"] == "true"
     order_id = first.json()["id"]
     assert [o["id"] for o in client.get("/api/orders", headers=auth).json()["items"]] == [order_id]
     assert client.get(f"/api/orders/{order_id}", headers=auth).json()["tracking_number"] == "TRK123456"

@@ -211,8 +211,8 @@ class FakeShop:
         key = request.headers.get("idempotency-key")
         if not key:
             return _error(400, "idempotency_key_required", "Idempotency-Key header is required")
-        if key in self.by_key:
-            return _json(201, self.orders[self.by_key[key]])
+        if key in self.by_key:  # like the order service: the recorded order, marked as a replay
+            return _json(201, self.orders[self.by_key[key]], {"Idempotent-Replayed": "true"})
         if not cart:
             return _error(409, "cart_empty", "the cart is empty")
         order_id = uuid.uuid4().hex
