@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Open Linkerd viz (http://localhost:50750) through a port-forward the CLI manages; Ctrl-C stops it.
 set -euo pipefail
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 
 ensure_tool linkerd

@@ -4,6 +4,7 @@
 # then apply mesh/linkerd/overlay (namespace annotated for injection), restart and wait for the workloads,
 # and run post-install.sh (`linkerd check --proxy`). DRY_RUN=1 prints every command, pipelines included.
 set -euo pipefail
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 
 ensure_tool linkerd

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # After the shop's pods were restarted under Linkerd: every pod has a healthy, up-to-date proxy.
 set -euo pipefail
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 
 ensure_tool linkerd

@@ -3,6 +3,7 @@
 # scripts/mesh.sh then applies the target's overlay and restarts the shop, so pods come back without proxies.
 # Gateway API CRDs stay (Istio and other tools use them too).
 set -euo pipefail
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 
 ensure_tool linkerd

@@ -63,9 +63,15 @@ def _stub(dir_: Path, name: str, body: str) -> None:
 def stubs(tmp_path: Path):
     """Stub kubectl/kind/docker; returns a function(mesh, namespaces) -> env for subprocess."""
 
-    def make(mesh: str = "none", namespaces: tuple[str, ...] = ("ecommerce",)) -> dict[str, str]:
+    def make(
+        mesh: str = "none", namespaces: tuple[str, ...] = ("ecommerce",), labs: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """labs: resource kind -> the `lab` label of one such resource in the cluster (get KIND -l lab)."""
         existing = set(namespaces) | ({"linkerd"} if mesh == "linkerd" else set())
-        ns_cases = "".join(f'    *" namespace {ns} "*) exit 0 ;;\n' for ns in sorted(existing))
+        ns_cases = "".join(
+            f'    *" get {kind} "*) echo {lab}; exit 0 ;;\n' for kind, lab in (labs or {}).items()
+        )
+        ns_cases += "".join(f'    *" namespace {ns} "*) exit 0 ;;\n' for ns in sorted(existing))
         istiod = "exit 0" if mesh == "istio" else "exit 1"
         _stub(
             tmp_path,
@@ -263,3 +269,39 @@ def test_make_lab_legacy_installs_linkerd_smi_first(stubs) -> None:
     cmds = make("lab", "LAB=legacy", "MESH=linkerd", env=stubs(mesh="linkerd"))
     smi = cmds.index(f"linkerd-smi --context {CTX} install | {K} apply -f -")
     assert smi < cmds.index(f"kubectl --context {CTX} apply -k {REPO_ROOT}/.cache/lab/linkerd-legacy")
+
+
+def fails(cmd: list[str], env: dict[str, str]) -> str:
+    if not has_make_target(cmd[0]):
+        pytest.skip(f"`make {cmd[0]}` is not defined yet")
+    proc = subprocess.run(
+        ["make", "--no-print-directory", *cmd, "DRY_RUN=1"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode != 0, proc.stdout
+    return proc.stdout + proc.stderr
+
+
+def test_legacy_refuses_to_join_a_running_lab(stubs) -> None:
+    env = stubs(mesh="linkerd", labs={"httproutes.gateway.networking.k8s.io": "canary"})
+    out = fails(["lab", "LAB=legacy", "MESH=linkerd"], env)
+    assert "lab legacy cannot run together with lab canary" in out and "make lab-reset MESH=linkerd" in out
+    assert "+ " not in out, "nothing may be installed or applied before the refusal"
+
+
+@pytest.mark.parametrize("lab", ["canary", "ab-testing", "resilience", "security"])
+def test_other_labs_refuse_to_join_the_legacy_lab(stubs, lab: str) -> None:
+    env = stubs(mesh="linkerd", labs={"trafficsplits.split.smi-spec.io": "legacy"})
+    out = fails(["lab", f"LAB={lab}", "MESH=linkerd"], env)
+    assert f"lab {lab} cannot run together with lab legacy" in out and "+ " not in out, out
+
+
+def test_combinable_labs_join_each_other(stubs) -> None:
+    env = stubs(mesh="linkerd", labs={"servers.policy.linkerd.io": "security"})
+    cmds = make("lab", "LAB=canary", "MESH=linkerd", env=env)
+    assert cmds == [f"{K} apply -k {REPO_ROOT}/.cache/lab/linkerd-canary"], cmds

@@ -400,6 +400,19 @@ def test_lesson_serviceprofile_is_rejected_and_the_fixed_one_accepted() -> None:
     assert all("retryBudget" not in route for route in fixed["spec"]["routes"])
 
 
+def test_legacy_ships_the_labelled_serviceprofile_the_adaptor_fills() -> None:
+    # linkerd-smi's adaptor only empties dstOverrides when a TrafficSplit goes: a ServiceProfile it created
+    # would outlive `make lab-reset` (which deletes by the `lab` label) and switch off the canary HTTPRoute.
+    docs = rendered("legacy")
+    profiles = {_name(sp): sp for sp in find(docs, "ServiceProfile")}
+    splits = find(docs, "TrafficSplit")
+    assert splits
+    for ts in splits:
+        sp = profiles[f"{ts['spec']['service']}.{_ns(ts)}.svc.cluster.local"]
+        assert sp["metadata"]["labels"]["lab"] == "legacy"
+        assert "dstOverrides" not in sp["spec"], "the adaptor owns dstOverrides"
+
+
 def test_lesson_trafficsplit_is_still_served_by_linkerd_smi() -> None:
     lesson = [d for d in yaml.safe_load_all((FIXTURES / "traffic-split.yaml").read_text()) if d]
     assert validate_docs(lesson) == []
@@ -419,7 +432,7 @@ def test_canary_route_splits_90_10_and_header_or_cookie_goes_to_canary() -> None
     header_rule, cookie_rule, default_rule = route["spec"]["rules"]
     assert header_rule["matches"] == [{"headers": [{"name": "canary", "value": "true"}]}]
     assert [b["name"] for b in header_rule["backendRefs"]] == ["product-canary"]
-    # The footer's "Try the canary build" cookie, wherever it sits in the Cookie header (full or partial match).
+    # The footer's "Try the canary build" cookie anywhere in the Cookie header (full or partial regex match).
     (cookie,) = cookie_rule["matches"][0]["headers"]
     assert (cookie["name"], cookie["type"]) == ("cookie", "RegularExpression")
     for header in (
