@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the pinned Istio on the kind cluster (called by `make up MESH=istio` and `make mesh MESH=istio`):
-# istioctl into ./bin, precheck, install (demo profile + kind NodePorts), injection label, addons,
-# Restarting the shop and checking its sidecars is up.sh's / mesh.sh's job (then post-install.sh).
+# istioctl into ./bin, precheck, install (demo profile + kind NodePorts), injection label, addons.
+# The control plane only: creating or restarting the shop is scripts/up.sh's / scripts/mesh.sh's job,
+# and they then run post-install.sh (every pod has its sidecar).
 source "$(dirname "$0")/common.sh"
 
 log "Istio $ISTIO: install"
