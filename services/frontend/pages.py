@@ -261,6 +261,11 @@ async def remove_from_cart(
 
 
 ADDRESS_FIELDS = ("name", "street", "city", "postal_code", "country")
+# Outcomes that may still become a purchase: the retry must reuse the key (services/order/README.md).
+PENDING_REASONS = {
+    "payment_outcome_unknown": "the payment was not confirmed in time",
+    "checkout_in_progress": "your order is still being processed",
+}
 RETRY_ADVICE = "Please press “Place order” again: it is safe, you will never be charged twice."
 
 
@@ -316,12 +321,13 @@ async def checkout(request: Request, session: Session = Depends(_shopper)) -> Re
     try:
         order = await backend.checkout(key, data.model_dump())
     except ApiError as exc:
-        if exc.status >= 500:
+        if exc.status >= 500 or exc.code == "checkout_in_progress":
             try:
                 cart = cart_view(await backend.cart())
             except ApiError:
                 raise exc from None  # the order service itself is down: the friendly 503 page
-            retry = {"form": f"We could not confirm your order yet ({exc.message}). {RETRY_ADVICE}"}
+            reason = PENDING_REASONS.get(exc.code, exc.message)
+            retry = {"form": f"We could not confirm your order yet ({reason}). {RETRY_ADVICE}"}
             return _checkout(request, cart, values, retry, exc.status, key)
         if exc.status not in (402, 409, 422):
             raise

@@ -245,6 +245,25 @@ def test_checkout_during_an_outage_offers_a_safe_retry_with_the_same_key(
     assert placed.status_code == 303 and len(fake.orders) == 1
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "shown"),
+    [
+        (409, "checkout_in_progress", "still being processed"),
+        (504, "payment_outcome_unknown", "payment was not confirmed in time"),
+    ],
+)
+def test_a_checkout_that_may_still_succeed_keeps_its_key(
+    client: TestClient, fake: FakeShop, status: int, code: str, shown: str
+) -> None:
+    """A new key here could buy twice: the first attempt may still complete."""
+    _fill_cart(client)
+    fake.errors["/orders"] = httpx.Response(status, json={"error": {"code": code, "message": "internal"}})
+    retry = client.post("/checkout", data={**CHECKOUT, "csrf_token": csrf(client)})
+    assert retry.status_code == status
+    assert shown in retry.text and "never be charged twice" in retry.text
+    assert 'name="idempotency_key" value="form-key-0001"' in retry.text
+
+
 def test_empty_cart_checkout_goes_back_to_the_cart(client: TestClient) -> None:
     log_in(client)
     response = client.get("/checkout", follow_redirects=False)
