@@ -460,17 +460,18 @@ def test_canary_route_splits_90_10_and_header_or_cookie_goes_to_canary() -> None
         }
 
 
-def test_ab_route_matches_group_header_then_mobile_user_agent() -> None:
+def test_ab_route_matches_mobile_user_agent_then_group_header_like_the_lesson() -> None:
     docs = rendered("ab-testing")
     rules = one(docs, "HTTPRoute", "frontend-ab")["spec"]["rules"]
-    assert rules[0]["matches"][0]["headers"] == [{"name": "x-user-group", "value": "beta"}]
-    assert rules[0]["backendRefs"][0]["name"] == "frontend-beta-features"
-    assert rules[1]["matches"][0]["headers"] == [
+    # Same order as the lesson's VirtualService (and the Istio lab): equally specific rules win in list order.
+    assert rules[0]["matches"][0]["headers"] == [
         {"name": "user-agent", "type": "RegularExpression", "value": ".*Mobile.*"}
     ]
-    assert rules[1]["backendRefs"][0]["name"] == "frontend-mobile-optimized"
+    assert rules[0]["backendRefs"][0]["name"] == "frontend-mobile-optimized"
+    assert rules[1]["matches"][0]["headers"] == [{"name": "x-user-group", "value": "beta"}]
+    assert rules[1]["backendRefs"][0]["name"] == "frontend-beta-features"
     assert "matches" not in rules[2] and rules[2]["backendRefs"][0]["name"] == "frontend-stable"
-    assert re.fullmatch(rules[1]["matches"][0]["headers"][0]["value"], "Mozilla/5.0 (iPhone) Mobile/15E148")
+    assert re.fullmatch(rules[0]["matches"][0]["headers"][0]["value"], "Mozilla/5.0 (iPhone) Mobile/15E148")
     for variant in ("stable", "beta-features", "mobile-optimized"):
         sel = one(docs, "Service", f"frontend-{variant}")["spec"]["selector"]
         assert any(_selects(sel, t["labels"]) for t in pod_templates(docs)), variant

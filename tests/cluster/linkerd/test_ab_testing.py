@@ -1,4 +1,5 @@
-"""ab-testing lab: x-user-group: beta -> beta-features, Mobile UA -> mobile-optimized, else stable."""
+"""ab-testing lab: Mobile UA -> mobile-optimized, x-user-group: beta -> beta-features, else stable (in that
+order, as in the lesson: a beta tester on a phone gets the mobile variant)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,8 @@ def test_mobile_user_agent_gets_mobile_optimized(l5d_client) -> None:
 
 def test_everyone_else_gets_stable(l5d_client) -> None:
     assert variants(l5d_client("frontend-sa"), {"user-agent": "curl/8 desktop"}) == {"stable"}
+
+
+def test_mobile_rule_comes_first_like_in_the_lesson(l5d_client) -> None:
+    headers = {"x-user-group": "beta", "user-agent": MOBILE_UA}
+    assert variants(l5d_client("frontend-sa"), headers) == {"mobile-optimized"}
