@@ -302,3 +302,35 @@ def test_kind_config_matches_pins_and_entry_ports() -> None:
     assert "@sha256:" in node["image"] and ":v1.35." in node["image"]
     mappings = {(m["hostPort"], m["containerPort"], m["listenAddress"]) for m in node["extraPortMappings"]}
     assert mappings == {(80, 30080, "127.0.0.1"), (443, 30443, "127.0.0.1")}
+
+
+def test_status_lists_mesh_pods_services_and_url(stubs: Path) -> None:
+    proc = make(stubs, "status", STUB_CLUSTERS="shop", STUB_MESH="linkerd")
+    assert proc.returncode == 0, proc.stderr
+    assert commands(proc) == [f"{CTX} -n ecommerce get pods -o wide", f"{CTX} -n ecommerce get services"]
+    assert "mesh: linkerd" in proc.stdout and "shop: http://localhost" in proc.stdout
+    missing = make(stubs, "status")
+    assert missing.returncode != 0 and "no kind cluster named shop: run make up" in missing.stderr
+
+
+def _fake_tool(bin_dir: Path, name: str, output: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    tool = bin_dir / name
+    tool.write_text(f"#!/bin/sh\necho '{output}'\n")
+    tool.chmod(0o755)
+
+
+@pytest.mark.parametrize(("version", "downloads"), [("v0.31.0", False), ("v0.27.0", True)])
+def test_tools_are_kept_at_the_pinned_version_and_replaced_otherwise(
+    stubs: Path, version: str, downloads: bool
+) -> None:
+    bin_dir = stubs.parent / "empty-bin"
+    _fake_tool(bin_dir, "kind", f"kind {version} go1.25.1 linux/amd64")
+    proc = make(stubs, "up")
+    assert proc.returncode == 0, proc.stderr
+    kind_downloads = [c for c in commands(proc) if c.startswith("curl") and "/kind-" in c]
+    assert bool(kind_downloads) is downloads
+    if downloads:
+        assert f"installing kind v0.31.0 into ./bin (found {version})" in proc.stderr
+    else:
+        assert "kind v0.31.0 already in ./bin" in proc.stderr
