@@ -602,3 +602,43 @@ def test_every_lab_has_a_guide_with_its_verify_command_and_a_live_test(lab: str)
     assert live.is_file(), f"{live} missing (make verify MESH=linkerd LAB={lab} runs it)"
     text = live.read_text()
     assert "require_lab(" in text and f'"{lab}")' in text, "the live test skips until its lab is applied"
+
+
+LESSON_TABLE = {  # les-11-service-mesh, "Linkerd vs Istio Comparison": feature -> (Istio, Linkerd)
+    "Complexity": ("High - Veel configuratie opties", "Low - Simpele setup"),
+    "Resource Usage": ("Higher - Envoy proxy overhead", "Lower - Rust-based proxy"),
+    "Performance": ("Good - Feature-rich", "Excellent - Optimized for speed"),
+    "Learning Curve": ("Steep - Complex concepts", "Gentle - Easy to start"),
+    "Protocol Support": ("HTTP, gRPC, TCP", "HTTP, gRPC, TCP"),
+    "Multi-cluster": ("✅ Advanced", "✅ Basic"),
+    "Security": ("✅ Advanced policies", "✅ mTLS by default"),
+}
+
+
+def _table_rows(text: str, header: str) -> list[list[str]]:
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]])
+    return rows
+
+
+def test_mesh_comparison_covers_every_lab_and_the_lessons_table() -> None:
+    text = (REPO_ROOT / "docs" / "mesh-comparison.md").read_text()
+    per_lab = _table_rows(text, "| lab | Istio")
+    assert all(len(r) == 3 and r[1] and r[2] for r in per_lab), per_lab
+    named = " ".join(r[0] for r in per_lab)
+    istio_labs = {p.parent.name for p in (REPO_ROOT / "mesh" / "istio" / "labs").glob("*/kustomization.yaml")}
+    for lab in set(LABS) | istio_labs:
+        assert re.search(rf"(^|[ (`]){re.escape(lab)}\b", named), (
+            f"lab {lab} has no row in docs/mesh-comparison.md"
+        )
+    lesson = {r[0]: r for r in _table_rows(text, "| Feature | Istio (lesson)")}
+    for feature, (istio, linkerd) in LESSON_TABLE.items():
+        row = lesson[feature]
+        assert row[1:3] == [istio, linkerd], f"{feature}: the lesson's wording, verbatim"
+        if feature != "Multi-cluster":
+            assert "make verify" in row[3] or "make load" in row[3] or "make up" in row[3], row

@@ -28,8 +28,13 @@ def test_fixed_user_serviceprofile_is_served() -> None:
 
 
 @pytest.mark.timeout(900)
-def test_trafficsplit_sends_about_10_percent_to_canary(l5d_client) -> None:
+def test_trafficsplit_sends_the_canary_its_weight(l5d_client) -> None:
+    ts = require_lab("trafficsplits.split.smi-spec.io", "product-split", "legacy")
+    weights = {b["service"]: int(b["weight"]) for b in ts["spec"]["backends"]}
+    share = weights.get("product-canary", 0) / sum(weights.values())
     replies = l5d_client("frontend-sa").requests("http://product:3000/healthz", N)
     counts = Counter(r.served_by for r in replies if r.status == 200)
     assert sum(counts.values()) == N, counts
-    assert binomial_ok(counts["product/v2"], N, 0.10), f"canary got {counts['product/v2']}/{N}"
+    assert binomial_ok(counts["product/v2"], N, share), (
+        f"canary got {counts['product/v2']}/{N}, not ~{share:.0%}"
+    )
