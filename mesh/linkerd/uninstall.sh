@@ -20,5 +20,9 @@ if namespace_exists linkerd-smi; then
   run_sh "linkerd-smi --context $KUBE_CONTEXT uninstall | $K delete -f -"
 fi
 run_sh "$L viz uninstall | $K delete -f -"
-run_sh "$L uninstall | $K delete -f -"
+# --force: `linkerd uninstall` refuses (exit 1) while any pod outside the control plane still has a proxy, and
+# the shop's pods keep theirs until scripts/mesh.sh restarts them once, right after the target mesh is installed
+# (the namespace annotation is gone, so they come back without). Until then their proxies keep the last
+# configuration and certificates they received.
+run_sh "$L uninstall --force | $K delete -f -"
 

@@ -39,7 +39,8 @@ UNINSTALL = [
     f"{K} annotate namespace ecommerce linkerd.io/inject- config.linkerd.io/opaque-ports- "
     "config.linkerd.io/default-inbound-policy-",
     f"{L} viz uninstall | {K} delete -f -",
-    f"{L} uninstall | {K} delete -f -",
+    # --force: the shop's pods still have proxies; scripts/mesh.sh restarts them after the target is installed.
+    f"{L} uninstall --force | {K} delete -f -",
 ]
 REAL_KUBECTL = shutil.which("kubectl")  # offline `kubectl kustomize` is passed through by the stub
 # Printed by ensure_tool when it downloads a pinned tool; present only when ./bin lacks that tool.
