@@ -267,8 +267,14 @@ async def _charge(neighbours: Neighbours, charge: Doc) -> Doc:
             if attempt == 1:
                 continue
             raise exc if _never_arrived(exc) else OutcomeUnknown(exc) from exc
-        if response.is_success:
-            data: Doc = response.json()
+        if response.is_success:  # charged; an odd body would hide the payment to refund
+            try:
+                data: Doc = response.json()
+                str(data["id"])
+            except (ValueError, KeyError, TypeError):
+                raise OutcomeUnknown(
+                    ApiError(502, "payment_error", "payment sent an unexpected body")
+                ) from None
             return data
         error = error_of(response, "payment")
         if error.code == "payment_in_progress":  # an earlier request of ours is still being charged

@@ -350,6 +350,19 @@ async def test_a_charge_still_in_progress_at_payment_is_not_a_failure(shop: Shop
     assert len(await shop.docs(shop.payment, "payments")) == 1
 
 
+async def test_an_odd_success_answer_from_payment_is_not_taken_as_nothing_charged(shop: Shop) -> None:
+    shop.hosts.fake[("payment", "POST", "/payments")] = httpx.Response(201, json={"status": "succeeded"})
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 502 and response.json()["error"]["code"] == "payment_outcome_unknown"
+    assert await shop.stock("headlamp") == before - 1  # kept: a retry with the key settles it
+    again = await shop.checkout(ada, "k1")  # still odd: the same open order, never a new attempt
+    assert again.json()["error"]["details"]["order_id"] == response.json()["error"]["details"]["order_id"]
+    assert len(await shop.docs(shop.order, "orders")) == 1
+
+
 async def test_an_unreachable_payment_charged_nothing_so_the_order_fails_and_releases(shop: Shop) -> None:
     ada = shop.user()
     before = await shop.stock("headlamp")
