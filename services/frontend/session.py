@@ -1,6 +1,7 @@
 """The shopper's session: tokens in HttpOnly cookies, transparent refresh, identity headers, CSRF.
 
-Cookies (all `HttpOnly`, `SameSite=Lax`, `Secure` when COOKIE_SECURE=true):
+Cookies (`SameSite=Lax`, `Secure` when COOKIE_SECURE=true; `HttpOnly` except the readable routing hints
+`shop_group` and `canary`):
 - `shop_access`: the access token; `shop_refresh`: the refresh token;
 - `shop_csrf`: a random nonce signed with SESSION_SECRET (double submit: forms echo it back);
 - `shop_group`: the user's routing group, so a mesh can also route a browser by cookie;
