@@ -74,7 +74,8 @@ def test_login_sets_httponly_session_cookies(client: TestClient) -> None:
     refresh = next(c for c in cookies if c.startswith("shop_refresh="))
     for cookie in (access, refresh):
         assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
-    assert any(c.startswith("shop_group=customer") for c in cookies)
+    group = next(c for c in cookies if c.startswith("shop_group="))
+    assert group.startswith("shop_group=customer;") and "HttpOnly" not in group  # a routing hint, readable
     home = client.get("/")
     assert "Signed in as ada@example.com" in home.text and "Log out" in home.text
 
