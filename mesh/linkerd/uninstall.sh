@@ -10,7 +10,7 @@ ensure_tool linkerd
 
 if namespace_exists "$NAMESPACE"; then
   log "removing lab resources and Linkerd annotations from namespace $NAMESPACE"
-  run $K -n "$NAMESPACE" delete httproutes.gateway.networking.k8s.io,service,deployment,configmap \
+  run $K -n "$NAMESPACE" delete httproutes.gateway.networking.k8s.io,grpcroutes.gateway.networking.k8s.io,service,deployment,configmap \
     -l lab --ignore-not-found
   run $K annotate namespace "$NAMESPACE" linkerd.io/inject- config.linkerd.io/opaque-ports- \
     config.linkerd.io/default-inbound-policy-

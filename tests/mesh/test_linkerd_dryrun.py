@@ -34,8 +34,8 @@ INSTALL = [
 ]
 ANNOTATE = [f"{K} annotate namespace ecommerce linkerd.io/inject=enabled --overwrite"]
 UNINSTALL = [
-    f"{K} -n ecommerce delete httproutes.gateway.networking.k8s.io,service,deployment,configmap -l lab "
-    "--ignore-not-found",
+    f"{K} -n ecommerce delete httproutes.gateway.networking.k8s.io,grpcroutes.gateway.networking.k8s.io,"
+    "service,deployment,configmap -l lab --ignore-not-found",
     f"{K} annotate namespace ecommerce linkerd.io/inject- config.linkerd.io/opaque-ports- "
     "config.linkerd.io/default-inbound-policy-",
     f"{L} viz uninstall | {K} delete -f -",

@@ -70,12 +70,18 @@ def http_routes(docs: Iterable[Doc]) -> list[Doc]:
     return find(docs, "HTTPRoute", GATEWAY_GROUP) + find(docs, "HTTPRoute", POLICY_GROUP)
 
 
+def all_routes(docs: Iterable[Doc]) -> list[Doc]:
+    """HTTPRoutes of both groups and Gateway API GRPCRoutes."""
+    docs = list(docs)
+    return http_routes(docs) + find(docs, "GRPCRoute", GATEWAY_GROUP)
+
+
 def _is_service_ref(ref: Doc) -> bool:
     return ref.get("kind", "Service") == "Service" and ref.get("group", "") in ("", "core")
 
 
 def route_ref_errors(docs: list[Doc]) -> list[str]:
-    """HTTPRoute parentRefs and backendRefs must name real Services (and their ports) or Servers."""
+    """HTTP/GRPCRoute parentRefs and backendRefs must name real Services (and their ports) or Servers."""
     services = _index(docs, "Service")
     servers = _index(docs, "Server", POLICY_GROUP)
     errors = []
@@ -93,7 +99,7 @@ def route_ref_errors(docs: list[Doc]) -> list[str]:
                 f"HTTPRoute {route}: {what} {ref['name']}:{ref['port']} is not a port of the Service"
             )
 
-    for route in http_routes(docs):
+    for route in all_routes(docs):
         ns, name = _ns(route), _name(route)
         for ref in route["spec"].get("parentRefs", []):
             if _is_service_ref(ref):
@@ -183,6 +189,7 @@ def authorization_errors(docs: list[Doc]) -> list[str]:
     kinds = {
         "Server": _index(docs, "Server", POLICY_GROUP),
         "HTTPRoute": {(_ns(r), _name(r)) for r in http_routes(docs)},
+        "GRPCRoute": {(_ns(r), _name(r)) for r in find(docs, "GRPCRoute", GATEWAY_GROUP)},
         "MeshTLSAuthentication": _index(docs, "MeshTLSAuthentication", POLICY_GROUP),
         "NetworkAuthentication": _index(docs, "NetworkAuthentication", POLICY_GROUP),
         "Namespace": {("default", _name(n)) for n in find(docs, "Namespace")},
@@ -206,6 +213,27 @@ def authorization_errors(docs: list[Doc]) -> list[str]:
                 f"AuthorizationPolicy {name}: {len(mtls)} MeshTLSAuthentications {mtls} are ANDed "
                 "(no client can match); list all allowed ServiceAccounts in ONE MeshTLSAuthentication"
             )
+    return errors
+
+
+def server_route_kind_errors(docs: list[Doc]) -> list[str]:
+    """Inbound routes must be of the kind the Server's protocol reads, or Linkerd silently ignores them.
+
+    A `proxyProtocol: gRPC` Server takes GRPCRoutes only; HTTP Servers take HTTPRoutes only; an opaque Server
+    has no routes at all (linkerd2 policy-controller, inbound index and API).
+    """
+    servers = find(docs, "Server", POLICY_GROUP)
+    protocols = {(_ns(s), _name(s)): s["spec"].get("proxyProtocol", "unknown") for s in servers}
+    errors = []
+    for route in all_routes(docs):
+        for ref in route["spec"].get("parentRefs", []):
+            proto = protocols.get((_ns(route), ref["name"])) if ref.get("kind") == "Server" else None
+            if proto is None:
+                continue
+            wanted = {"gRPC": "GRPCRoute", "opaque": None, "TLS": None}.get(proto, "HTTPRoute")
+            if route["kind"] != wanted:
+                what = f"{route['kind']} {_name(route)} on Server {ref['name']} ({proto})"
+                errors.append(f"{what} is ignored by Linkerd; that Server takes {wanted or 'no routes'}")
     return errors
 
 
@@ -261,12 +289,12 @@ def profile_conflicts(docs: list[Doc]) -> list[str]:
     """A ServiceProfile makes Linkerd ignore HTTPRoutes, retry/timeout and failure-accrual annotations."""
     profiled = profile_services(docs)
     errors = []
-    for route in http_routes(docs):
+    for route in all_routes(docs):
         for ref in route["spec"].get("parentRefs", []):
             key = (_ns(route), ref["name"])
             if _is_service_ref(ref) and key in profiled:
                 errors.append(
-                    f"Service {key[1]}: {profiled[key]} and HTTPRoute {_name(route)} (route ignored)"
+                    f"Service {key[1]}: {profiled[key]} and {route['kind']} {_name(route)} (route ignored)"
                 )
     for svc in find(docs, "Service"):
         key = (_ns(svc), _name(svc))
@@ -350,6 +378,7 @@ ALL_CHECKS = (
     server_errors,
     meshtls_errors,
     authorization_errors,
+    server_route_kind_errors,
     profile_conflicts,
 )
 
@@ -564,6 +593,39 @@ def test_authorization_check_catches_several_meshtls_refs() -> None:
     )
     errors = authorization_errors(docs)
     assert len(errors) == 1 and "are ANDed" in errors[0], errors
+
+
+def test_route_kind_check_catches_an_httproute_on_a_grpc_server() -> None:
+    # What the first version of this lab did: Linkerd never sent these routes, so the kubelet's gRPC probe was
+    # refused and product never started under the security lab.
+    docs = rendered("security")
+    route = one(docs, "GRPCRoute", "product-grpc-health")
+    route["kind"] = "HTTPRoute"
+    route["spec"]["rules"] = [
+        {"matches": [{"path": {"type": "Exact", "value": "/grpc.health.v1.Health/Check"}}]}
+    ]
+    assert server_route_kind_errors(docs) == [
+        "HTTPRoute product-grpc-health on Server product-grpc (gRPC) is ignored by Linkerd; "
+        "that Server takes GRPCRoute"
+    ]
+    one(docs, "Server", "product-grpc")["spec"]["proxyProtocol"] = "HTTP/2"
+    assert server_route_kind_errors(docs) == [
+        "GRPCRoute product-grpc-inventory on Server product-grpc (HTTP/2) is ignored by Linkerd; "
+        "that Server takes HTTPRoute"
+    ]
+
+
+def test_grpc_probe_route_is_open_to_the_kubelet_and_inventory_only_to_order() -> None:
+    docs = rendered("security")
+    probe = next(t for t in pod_templates(docs) if t["labels"] == {"app": "product", "version": "stable"})
+    (container,) = probe["spec"]["containers"]
+    assert container["startupProbe"]["grpc"]["port"] == 9000, "the probe this route exists for"
+    health = one(docs, "GRPCRoute", "product-grpc-health")["spec"]["rules"][0]["matches"]
+    assert health == [{"method": {"service": "grpc.health.v1.Health", "method": "Check"}}]
+    policy = one(docs, "AuthorizationPolicy", "product-grpc-health-probes")["spec"]
+    assert policy["targetRef"] == {"group": GATEWAY_GROUP, "kind": "GRPCRoute", "name": "product-grpc-health"}
+    assert [r["kind"] for r in policy["requiredAuthenticationRefs"]] == ["NetworkAuthentication"]
+    assert allowed_callers(docs)["product-grpc"] == {"order-sa"}
 
 
 def test_mongodb_check_catches_a_non_opaque_server() -> None:
