@@ -39,7 +39,7 @@ UNINSTALL = [
     f"{K} annotate namespace ecommerce linkerd.io/inject- config.linkerd.io/opaque-ports- "
     "config.linkerd.io/default-inbound-policy-",
     f"{L} viz uninstall | {K} delete -f -",
-    # --force: the shop's pods still have proxies; scripts/mesh.sh restarts them after the target is installed.
+    # --force: the shop's pods still have proxies; scripts/mesh.sh restarts them once the target is in.
     f"{L} uninstall --force | {K} delete -f -",
 ]
 REAL_KUBECTL = shutil.which("kubectl")  # offline `kubectl kustomize` is passed through by the stub
