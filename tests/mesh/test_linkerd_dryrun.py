@@ -228,6 +228,19 @@ def test_make_mesh_linkerd_on_a_plain_shop_installs_restarts_once_then_checks_ev
     assert cmds[-1] == CHECK_PROXY
 
 
+def test_make_mesh_linkerd_from_istio_removes_istio_first(stubs) -> None:
+    if not (REPO_ROOT / "mesh" / "istio" / "uninstall.sh").exists():
+        pytest.skip("mesh/istio/uninstall.sh is not written yet (Istio overlay, issue 5)")
+    cmds = make("mesh", "MESH=linkerd", env=stubs(mesh="istio"))
+    istio_out = next(i for i, c in enumerate(cmds) if c.startswith("istioctl") and " uninstall " in f"{c} ")
+    assert istio_out < cmds.index(INSTALL[0]), cmds
+    # From there on, exactly as on a shop without a mesh.
+    tail = cmds[cmds.index(INSTALL[0]) :]
+    head = INSTALL + ANNOTATE + [APPLY_OVERLAY, *RESTART, WAIT_MONGODB]
+    assert tail[: len(head)] == head, tail
+    assert waited_deployments(tail) == SHOP and tail[-1] == CHECK_PROXY
+
+
 def test_make_mesh_istio_from_linkerd_uninstalls_linkerd_first(stubs) -> None:
     if not (REPO_ROOT / "mesh" / "istio" / "install.sh").exists():
         pytest.skip("mesh/istio/install.sh is not written yet (Istio overlay, issue 5)")
