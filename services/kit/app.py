@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from services.kit import db, tracing
 from services.kit.errors import error_response, install_error_handlers
@@ -22,6 +25,33 @@ log = logging.getLogger("kit.app")
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 ReadinessCheck = Callable[[FastAPI], Awaitable[None]]
+# Errors that mean "MongoDB is not there yet" (a pod started before the database): retry, don't crash-loop.
+_NOT_YET = (ConnectionFailure, ExecutionTimeout)
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)
+
+
+async def _run_hooks(app: FastAPI, hooks: list[Hook]) -> list[Hook]:
+    """Run the startup hooks in order; return those still to run if MongoDB was not reachable."""
+    for index, hook in enumerate(hooks):
+        try:
+            await hook(app)
+        except _NOT_YET as exc:
+            log.warning("startup step %s: MongoDB not reachable yet (%s)", hook.__name__, type(exc).__name__)
+            app.state.started = False
+            return hooks[index:]
+    app.state.started = True
+    return []
+
+
+async def _retry_hooks(app: FastAPI, pending: list[Hook]) -> None:
+    attempt = 0
+    while pending:
+        delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+        log.info("retrying startup in %.0fs (%d steps left)", delay, len(pending))
+        await asyncio.sleep(delay)
+        pending = await _run_hooks(app, pending)
+        attempt += 1
+    log.info("startup complete")
 
 
 def create_app(
@@ -49,12 +79,20 @@ def create_app(
         log.info(
             "starting %s %s on %s:%s", settings.service_name, settings.version, settings.host, settings.port
         )
-        for hook in startup:
-            await hook(app)
+        retrying: asyncio.Task[None] | None = None
+        pending = await _run_hooks(app, list(startup))
+        if (
+            pending
+        ):  # MongoDB is not reachable yet: serve /healthz, keep /readyz at 503, retry in the background
+            retrying = asyncio.create_task(_retry_hooks(app, pending))
         try:
             yield
         finally:
             app.state.shutting_down = True
+            if retrying is not None:
+                retrying.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retrying
             for hook in reversed(shutdown):
                 await hook(app)
             await app.state.http.aclose()
@@ -65,6 +103,7 @@ def create_app(
     app = FastAPI(title=title, description=description, version=settings.version, lifespan=lifespan)
     app.state.settings = settings
     app.state.shutting_down = False
+    app.state.started = False
     app.state.http = ServiceClient(settings)
     app.state.verifier = JwksVerifier(settings.auth_jwks_url, settings.jwt_issuer, settings.jwt_audience)
     if uses_database:
@@ -97,6 +136,8 @@ def _add_operational_routes(
     async def readyz() -> JSONResponse:
         if app.state.shutting_down:
             return error_response(503, "shutting_down", "service is shutting down")
+        if not app.state.started:
+            return error_response(503, "starting", "startup has not finished (waiting for MongoDB)")
         checks: list[tuple[str, ReadinessCheck]] = []
         if uses_database:
             checks.append(("mongodb", _ping_database))

@@ -101,3 +101,44 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path, request: pytest
     assert "stopped payment" in (tmp_path / "payment.log").read_text()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/healthz", timeout=2)
+
+
+def test_a_service_whose_mongodb_is_not_up_yet_stays_alive_and_unready(tmp_path: Path) -> None:
+    """Real PyMongo against a closed port: no crash loop, /healthz 200, /readyz 503 until MongoDB answers."""
+    (service,) = with_free_ports([Service("notification", 0)])
+    closed = with_free_ports([Service("mongodb", 0)])[0].port
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(service.port),
+        "MONGO_URL": f"mongodb://127.0.0.1:{closed}/?serverSelectionTimeoutMS=300",
+    }
+    log = (tmp_path / "notification.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.notification"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{service.port}"
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (tmp_path / "notification.log").read_text()
+            try:
+                health = httpx.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, (tmp_path / "notification.log").read_text()
+                time.sleep(0.2)
+        assert health.status_code == 200
+        ready = httpx.get(f"{base}/readyz", timeout=5)
+        assert ready.status_code == 503
+        assert ready.json()["error"]["code"] == "starting"
+        time.sleep(1.5)  # a retry or two later: still alive, still honest
+        assert process.poll() is None
+        assert "MongoDB not reachable yet" in (tmp_path / "notification.log").read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

@@ -366,3 +366,36 @@ def test_timestamps_have_one_sortable_format() -> None:
     assert len(earlier) == len(later) == 27
     assert earlier < later
     assert clock.parse(earlier).tzinfo is not None
+
+
+def test_a_service_started_before_mongodb_waits_for_it_instead_of_crashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    from services.kit import app as kit_app
+
+    monkeypatch.setattr(kit_app, "RETRY_DELAYS", (0.05,))
+    attempts: list[str] = []
+
+    async def create_indexes(app: FastAPI) -> None:
+        attempts.append("indexes")
+        if len(attempts) < 3:
+            raise ServerSelectionTimeoutError("mongodb:27017: [Errno 111] Connection refused")
+
+    async def seed(app: FastAPI) -> None:
+        attempts.append("seed")
+
+    app = create_app(ServiceSettings(service_name="demo"), title="demo", startup=[create_indexes, seed])
+    with TestClient(app) as test_client:
+        first = test_client.get("/readyz")
+        assert first.status_code == 503
+        assert first.json()["error"]["code"] == "starting"
+        assert test_client.get("/healthz").status_code == 200  # alive: no restart loop
+        deadline = time.monotonic() + 5
+        while test_client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, attempts
+            time.sleep(0.02)
+    assert attempts == ["indexes", "indexes", "indexes", "seed"]
