@@ -189,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"starting {len(services)} services with the {store}; Ctrl-C stops them all")
     stack = Stack(services, stack_env(services))
     width = stack.width
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # SIGINT (Ctrl-C) and SIGTERM both stop the stack, even when started from a script that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         stack.start()
         print("\nthe shop is up:")
