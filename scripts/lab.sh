@@ -18,46 +18,66 @@ if [[ -z "$MESH" || "$MESH" == none ]]; then MESH="$installed"; fi
 [[ "$MESH" == istio || "$MESH" == linkerd ]] || die "labs need a mesh: make mesh MESH=istio|linkerd first ($usage)"
 [[ "$installed" == "$MESH" ]] || die "the cluster runs mesh '$installed', not $MESH: run make mesh MESH=$MESH first"
 
+# Every namespaced kind a lab can add, if the cluster knows it (comma-separated, for one kubectl call).
+lab_kinds_known() {
+  local lab_kinds=(
+    deployments services configmaps serviceaccounts secrets
+    virtualservices.networking.istio.io destinationrules.networking.istio.io gateways.networking.istio.io
+    serviceentries.networking.istio.io sidecars.networking.istio.io envoyfilters.networking.istio.io
+    peerauthentications.security.istio.io authorizationpolicies.security.istio.io
+    requestauthentications.security.istio.io
+    httproutes.gateway.networking.k8s.io grpcroutes.gateway.networking.k8s.io
+    serviceprofiles.linkerd.io servers.policy.linkerd.io authorizationpolicies.policy.linkerd.io
+    meshtlsauthentications.policy.linkerd.io networkauthentications.policy.linkerd.io
+    httproutes.policy.linkerd.io serverauthorizations.policy.linkerd.io trafficsplits.split.smi-spec.io
+  )
+  local known selected=() kind
+  known="$(query "${K[@]}" api-resources --namespaced -o name 2>/dev/null || true)"
+  for kind in "${lab_kinds[@]}"; do
+    if [[ "$DRY_RUN" == 1 && -z "$known" ]] || grep -qx "$kind" <<<"$known"; then selected+=("$kind"); fi
+  done
+  ((${#selected[@]})) || die "the cluster knows none of the lab resource kinds"
+  local IFS=,
+  echo "${selected[*]}"
+}
+
+# The labs of this mesh applied now: the `lab` labels found on resources in the cluster.
+applied_labs() {
+  local kinds="$1" ns name
+  for ns in "$NAMESPACE" istio-system; do
+    query "${K[@]}" -n "$ns" get "$kinds" -l lab -o jsonpath='{range .items[*]}{.metadata.labels.lab}{"\n"}{end}' \
+      2>/dev/null || true
+  done | sed '/^$/d' | sort -u | while read -r name; do
+    if [[ -f "$ROOT/mesh/$MESH/labs/$name/kustomization.yaml" ]]; then echo "$name"; fi
+  done
+}
+
 if [[ "$ACTION" == apply ]]; then
   dir="mesh/$MESH/labs/$LAB"
   if [[ -z "$LAB" || ! -f "$ROOT/$dir/kustomization.yaml" ]]; then
     die "unknown lab '$LAB'; labs for $MESH: $(cd "$ROOT/mesh/$MESH/labs" && ls -d */ 2>/dev/null | tr -d / | xargs)"
   fi
   if [[ -x "$ROOT/$dir/pre-apply.sh" ]]; then "$ROOT/$dir/pre-apply.sh"; fi
-  # The overlay plus the lab component, rendered together (kustomize needs relative paths).
+  # Labs stack: the labs already applied are rendered again with the new one, so applying a second lab
+  # keeps the first one's changes to existing resources (kubectl apply would otherwise undo them).
+  labs=()
+  for other in $(applied_labs "$(lab_kinds_known)"); do [[ "$other" == "$LAB" ]] || labs+=("$other"); done
+  labs+=("$LAB")
   tmp="$ROOT/.cache/lab/$MESH-$LAB"
   mkdir -p "$tmp"
-  printf 'resources:\n  - ../../../mesh/%s/overlay\ncomponents:\n  - ../../../%s\n' "$MESH" "$dir" \
-    >"$tmp/kustomization.yaml"
-  log "lab kustomization $tmp/kustomization.yaml: overlay mesh/$MESH/overlay + component $dir"
+  {
+    printf 'resources:\n  - ../../../mesh/%s/overlay\ncomponents:\n' "$MESH"
+    for name in "${labs[@]}"; do printf '  - ../../../mesh/%s/labs/%s\n' "$MESH" "$name"; done
+  } >"$tmp/kustomization.yaml"
+  log "lab kustomization $tmp/kustomization.yaml: overlay mesh/$MESH/overlay + labs ${labs[*]}"
   run "${K[@]}" apply -k "$tmp"
   if [[ -x "$ROOT/$dir/post-apply.sh" ]]; then "$ROOT/$dir/post-apply.sh"; fi
   echo "lab $LAB applied; undo with: make lab-reset MESH=$MESH"
   exit 0
 fi
 
-# reset: every namespaced kind a lab can add, if the cluster knows it.
-lab_kinds=(
-  deployments services configmaps serviceaccounts secrets
-  virtualservices.networking.istio.io destinationrules.networking.istio.io gateways.networking.istio.io
-  serviceentries.networking.istio.io sidecars.networking.istio.io envoyfilters.networking.istio.io
-  peerauthentications.security.istio.io authorizationpolicies.security.istio.io
-  requestauthentications.security.istio.io
-  httproutes.gateway.networking.k8s.io grpcroutes.gateway.networking.k8s.io
-  serviceprofiles.linkerd.io servers.policy.linkerd.io authorizationpolicies.policy.linkerd.io
-  meshtlsauthentications.policy.linkerd.io networkauthentications.policy.linkerd.io
-  httproutes.policy.linkerd.io serverauthorizations.policy.linkerd.io trafficsplits.split.smi-spec.io
-)
-known="$(query "${K[@]}" api-resources --namespaced -o name 2>/dev/null || true)"
-selected=()
-for kind in "${lab_kinds[@]}"; do
-  if [[ "$DRY_RUN" == 1 && -z "$known" ]] || grep -qx "$kind" <<<"$known"; then selected+=("$kind"); fi
-done
-((${#selected[@]})) || die "the cluster knows none of the lab resource kinds"
-kinds="$(
-  IFS=,
-  echo "${selected[*]}"
-)"
+# reset: delete what the labs added, in the shop's namespace and istio-system, then re-apply the overlay.
+kinds="$(lab_kinds_known)"
 for ns in "$NAMESPACE" istio-system; do
   run "${K[@]}" -n "$ns" delete "$kinds" -l lab --ignore-not-found
 done

@@ -44,6 +44,7 @@ case "$*" in
   *"get secret"*) [ -n "$STUB_SECRETS" ] ;;
   *"get service frontend"*) echo NodePort ;;
   *"api-resources"*) printf 'deployments\\nservices\\nvirtualservices.networking.istio.io\\n' ;;
+  *"-n ecommerce get "*" -l lab "*) [ -n "$STUB_APPLIED_LABS" ] && printf '%s\\n' $STUB_APPLIED_LABS ;;
   *) exit 1 ;;
 esac
 """,
@@ -244,6 +245,25 @@ def test_lab_apply_renders_overlay_plus_component(stubs: Path) -> None:
     assert kust["resources"] == [f"../../../mesh/{mesh}/overlay"]
     assert kust["components"] == [f"../../../mesh/{mesh}/labs/{lab}"]
     assert subprocess.run([str(REAL_KUBECTL), "kustomize", str(tmp)], capture_output=True).returncode == 0
+
+
+def test_labs_stack_a_second_lab_keeps_the_first(stubs: Path) -> None:
+    """kubectl apply of overlay + new lab alone would undo an applied lab's patches: both are rendered."""
+    proc = make(
+        stubs,
+        "lab",
+        "MESH=istio",
+        "LAB=resilience",
+        STUB_CLUSTERS="shop",
+        STUB_MESH="istio",
+        STUB_APPLIED_LABS="canary not-a-lab",
+    )
+    assert proc.returncode == 0, proc.stderr
+    kust = yaml.safe_load((ROOT / ".cache/lab/istio-resilience/kustomization.yaml").read_text())
+    assert kust["components"] == ["../../../mesh/istio/labs/canary", "../../../mesh/istio/labs/resilience"]
+    from scripts.k8svalidate import render, validate_docs
+
+    assert validate_docs(render(["mesh/istio/labs/canary", "mesh/istio/labs/resilience"])) == []
 
 
 def test_lab_needs_its_mesh_installed(stubs: Path) -> None:
