@@ -3,7 +3,8 @@
 # make lab-reset MESH=<mesh> [LAB=..]   delete everything labelled `lab` and re-apply the plain overlay
 # Without MESH (or MESH=none) the mesh installed in the cluster is used.
 # A lab may ship mesh/<mesh>/labs/<lab>/pre-apply.sh (e.g. to create a TLS Secret), run first, and
-# post-apply.sh (e.g. to restart pods that read an annotation only at start), run after the apply.
+# post-apply.sh (e.g. to restart pods that read an annotation only at start), run after the apply, and
+# post-reset.sh, run by `make lab-reset` when that lab was applied.
 source "$(dirname "$0")/lib.sh"
 
 ACTION="${1:-}"
@@ -78,10 +79,16 @@ fi
 
 # reset: delete what the labs added, in the shop's namespace and istio-system, then re-apply the overlay.
 kinds="$(lab_kinds_known)"
+was_applied="$(applied_labs "$kinds")"
 for ns in "$NAMESPACE" istio-system; do
   run "${K[@]}" -n "$ns" delete "$kinds" -l lab --ignore-not-found
 done
 # Namespaces a lab created (e.g. the egress lab's stand-in provider) go too.
 run "${K[@]}" delete namespace -l lab --ignore-not-found
 run "${K[@]}" apply -k "$ROOT/$(app_overlay "$MESH")"
+# A lab whose effect outlives its resources ships post-reset.sh (Linkerd's security lab: pods keep the
+# default inbound policy they started with, so the shop is restarted).
+for name in $was_applied; do
+  if [[ -x "$ROOT/mesh/$MESH/labs/$name/post-reset.sh" ]]; then "$ROOT/mesh/$MESH/labs/$name/post-reset.sh"; fi
+done
 echo "labs removed; $MESH overlay re-applied"

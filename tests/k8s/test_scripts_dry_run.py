@@ -291,6 +291,27 @@ def test_lab_reset_deletes_labelled_resources_and_reapplies(stubs: Path) -> None
     ]
 
 
+def test_lab_reset_runs_the_post_reset_hook_of_an_applied_lab(stubs: Path) -> None:
+    """Linkerd's security lab outlives its resources (pods keep their policy): reset restarts the shop."""
+    proc = make(
+        stubs,
+        "lab-reset",
+        "MESH=linkerd",
+        STUB_CLUSTERS="shop",
+        STUB_MESH="linkerd",
+        STUB_APPLIED_LABS="security",
+    )
+    assert proc.returncode == 0, proc.stderr
+    cmds = commands(proc)
+    overlay = cmds.index(f"{CTX} apply -k {ROOT}/mesh/linkerd/overlay")
+    assert cmds[overlay + 1 : overlay + 3] == [
+        f"{CTX} -n ecommerce rollout restart deployment",
+        f"{CTX} -n ecommerce rollout restart statefulset",
+    ]
+    without = make(stubs, "lab-reset", "MESH=linkerd", STUB_CLUSTERS="shop", STUB_MESH="linkerd")
+    assert not [c for c in commands(without) if "rollout restart" in c]
+
+
 def test_logs(stubs: Path) -> None:
     proc = make(stubs, "logs", "S=order")
     assert commands(proc) == [f"{CTX} -n ecommerce logs -l app=order -c order --prefix --tail=200"]
