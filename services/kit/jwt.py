@@ -32,6 +32,10 @@ class Principal:
     def in_group(self, group: str) -> bool:
         return group in self.groups
 
+    def may_see(self, owner_id: str) -> bool:
+        """A user's records are visible to that user and to admins."""
+        return self.sub == owner_id or self.in_group("admin")
+
 
 def generate_private_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)

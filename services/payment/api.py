@@ -177,7 +177,7 @@ async def charge(body: ChargeIn, request: Request, response: Response, user: Use
 
 async def _own_payment(request: Request, payment_id: str, user: Principal) -> dict[str, Any]:
     doc = await store.get(request.app.state.db, payment_id)
-    if doc is None or (doc["user_id"] != user.sub and not user.in_group("admin")):
+    if doc is None or not user.may_see(doc["user_id"]):
         raise ApiError(404, "payment_not_found", "no such payment")
     return doc
 

@@ -147,7 +147,7 @@ async def create_shipment(body: ShipmentIn, request: Request, response: Response
 
 async def _visible(request: Request, shipment_id: str, user: Principal) -> dict[str, Any]:
     doc = await store.get(request.app.state.db, shipment_id)
-    if doc is None or (doc["user_id"] != user.sub and not user.in_group("admin")):
+    if doc is None or not user.may_see(doc["user_id"]):
         raise ApiError(404, "shipment_not_found", "no such shipment")
     return doc
 

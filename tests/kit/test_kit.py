@@ -399,3 +399,12 @@ def test_a_service_started_before_mongodb_waits_for_it_instead_of_crashing(
             assert time.monotonic() < deadline, attempts
             time.sleep(0.02)
     assert attempts == ["indexes", "indexes", "indexes", "seed"]
+
+
+def test_records_are_visible_to_their_owner_and_admins() -> None:
+    def principal(sub: str, *groups: str) -> Principal:
+        return Principal(sub=sub, email=f"{sub}@x.io", groups=groups, token="t")
+
+    assert principal("u1", "customer").may_see("u1")
+    assert not principal("u2", "customer").may_see("u1")
+    assert principal("root", "customer", "admin").may_see("u1")
