@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+
+from scripts.dev import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -134,3 +136,38 @@ def test_buy_a_product_through_the_web_shop(page: Page) -> None:
     expect(page.locator(".lines")).to_contain_text("shipped")
     page.get_by_role("link", name="Notifications").click()
     expect(page.get_by_text("Your order is confirmed")).to_be_visible()
+
+
+@pytest.fixture
+def offline_page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
+    """A page whose requests to any other origin fail as they would without internet; they are listed."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    elsewhere: list[str] = []
+
+    def only_loopback(route: Route) -> None:
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1:", "data:", "blob:")):
+            route.continue_()
+        else:
+            elsewhere.append(url)
+            route.abort("internetdisconnected")
+
+    page.route("**/*", only_loopback)
+    try:
+        yield page, elsewhere
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("service", ["payment", "order"])
+def test_swagger_ui_renders_without_internet(
+    offline_page: tuple[Page, list[str]], running_stack: Stack, service: str
+) -> None:
+    page, elsewhere = offline_page
+    page.goto(f"{running_stack.url(service)}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text(service)
+    expect(page.locator(".opblock").first).to_be_visible()
+    shot(page, f"docs-{service}")
+    assert elsewhere == [], f"/docs asked other origins: {elsewhere}"
