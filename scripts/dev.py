@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from services import topology
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,26 +34,11 @@ class Service:
     grpc_port: int | None = None
 
 
-# Dev ports, as in docs/architecture.md. Start order: what others call comes first.
-SERVICES = (
-    Service("auth", 8081),
-    Service("user", 8082),
-    Service("product", 8083, grpc_port=9000),
-    Service("payment", 8084),
-    Service("shipping", 8086),
-    Service("notification", 8087),
-    Service("order", 8085),
-    Service("frontend", 8080),
+# Names and dev ports from services/topology.env (the one list of services), in its order: frontend first.
+SERVICES = tuple(
+    Service(name, topology.dev_port(name), topology.GRPC_PORT if name == topology.GRPC_SERVICE else None)
+    for name in topology.SERVICES
 )
-URL_VARIABLES = {
-    "auth": "AUTH_URL",
-    "user": "USER_URL",
-    "product": "PRODUCT_URL",
-    "payment": "PAYMENT_URL",
-    "order": "ORDER_URL",
-    "shipping": "SHIPPING_URL",
-    "notification": "NOTIFICATION_URL",
-}
 
 
 def available() -> list[Service]:
@@ -74,8 +61,7 @@ def stack_env(services: Iterable[Service], extra: Mapping[str, str] | None = Non
     """Environment shared by every process: where each neighbour listens."""
     env: dict[str, str] = {}
     for s in services:
-        if s.name in URL_VARIABLES:
-            env[URL_VARIABLES[s.name]] = f"http://127.0.0.1:{s.port}"
+        env[f"{s.name.upper()}_URL"] = f"http://127.0.0.1:{s.port}"
         if s.name == "auth":
             env["AUTH_JWKS_URL"] = f"http://127.0.0.1:{s.port}/.well-known/jwks.json"
         if s.grpc_port:

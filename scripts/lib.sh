@@ -11,15 +11,25 @@ BIN="${SHOP_BIN:-$ROOT/bin}" # tests point this at an empty folder
 export PATH="$BIN:$PATH"
 DRY_RUN="${DRY_RUN:-0}"
 
-# Pinned versions (plain KEY=value lines, shared with Python). Only CLUSTER_NAME may come from the
-# environment (`CLUSTER_NAME=x make up`); everything else is the pin.
-while IFS='=' read -r _key _value; do
-  [[ -z "$_key" || "$_key" == \#* ]] && continue
-  if [[ "$_key" != CLUSTER_NAME || -z "${CLUSTER_NAME:-}" ]]; then printf -v "$_key" '%s' "$_value"; fi
-  export "${_key?}"
-done <"$ROOT/scripts/versions.env"
-unset _key _value
+# Plain KEY=value files shared with make and Python: the pinned versions (scripts/versions.env) and the
+# shop's topology (services/topology.env: CLUSTER_NAME, NAMESPACE, SERVICES, WITHOUT_DATABASE, ...).
+# Only CLUSTER_NAME may come from the environment (`CLUSTER_NAME=x make up`); everything else is the file's.
+load_env_file() {
+  local _key _value
+  while IFS='=' read -r _key _value; do
+    [[ -z "$_key" || "$_key" == \#* ]] && continue
+    if [[ "$_key" != CLUSTER_NAME || -z "${CLUSTER_NAME:-}" ]]; then printf -v "$_key" '%s' "$_value"; fi
+    export "${_key?}"
+  done <"$1"
+}
+load_env_file "$ROOT/scripts/versions.env"
+load_env_file "$ROOT/services/topology.env"
 KUBE_CONTEXT="kind-$CLUSTER_NAME"
+# The services that own a MongoDB database (all but WITHOUT_DATABASE), e.g. for their Secrets.
+database_services() {
+  local svc
+  for svc in $SERVICES; do [[ " $WITHOUT_DATABASE " == *" $svc "* ]] || printf '%s\n' "$svc"; done
+}
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() {

@@ -5,7 +5,7 @@
 #   mongo-<service> (url)               auth-jwt (private.pem, RSA 2048)   frontend-session (secret)
 source "$(dirname "$0")/lib.sh"
 
-DB_SERVICES="auth user product payment order shipping notification"
+DB_SERVICES="$(database_services)" # services/topology.env: every service but WITHOUT_DATABASE
 K=(kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE")
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT

@@ -4,7 +4,9 @@ import os
 import runpy
 import sys
 
+from services.topology import SERVICES
+
 service = os.environ.get("SERVICE", "")
-if not service.isidentifier():
-    sys.exit("set SERVICE to one of: frontend auth user product payment order shipping notification")
+if service not in SERVICES:
+    sys.exit(f"set SERVICE to one of: {' '.join(SERVICES)} (got {service!r})")
 runpy.run_module(f"services.{service}", run_name="__main__", alter_sys=True)

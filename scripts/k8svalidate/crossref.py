@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from scripts.k8svalidate.render import versions
 from scripts.k8svalidate.schemas import describe
+from services import topology
 
 Doc = dict[str, Any]
 # Paths the shop's own images serve (docs/architecture.md).
@@ -49,12 +49,12 @@ def _port_exists(port: int | str, containers: list[Doc]) -> bool:
 
 def image_error(image: str) -> str | None:
     """None when the image is one `make images` builds or is pinned (tag other than latest, or digest)."""
-    built = {f"shop/{s}" for s in versions()["SERVICES"].split()}
+    built = {f"shop/{s}" for s in topology.SERVICES}
     if _DIGEST.search(image):
         return None
     name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
     if name.startswith("shop/") and name not in built:
-        return f"image {image} is not built by `make images` (services: {versions()['SERVICES']})"
+        return f"image {image} is not built by `make images` (services: {' '.join(topology.SERVICES)})"
     if not tag or tag == "latest":
         return f"image {image} is not pinned (needs a tag other than latest, or a digest)"
     return None

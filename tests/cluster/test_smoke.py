@@ -6,9 +6,10 @@ from typing import Any
 
 import httpx
 
+from services import topology
 from tests.cluster.conftest import NAMESPACE, checkout_once
 
-SERVICES = ["frontend", "auth", "user", "product", "payment", "order", "shipping", "notification"]
+SERVICES = list(topology.SERVICES)
 VARIANTS = ["product-canary", "frontend-mobile-optimized", "frontend-beta-features"]
 
 

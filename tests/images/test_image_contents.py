@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from services import topology
+
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "requirements" / "runtime.txt"
-SERVICES = ("frontend", "auth", "user", "product", "payment", "order", "shipping", "notification")
+SERVICES = topology.SERVICES
 DEV_ONLY = ("mongomock", "mongomock_motor", "motor", "pytest", "grpc_tools", "locust", "playwright")
 MANYLINUX = ("2_17", "2014", "2_24", "2_26", "2_27", "2_28", "2_31", "2_34", "2_35", "2_39")
 

@@ -16,10 +16,11 @@ import pytest
 import yaml
 
 from scripts.k8svalidate import REPO_ROOT, render
+from services import topology
 
 Doc = dict[str, Any]
-SERVICES = ["frontend", "auth", "user", "product", "payment", "order", "shipping", "notification"]
-DB_SERVICES = [s for s in SERVICES if s != "frontend"]
+SERVICES = list(topology.SERVICES)
+DB_SERVICES = list(topology.WITH_DATABASE)
 VARIANTS = {  # Deployment -> (stable Deployment, version label, env that differs)
     "product-canary": ("product", "canary", {"VERSION": "v2"}),
     "frontend-mobile-optimized": ("frontend", "mobile-optimized", {"VARIANT": "mobile-optimized"}),
@@ -171,12 +172,13 @@ def test_service_urls_follow_the_call_graph(docs: list[Doc]) -> None:
 
 def test_database_users_match_the_generated_secrets(docs: list[Doc]) -> None:
     """One database and one user per service: init script, secrets.sh and the Deployments agree."""
+    # The init script makes a user per key of Secret mongodb-users (tests/test_topology.py runs it), and
+    # secrets.sh makes a key per service with a database, from the topology (test_scripts_dry_run.py).
     init = (REPO_ROOT / "k8s" / "base" / "mongodb-init.js").read_text()
-    listed = re.search(r"const services = \[([^\]]*)\]", init)
-    assert listed and re.findall(r"'(\w+)'", listed.group(1)) == DB_SERVICES
+    assert "listNames(usersDir)" in init and "const services = [" not in init
     assert "roles: [{role: 'readWrite', db: svc}]" in init  # least privilege: its own database only
     secrets_sh = (REPO_ROOT / "scripts" / "secrets.sh").read_text()
-    assert f'DB_SERVICES="{" ".join(DB_SERVICES)}"' in secrets_sh
+    assert 'DB_SERVICES="$(database_services)"' in secrets_sh
     for service in SERVICES:
         mongo = env(container(get(docs, "Deployment", service))).get("MONGO_URL")
         own = {"secretKeyRef": {"name": f"mongo-{service}", "key": "url"}}

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services import topology
+
 ROOT = Path(__file__).resolve().parents[2]
 REAL_KUBECTL = shutil.which("kubectl")
-SERVICES = ["frontend", "auth", "user", "product", "payment", "order", "shipping", "notification"]
+SERVICES = list(topology.SERVICES)
 DEPLOYMENTS = sorted([*SERVICES, "product-canary", "frontend-mobile-optimized", "frontend-beta-features"])
 CTX = "kubectl --context kind-shop"
 
@@ -137,7 +139,7 @@ def test_secrets_are_generated_not_committed_and_not_printed(stubs: Path) -> Non
     assert names == [
         "mongodb-root",
         "mongodb-users",
-        *(f"mongo-{s}" for s in SERVICES if s != "frontend"),
+        *(f"mongo-{s}" for s in topology.WITH_DATABASE),
         "auth-jwt",
         "frontend-session",
     ]

@@ -19,6 +19,7 @@ from scripts.k8svalidate import (
 )
 from scripts.k8svalidate.__main__ import check, lab_label_errors, main
 from scripts.k8svalidate.render import base_for_component, standalone_labs
+from services import topology
 
 Doc = dict[str, Any]
 
@@ -43,8 +44,12 @@ def test_dev_overlay_is_valid(dev_docs: list[Doc]) -> None:
 
 def test_dev_overlay_has_every_service_and_variant(dev_docs: list[Doc]) -> None:
     deployments = {d["metadata"]["name"] for d in dev_docs if d["kind"] == "Deployment"}
-    services = ["frontend", "auth", "user", "product", "payment", "order", "shipping", "notification"]
-    assert deployments == {*services, "product-canary", "frontend-mobile-optimized", "frontend-beta-features"}
+    assert deployments == {
+        *topology.SERVICES,
+        "product-canary",
+        "frontend-mobile-optimized",
+        "frontend-beta-features",
+    }
     assert all(d["metadata"].get("namespace") == "ecommerce" for d in dev_docs if d["kind"] != "Namespace")
     frontend = find(dev_docs, "Service", "frontend")
     assert frontend["spec"]["type"] == "NodePort"

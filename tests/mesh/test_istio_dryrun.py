@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from scripts.k8svalidate import REPO_ROOT
+from services import topology
 
 K = "kubectl --context kind-shop"
 ISTIOCTL = "istioctl --context kind-shop"
@@ -43,10 +44,7 @@ UNINSTALL = [
 ]
 RESTART = [f"{K} -n ecommerce rollout restart deployment", f"{K} -n ecommerce rollout restart statefulset"]
 APP_DEPLOYMENTS = sorted(
-    [
-        *("frontend", "frontend-beta-features", "frontend-mobile-optimized", "auth", "user", "product"),
-        *("product-canary", "payment", "order", "shipping", "notification"),
-    ]
+    [*topology.SERVICES, "product-canary", "frontend-beta-features", "frontend-mobile-optimized"]
 )
 # Lines printed by ensure_tool while it downloads a pinned tool (only when ./bin lacks it).
 TOOL_STEP = re.compile(r"^(mkdir -p |curl -fsSL |verify sha256 )")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from scripts.k8svalidate import REPO_ROOT
+from services import topology
 
 CTX = "kind-shop"
 K = f"kubectl --context {CTX}"
@@ -184,7 +185,7 @@ RESTART = [f"{K} -n ecommerce rollout restart deployment", f"{K} -n ecommerce ro
 WAIT_MONGODB = f"{K} -n ecommerce rollout status statefulset/mongodb --timeout=300s"
 CHECK_PROXY = f"{L} check --proxy -n ecommerce"
 # The Deployments of mesh/linkerd/overlay: the eight services and the three k8s/components/variants.
-SHOP = {"frontend", "auth", "user", "product", "payment", "order", "shipping", "notification"}
+SHOP = set(topology.SERVICES)
 SHOP |= {"product-canary", "frontend-mobile-optimized", "frontend-beta-features"}
 
 

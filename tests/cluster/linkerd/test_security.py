@@ -68,7 +68,7 @@ def test_probes_still_pass_every_shop_pod_is_ready() -> None:
 
 
 def test_shop_still_works_end_to_end(shop_http) -> None:
-    # Every caller the policies allow, in one checkout: NodePort -> frontend (unauthenticated), frontend ->
-    # auth/user/product/order, order -> product gRPC, payment, shipping, notification, everyone -> MongoDB.
+    # Every caller the policies allow (docs/architecture.md, "Who calls whom") takes part in one checkout:
+    # NodePort -> frontend (unauthenticated) -> the APIs -> order -> product gRPC, payment, ..., MongoDB.
     order = checkout_once(shop_http)
     assert order["status"] == "paid" and order["payment_id"], order
