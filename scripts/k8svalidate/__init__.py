@@ -3,6 +3,9 @@
 Public API (used by the mesh overlays' tests too)::
 
     from scripts.k8svalidate import render, validate_docs, crossref_errors, entry_points, crd_dir
+
+The checkers `make validate` runs are listed by `checks.all_checkers()`: schemas, cross-references, the lab
+lifecycle (labs.py) and each mesh's semantics (istio.py, linkerd.py).
 """
 
 from scripts.k8svalidate.crossref import crossref_errors

@@ -7,27 +7,14 @@ created at deploy time by scripts/secrets.sh and never committed.
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from scripts.k8svalidate.resources import Doc, pod_templates
 from scripts.k8svalidate.schemas import describe
 from services import topology
 
-Doc = dict[str, Any]
 # Paths the shop's own images serve (docs/architecture.md).
 SHOP_PROBE_PATHS = {"/healthz", "/readyz", "/metrics"}
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-
-
-def pod_templates(doc: Doc) -> list[Doc]:
-    """Pod templates (metadata + spec) of a workload document."""
-    kind, spec = doc.get("kind"), doc.get("spec") or {}
-    if kind in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}:
-        return [spec.get("template") or {}]
-    if kind == "CronJob":
-        return [((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}]
-    if kind == "Pod":
-        return [doc]
-    return []
 
 
 def _ns(doc: Doc) -> str:

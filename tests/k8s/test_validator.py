@@ -12,12 +12,16 @@ from scripts.k8svalidate import (
     REPO_ROOT,
     crossref_errors,
     entry_points,
+    istio,
     k8s_version,
+    linkerd,
     render,
     schemas,
     validate_docs,
 )
-from scripts.k8svalidate.__main__ import check, lab_label_errors, main
+from scripts.k8svalidate.__main__ import check, main
+from scripts.k8svalidate.checks import Target, all_checkers
+from scripts.k8svalidate.labs import lab_label_errors
 from scripts.k8svalidate.render import base_for_component, standalone_labs
 from services import topology
 
@@ -172,6 +176,49 @@ def test_cli_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["no-such-entry"]) == 1
 
 
+def test_cli_prints_every_checker_it_ran_with_its_findings(capsys: pytest.CaptureFixture[str]) -> None:
+    """What a student sees: each checker, on how many entry points it ran, and how many findings."""
+    assert main(["istio/lab/canary", "linkerd/lab/security"]) == 0
+    out = capsys.readouterr().out
+    summary = out.split("checker ", 1)[1].splitlines()[1:]
+    table = {ln.split()[0]: ln.split()[1:] for ln in summary if ln.strip()}
+    for name in ("validate_docs", "crossref_errors", "labs.lab_label_errors"):
+        assert table[name] == ["2", "0"], (name, out)
+    for name in ("istio.subset_errors", "linkerd.contract_errors"):
+        assert table[name] == ["1", "0"], (name, out)
+    assert table["istio.missing_calls"] == ["0", "0"], "no AuthorizationPolicy in the canary lab: not run"
+    assert "2/2 entry points valid, 0 findings" in out
+
+
+def test_every_mesh_checker_runs_in_make_validate() -> None:
+    """The checkers the mesh tests plant mistakes for are the ones `make validate` runs (none test-only)."""
+    registered = {c.name for c in all_checkers()}
+    for fn in istio.SEMANTIC_CHECKS:
+        assert f"istio.{fn.__name__}" in registered
+    assert {"istio.tls_secret_errors", "istio.missing_calls", "labs.lab_label_errors"} <= registered
+    for fn in (
+        linkerd.route_ref_errors,
+        linkerd.server_errors,
+        linkerd.meshtls_errors,
+        linkerd.authorization_errors,
+        linkerd.server_route_kind_errors,
+        linkerd.profile_conflicts,
+        linkerd.mongodb_server_errors,
+        linkerd.contract_errors,
+    ):
+        assert f"linkerd.{fn.__name__}" in registered
+
+
+def test_a_planted_mesh_mistake_fails_its_entry_point_naming_the_checker() -> None:
+    docs = render("mesh/istio/labs/canary")
+    vs = find(docs, "VirtualService", "product")
+    vs["spec"]["http"][0]["route"][0]["destination"]["subset"] = "v3"
+    target = Target("istio/lab/canary", ("mesh/istio/labs/canary",), docs)
+    found = {c.name: c.run(target) for c in all_checkers() if c.applies(target)}
+    assert [n for n, f in found.items() if f] == ["istio.subset_errors"]
+    assert "linkerd.route_ref_errors" not in found, "Linkerd checkers do not run on Istio entry points"
+
+
 def test_entry_points_cover_every_lab_and_honour_standalone() -> None:
     points = dict(entry_points())
     assert points["k8s/overlays/dev"] == ["k8s/overlays/dev"]
@@ -210,12 +257,13 @@ def test_lab_resources_without_lab_label_are_reported() -> None:
     for kust in sorted((REPO_ROOT / "mesh").glob("*/labs/*/kustomization.yaml")):
         lab_dir, lab = str(kust.parent.relative_to(REPO_ROOT)), kust.parent.name
         docs = render(lab_dir)
-        assert lab_label_errors([lab_dir], docs) == []
-        before = {(d["kind"], d["metadata"]["name"]) for d in render(str(base_for_component(lab_dir)))}
+        base = render(str(base_for_component(lab_dir)))
+        assert lab_label_errors(lab, docs, base) == []
+        before = {(d["kind"], d["metadata"]["name"]) for d in base}
         added = [d for d in docs if (d["kind"], d["metadata"]["name"]) not in before]
         if added:
             del added[0]["metadata"]["labels"]["lab"]
-            errors = lab_label_errors([lab_dir], docs)
+            errors = lab_label_errors(lab, docs, base)
             assert len(errors) == 1 and f"has no label lab: {lab}" in errors[0]
             return
     pytest.skip("no lab adds a resource yet")

@@ -1,7 +1,7 @@
 """Static checks of the Istio overlay and labs: strict schemas plus Istio semantics.
 
-Each check function takes rendered documents and returns human-readable errors (empty = fine). Every
-check also runs on a planted mistake, so none of them can pass by accident.
+The semantic checkers live in the validator (scripts/k8svalidate/istio.py, run by `make validate`); here
+each one runs on every rendered set AND on a planted mistake, so none of them can pass by accident.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import re
 import subprocess
-from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,71 +17,40 @@ import pytest
 import yaml
 
 from scripts.k8svalidate import REPO_ROOT, crossref_errors, entry_points, render, validate_docs
+from scripts.k8svalidate.contract import service_calls
+from scripts.k8svalidate.istio import (
+    SEMANTIC_CHECKS,
+    allowed,
+    destination_rule_errors,
+    destinations,
+    duplicate_host_errors,
+    fault_errors,
+    gateway_host_errors,
+    gateway_ref_errors,
+    header_errors,
+    http_routes,
+    missing_calls,
+    pre_apply_secrets,
+    principal_errors,
+    rule_shape_errors,
+    subset_errors,
+    tcp_policy_errors,
+    tls_secret_errors,
+    vs_host_errors,
+)
+from scripts.k8svalidate.labs import lab_label_errors
+from scripts.k8svalidate.resources import Doc, find
+from scripts.k8svalidate.resources import name as _name
+from scripts.k8svalidate.resources import ns as _ns
 from services import topology
-
-Doc = dict[str, Any]
 
 ISTIO = REPO_ROOT / "mesh" / "istio"
 LABS = ("gateway", "canary", "ab-testing", "resilience", "egress", "security")
 FIXTURES = Path(__file__).parent / "fixtures" / "istio_lesson"
 STEPS = sorted((ISTIO / "labs").glob("*/steps/*.yaml"))
-INGRESS_SA = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
-# The ingress gateway workload istioctl installs (istio-kind.yaml): namespace and pod labels.
-INGRESS_NS = "istio-system"
-INGRESS_LABELS = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
-HTTP_ONLY_FIELDS = ("methods", "notMethods", "paths", "notPaths", "hosts", "notHosts")
-HTTP_ONLY_SOURCE = ("requestPrincipals", "notRequestPrincipals")
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _ns(doc: Doc) -> str:
-    return str(doc.get("metadata", {}).get("namespace", "default"))
-
-
-def _name(doc: Doc) -> str:
-    return str(doc["metadata"]["name"])
-
-
-def find(docs: Iterable[Doc], kind: str) -> list[Doc]:
-    return [d for d in docs if d.get("kind") == kind]
-
-
-def fqdn(host: str, ns: str) -> str:
-    """Istio's reading of a short host name: relative to the namespace of the resource."""
-    if host == "*" or "." in host:
-        return host if host.count(".") != 1 else f"{host}.svc.cluster.local"
-    return f"{host}.{ns}.svc.cluster.local"
-
-
-def service_hosts(docs: Iterable[Doc]) -> dict[str, Doc]:
-    return {f"{_name(s)}.{_ns(s)}.svc.cluster.local": s for s in find(docs, "Service")}
-
-
-def serviceentry_hosts(docs: Iterable[Doc]) -> set[str]:
-    return {h for se in find(docs, "ServiceEntry") for h in se["spec"].get("hosts", [])}
-
-
-def pod_labels(docs: Iterable[Doc]) -> list[tuple[str, dict[str, str]]]:
-    return [
-        (_ns(d), d["spec"]["template"]["metadata"].get("labels", {}))
-        for d in docs
-        if d.get("kind") in ("Deployment", "StatefulSet")
-    ]
-
-
-def http_routes(vs: Doc) -> list[Doc]:
-    return list(vs["spec"].get("http", []))
-
-
-def destinations(vs: Doc) -> list[Doc]:
-    return [r["destination"] for route in http_routes(vs) for r in route.get("route", [])]
-
-
-def is_mesh_bound(vs: Doc) -> bool:
-    gateways = vs["spec"].get("gateways", [])
-    return not gateways or "mesh" in gateways
 
 
 @cache
@@ -102,244 +70,6 @@ def all_sets() -> list[str]:
 
 def load(path: Path) -> list[Doc]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
-
-
-# ---------------------------------------------------------------- semantic checks
-
-
-def vs_host_errors(docs: list[Doc]) -> list[str]:
-    """Every VirtualService destination is a real Service (or a ServiceEntry host)."""
-    known = set(service_hosts(docs)) | serviceentry_hosts(docs)
-    errs = []
-    for vs in find(docs, "VirtualService"):
-        for dest in destinations(vs):
-            if fqdn(dest["host"], _ns(vs)) not in known and dest["host"] not in known:
-                errs.append(f"VirtualService {_name(vs)}: destination {dest['host']} is no Service")
-    return errs
-
-
-def subset_errors(docs: list[Doc]) -> list[str]:
-    """Every subset exists in a DestinationRule whose labels (plus the Service selector) match a pod."""
-    services = service_hosts(docs)
-    drs = {fqdn(dr["spec"]["host"], _ns(dr)): dr for dr in find(docs, "DestinationRule")}
-    errs = []
-    for vs in find(docs, "VirtualService"):
-        for dest in destinations(vs):
-            if "subset" not in dest:
-                continue
-            host = fqdn(dest["host"], _ns(vs))
-            dr = drs.get(host)
-            subsets = {s["name"]: s for s in (dr or {}).get("spec", {}).get("subsets", [])}
-            if dest["subset"] not in subsets:
-                errs.append(
-                    f"VirtualService {_name(vs)}: subset {dest['subset']} of {host} is in no DestinationRule"
-                )
-                continue
-            svc = services.get(host)
-            want = {**(svc["spec"].get("selector", {}) if svc else {}), **subsets[dest["subset"]]["labels"]}
-            ns = host.split(".")[1]
-            if not any(pns == ns and want.items() <= labels.items() for pns, labels in pod_labels(docs)):
-                errs.append(
-                    f"DestinationRule {_name(dr)}: subset {dest['subset']} {want} matches no pod template"
-                )
-    return errs
-
-
-def duplicate_host_errors(docs: list[Doc]) -> list[str]:
-    """No two VirtualServices for one mesh host, nor for one host on the same gateway (IST0109)."""
-    owners: dict[tuple[str, str], str] = {}
-    errs = []
-    for vs in find(docs, "VirtualService"):
-        bindings = ["mesh"] if is_mesh_bound(vs) else []
-        bindings += [g for g in vs["spec"].get("gateways", []) if g != "mesh"]
-        for host in vs["spec"]["hosts"]:
-            for binding in bindings:
-                key = (binding, fqdn(host, _ns(vs)))
-                if key in owners and owners[key] != _name(vs):
-                    errs.append(f"host {key[1]} on {binding}: VirtualServices {owners[key]} and {_name(vs)}")
-                owners[key] = _name(vs)
-    return errs
-
-
-def destination_rule_errors(docs: list[Doc]) -> list[str]:
-    """One DestinationRule per host."""
-    seen: dict[str, str] = {}
-    errs = []
-    for dr in find(docs, "DestinationRule"):
-        host = fqdn(dr["spec"]["host"], _ns(dr))
-        if host in seen:
-            errs.append(f"host {host}: DestinationRules {seen[host]} and {_name(dr)}")
-        seen[host] = _name(dr)
-    return errs
-
-
-def principal_errors(docs: list[Doc]) -> list[str]:
-    """Every principal is an existing ServiceAccount (cluster.local/ns/<ns>/sa/<name>) or the gateway."""
-    sas = {f"cluster.local/ns/{_ns(sa)}/sa/{_name(sa)}" for sa in find(docs, "ServiceAccount")}
-    errs = []
-    for ap in find(docs, "AuthorizationPolicy"):
-        for rule in ap["spec"].get("rules", []):
-            for f in rule.get("from", []):
-                for p in f.get("source", {}).get("principals", []):
-                    if p not in sas and p != INGRESS_SA:
-                        errs.append(f"AuthorizationPolicy {_name(ap)}: principal {p} is no ServiceAccount")
-    return errs
-
-
-def rule_shape_errors(docs: list[Doc]) -> list[str]:
-    """ALLOW rules have `from` AND `to` in one rule (the lesson split them, allowing everyone)."""
-    errs = []
-    for ap in find(docs, "AuthorizationPolicy"):
-        if ap["spec"].get("action", "ALLOW") != "ALLOW":
-            continue
-        for i, rule in enumerate(ap["spec"].get("rules", [])):
-            if not rule.get("from") or not rule.get("to"):
-                errs.append(f"AuthorizationPolicy {_name(ap)} rule {i}: needs both `from` and `to`")
-    return errs
-
-
-def tcp_policy_errors(docs: list[Doc]) -> list[str]:
-    """Policies on TCP workloads (ports named tcp-*: MongoDB) use no HTTP-only fields."""
-    tcp_selectors = [
-        s["spec"]["selector"]
-        for s in find(docs, "Service")
-        if s["spec"].get("selector") and all(p.get("name", "").startswith("tcp") for p in s["spec"]["ports"])
-    ]
-    errs = []
-    for ap in find(docs, "AuthorizationPolicy"):
-        match = ap["spec"].get("selector", {}).get("matchLabels", {})
-        if not any(sel.items() <= match.items() for sel in tcp_selectors):
-            continue
-        for rule in ap["spec"].get("rules", []):
-            ops = [t.get("operation", {}) for t in rule.get("to", [])]
-            srcs = [f.get("source", {}) for f in rule.get("from", [])]
-            bad = [k for o in ops for k in o if k in HTTP_ONLY_FIELDS]
-            bad += [k for s in srcs for k in s if k in HTTP_ONLY_SOURCE]
-            bad += [c["key"] for c in rule.get("when", []) if c["key"].startswith("request.")]
-            if bad:
-                errs.append(
-                    f"AuthorizationPolicy {_name(ap)} on a TCP workload uses HTTP-only {sorted(set(bad))}"
-                )
-    return errs
-
-
-def fault_errors(docs: list[Doc]) -> list[str]:
-    """Fault percentages are explicit percents in (0, 100]; no fault next to retries/timeout."""
-    errs = []
-    for vs in find(docs, "VirtualService"):
-        for route in http_routes(vs):
-            fault = route.get("fault")
-            if not fault:
-                continue
-            for kind, f in fault.items():
-                value = f.get("percentage", {}).get("value")
-                if value is None or not 0 < value <= 100:
-                    errs.append(f"VirtualService {_name(vs)} {kind}: percentage {value} not in (0, 100]")
-                elif value < 1:
-                    errs.append(f"VirtualService {_name(vs)} {kind}: {value} % is less than 1 in 100")
-            if "retries" in route or "timeout" in route:
-                errs.append(f"VirtualService {_name(vs)}: fault injection with retries/timeout on one route")
-    return errs
-
-
-def tls_secret_errors(docs: list[Doc], secrets: set[tuple[str, str]]) -> list[str]:
-    """Every Gateway credentialName is created (pre-apply) in the namespace of the gateway workload."""
-    errs = []
-    for gw in find(docs, "Gateway"):
-        if not gw["spec"]["selector"].items() <= INGRESS_LABELS.items():
-            errs.append(f"Gateway {_name(gw)}: selector {gw['spec']['selector']} is not the ingress gateway")
-        for server in gw["spec"]["servers"]:
-            if not server["port"].get("name"):
-                errs.append(f"Gateway {_name(gw)}: server port without name")
-            cred = server.get("tls", {}).get("credentialName")
-            if cred and (INGRESS_NS, cred) not in secrets:
-                errs.append(f"Gateway {_name(gw)}: Secret {cred} is not created in {INGRESS_NS}")
-    return errs
-
-
-def header_errors(docs: list[Doc]) -> list[str]:
-    """Header match names are lowercase (Envoy lowercases them)."""
-    errs = []
-    for vs in find(docs, "VirtualService"):
-        for route in http_routes(vs):
-            for m in route.get("match", []):
-                errs += [
-                    f"VirtualService {_name(vs)}: header {h}" for h in m.get("headers", {}) if h != h.lower()
-                ]
-    return errs
-
-
-def gateway_ref_errors(docs: list[Doc]) -> list[str]:
-    """Every gateway a VirtualService binds to exists (or is `mesh`)."""
-    gateways = {f"{_ns(g)}/{_name(g)}" for g in find(docs, "Gateway")}
-    errs = []
-    for vs in find(docs, "VirtualService"):
-        for ref in vs["spec"].get("gateways", []):
-            full = ref if "/" in ref else f"{_ns(vs)}/{ref}"
-            if ref != "mesh" and full not in gateways:
-                errs.append(f"VirtualService {_name(vs)}: gateway {ref} does not exist")
-    return errs
-
-
-def gateway_host_errors(docs: list[Doc]) -> list[str]:
-    """Hosts of a gateway-bound VirtualService are names clients send as Host.
-
-    Istio reads a short name (no dot) as `<name>.<namespace>.svc.cluster.local`, also at a gateway: a
-    VirtualService for `localhost` never matches a browser's `Host: localhost`. A short name is only
-    meaningful when it is a Service of that namespace (then clients can send its full name).
-    """
-    services = set(service_hosts(docs))
-    errs = []
-    for vs in find(docs, "VirtualService"):
-        if not [g for g in vs["spec"].get("gateways", []) if g != "mesh"]:
-            continue
-        for host in vs["spec"]["hosts"]:
-            if host != "*" and "." not in host and fqdn(host, _ns(vs)) not in services:
-                errs.append(
-                    f"VirtualService {_name(vs)}: gateway host {host} means {fqdn(host, _ns(vs))}, no Service"
-                )
-    return errs
-
-
-def lab_label_errors(lab: str, docs: list[Doc], overlay: list[Doc]) -> list[str]:
-    """Everything a lab adds carries `lab: <lab>` (make lab-reset deletes by that label)."""
-    base = {(d["kind"], _ns(d), _name(d)) for d in overlay}
-    return [
-        f"{d['kind']} {_name(d)} added by lab {lab} lacks label lab={lab}"
-        for d in docs
-        if (d["kind"], _ns(d), _name(d)) not in base and d["metadata"].get("labels", {}).get("lab") != lab
-    ]
-
-
-SEMANTIC_CHECKS = [
-    vs_host_errors,
-    subset_errors,
-    duplicate_host_errors,
-    destination_rule_errors,
-    principal_errors,
-    rule_shape_errors,
-    tcp_policy_errors,
-    fault_errors,
-    header_errors,
-    gateway_ref_errors,
-    gateway_host_errors,
-]
-
-
-def pre_apply_secrets(lab: str) -> set[tuple[str, str]]:
-    """(namespace, name) of the Secrets a lab's pre-apply.sh creates, from its DRY_RUN=1 output."""
-    script = ISTIO / "labs" / lab / "pre-apply.sh"
-    if not script.exists():
-        return set()
-    out = subprocess.run([str(script)], env=_dry_env(), capture_output=True, text=True, check=True).stdout
-    found = re.findall(r"kubectl --context \S+ -n (\S+) create secret tls (\S+)", out)
-    return {(ns, name) for ns, name in found}
-
-
-def _dry_env() -> dict[str, str]:
-    import os
-
-    return {**os.environ, "DRY_RUN": "1"}
 
 
 # ---------------------------------------------------------------- tests: schemas
@@ -742,70 +472,6 @@ def test_security_policies_follow_who_calls_whom() -> None:
     assert ra["spec"]["jwtRules"][0]["forwardOriginalToken"] is True
     modes = {_name(p): p["spec"]["mtls"]["mode"] for p in find(docs, "PeerAuthentication")}
     assert modes["default"] == "STRICT"
-
-
-def service_calls() -> list[tuple[str, str, str, str, int | None]]:
-    """(caller SA, callee app, method, path, port) of every call found in the services' client code."""
-    calls: list[tuple[str, str, str, str, int | None]] = []
-    svc = "|".join(s for s in topology.SERVICES if s != "frontend")
-    frontend = "".join(
-        (REPO_ROOT / "services" / "frontend" / f).read_text() for f in ("backend.py", "api.py")
-    )
-    for callee, method, path in re.findall(
-        rf'"({svc})",\s*"(GET|POST|PUT|DELETE)",\s*f?"(/[^"]*)"', frontend
-    ):
-        calls.append(("frontend-sa", callee, method, path, None))
-    order = (REPO_ROOT / "services" / "order" / "clients.py").read_text()
-    for m in re.finditer(r'f"\{self\.settings\.(\w+)_url\}(/[^"]*)"', order):
-        # the call the URL is written in (`self.http.post(f"...")`), else the next one (`url = f"..."`)
-        inline = re.search(r"self\.http\.(get|post|put|delete)\($", order[: m.start()])
-        method = inline or re.search(r"self\.http\.(get|post|put|delete)\(", order[m.start() :])
-        assert method, m.group(0)
-        calls.append(("order-sa", m.group(1), method.group(1).upper(), m.group(2), None))
-    proto = (REPO_ROOT / "services" / "protos" / "inventory.proto").read_text()
-    package = re.search(r"^package ([\w.]+);", proto, re.M).group(1)  # type: ignore[union-attr]
-    for rpc in re.findall(r"^\s*rpc (\w+)\(", proto, re.M):
-        calls.append(("order-sa", "product", "POST", f"/{package}.Inventory/{rpc}", 9000))
-    return [(sa, app, meth, re.sub(r"\{[^}]*\}", "x1", path), port) for sa, app, meth, path, port in calls]
-
-
-def _path_match(pattern: str, path: str) -> bool:
-    """Istio's path matching: exact, `prefix*`, `*suffix` or `*`."""
-    if pattern == "*":
-        return True
-    if pattern.endswith("*"):
-        return path.startswith(pattern[:-1])
-    if pattern.startswith("*"):
-        return path.endswith(pattern[1:])
-    return path == pattern
-
-
-def allowed(docs: list[Doc], sa: str, app: str, method: str, path: str, port: int | None) -> bool:
-    principal = f"cluster.local/ns/ecommerce/sa/{sa}"
-    policies = [
-        p for p in find(docs, "AuthorizationPolicy") if p["spec"]["selector"]["matchLabels"] == {"app": app}
-    ]
-    for policy in policies:
-        for rule in policy["spec"]["rules"]:
-            if not any(principal in f["source"].get("principals", []) for f in rule["from"]):
-                continue
-            for to in rule["to"]:
-                op = to["operation"]
-                if method not in op.get("methods", [method]):
-                    continue
-                if port is not None and "ports" in op and str(port) not in op["ports"]:
-                    continue
-                if any(_path_match(p, path) for p in op.get("paths", ["*"])):
-                    return True
-    return False
-
-
-def missing_calls(docs: list[Doc]) -> list[str]:
-    return [
-        f"{sa} -> {app} {m} {p}"
-        for sa, app, m, p, port in service_calls()
-        if not allowed(docs, sa, app, m, p, port)
-    ]
 
 
 def policy_table_rows(docs: list[Doc]) -> list[tuple[str, str, str]]:

@@ -1,7 +1,7 @@
 """Static checks of the Linkerd overlay and labs: strict schemas plus Linkerd-specific semantics.
 
-The check functions take rendered documents and return human-readable errors (empty = fine); every check
-is also run on a planted mistake to prove it can fail.
+The semantic checkers live in the validator (scripts/k8svalidate/linkerd.py, run by `make validate`); here
+each one runs on every rendered set AND on a planted mistake, so none of them can pass by accident.
 """
 
 from __future__ import annotations
@@ -10,343 +10,28 @@ import copy
 import re
 import subprocess
 import sys
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from scripts.k8svalidate import REPO_ROOT, crossref_errors, render, validate_docs
-
-Doc = dict[str, Any]
-
-ROUTE_ANNOTATION_PREFIXES = (
-    "retry.linkerd.io/",
-    "timeout.linkerd.io/",
-    "balancer.linkerd.io/failure-accrual",
+from scripts.k8svalidate.contract import architecture_callers
+from scripts.k8svalidate.labs import lab_label_errors
+from scripts.k8svalidate.linkerd import (
+    GATEWAY_GROUP,
+    POLICY_GROUP,
+    allowed_callers,
+    authorization_errors,
+    contract_errors,
+    meshtls_errors,
+    mongodb_server_errors,
+    profile_conflicts,
+    route_ref_errors,
+    server_errors,
+    server_route_kind_errors,
 )
-POLICY_GROUP = "policy.linkerd.io"
-GATEWAY_GROUP = "gateway.networking.k8s.io"
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
-
-
-def _ns(doc: Doc) -> str:
-    return str(doc.get("metadata", {}).get("namespace", "default"))
-
-
-def _name(doc: Doc) -> str:
-    return str(doc["metadata"]["name"])
-
-
-def _group(doc: Doc) -> str:
-    api = str(doc.get("apiVersion", ""))
-    return api.split("/")[0] if "/" in api else ""
-
-
-def find(docs: Iterable[Doc], kind: str, group: str | None = None) -> list[Doc]:
-    return [d for d in docs if d.get("kind") == kind and (group is None or _group(d) == group)]
-
-
-def _index(docs: Iterable[Doc], kind: str, group: str | None = None) -> dict[tuple[str, str], Doc]:
-    return {(_ns(d), _name(d)): d for d in find(docs, kind, group)}
-
-
-def pod_templates(docs: Iterable[Doc]) -> list[Doc]:
-    """(namespace, labels, spec) of every workload's pod template."""
-    out = []
-    for d in docs:
-        if d.get("kind") in WORKLOAD_KINDS:
-            tpl = d["spec"]["template"]
-            out.append({"ns": _ns(d), "labels": tpl["metadata"].get("labels", {}), "spec": tpl["spec"]})
-    return out
-
-
-def _selects(match_labels: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in match_labels.items())
-
-
-def http_routes(docs: Iterable[Doc]) -> list[Doc]:
-    return find(docs, "HTTPRoute", GATEWAY_GROUP) + find(docs, "HTTPRoute", POLICY_GROUP)
-
-
-def all_routes(docs: Iterable[Doc]) -> list[Doc]:
-    """HTTPRoutes of both groups and Gateway API GRPCRoutes."""
-    docs = list(docs)
-    return http_routes(docs) + find(docs, "GRPCRoute", GATEWAY_GROUP)
-
-
-def _is_service_ref(ref: Doc) -> bool:
-    return ref.get("kind", "Service") == "Service" and ref.get("group", "") in ("", "core")
-
-
-def route_ref_errors(docs: list[Doc]) -> list[str]:
-    """HTTP/GRPCRoute parentRefs and backendRefs must name real Services (and their ports) or Servers."""
-    services = _index(docs, "Service")
-    servers = _index(docs, "Server", POLICY_GROUP)
-    errors = []
-
-    def check_service(route: str, what: str, ns: str, ref: Doc) -> None:
-        svc = services.get((ns, ref["name"]))
-        if svc is None:
-            errors.append(f"HTTPRoute {route}: {what} Service {ref['name']!r} does not exist")
-            return
-        ports = {p["port"] for p in svc["spec"].get("ports", [])}
-        if "port" not in ref:
-            errors.append(f"HTTPRoute {route}: {what} Service {ref['name']!r} needs a port")
-        elif ref["port"] not in ports:
-            errors.append(
-                f"HTTPRoute {route}: {what} {ref['name']}:{ref['port']} is not a port of the Service"
-            )
-
-    for route in all_routes(docs):
-        ns, name = _ns(route), _name(route)
-        for ref in route["spec"].get("parentRefs", []):
-            if _is_service_ref(ref):
-                check_service(name, "parentRef", ns, ref)
-            elif ref.get("kind") == "Server" and ref.get("group") == POLICY_GROUP:
-                if (ns, ref["name"]) not in servers:
-                    errors.append(f"HTTPRoute {name}: parentRef Server {ref['name']!r} does not exist")
-            else:
-                errors.append(f"HTTPRoute {name}: parentRef {ref} is neither a Service nor a Linkerd Server")
-        for rule in route["spec"].get("rules", []):
-            for ref in rule.get("backendRefs", []):
-                if _is_service_ref(ref):
-                    check_service(name, "backendRef", ns, ref)
-                else:
-                    errors.append(f"HTTPRoute {name}: backendRef {ref} is not a Service")
-    return errors
-
-
-def server_errors(docs: list[Doc]) -> list[str]:
-    """Every Server selects at least one pod template, and its port is a container port of those pods."""
-    errors = []
-    templates = pod_templates(docs)
-    for srv in find(docs, "Server", POLICY_GROUP):
-        sel = srv["spec"].get("podSelector", {}).get("matchLabels", {})
-        pods = [t for t in templates if t["ns"] == _ns(srv) and _selects(sel, t["labels"])]
-        if not pods:
-            errors.append(f"Server {_name(srv)}: podSelector {sel} matches no pod template")
-        for pod in pods:
-            ports = {
-                v
-                for c in pod["spec"].get("containers", [])
-                for p in c.get("ports", [])
-                for v in (p.get("containerPort"), p.get("name"))
-            }
-            if srv["spec"]["port"] not in ports:
-                errors.append(f"Server {_name(srv)}: port {srv['spec']['port']} not in pods {pod['labels']}")
-    return errors
-
-
-def _identity_sa(identity: str) -> tuple[str, str] | None:
-    """'<sa>.<ns>.serviceaccount.identity.linkerd.cluster.local' -> (ns, sa)."""
-    m = re.fullmatch(
-        r"([a-z0-9-]+)\.([a-z0-9-]+)\.serviceaccount\.identity\.linkerd\.cluster\.local", identity
-    )
-    return (m.group(2), m.group(1)) if m else None
-
-
-def meshtls_identities(auth: Doc) -> set[tuple[str, str]]:
-    """(namespace, ServiceAccount) pairs a MeshTLSAuthentication accepts."""
-    out = set()
-    for ref in auth["spec"].get("identityRefs", []):
-        if ref.get("kind") == "ServiceAccount" and "name" in ref:
-            out.add((ref.get("namespace", _ns(auth)), ref["name"]))
-    for ident in auth["spec"].get("identities", []):
-        sa = _identity_sa(ident)
-        if sa:
-            out.add(sa)
-    return out
-
-
-def meshtls_errors(docs: list[Doc]) -> list[str]:
-    """Every MeshTLSAuthentication names ServiceAccounts that exist (no wildcards, no typos)."""
-    accounts = set(_index(docs, "ServiceAccount"))
-    errors = []
-    for auth in find(docs, "MeshTLSAuthentication", POLICY_GROUP):
-        for ref in auth["spec"].get("identityRefs", []):
-            if ref.get("kind") != "ServiceAccount" or "name" not in ref:
-                errors.append(
-                    f"MeshTLSAuthentication {_name(auth)}: identityRef {ref} is not one ServiceAccount"
-                )
-        for ident in auth["spec"].get("identities", []):
-            if _identity_sa(ident) is None:
-                errors.append(
-                    f"MeshTLSAuthentication {_name(auth)}: identity {ident!r} is not a ServiceAccount"
-                )
-        for ns, sa in sorted(meshtls_identities(auth) - accounts):
-            errors.append(f"MeshTLSAuthentication {_name(auth)}: ServiceAccount {ns}/{sa} does not exist")
-    return errors
-
-
-def authorization_errors(docs: list[Doc]) -> list[str]:
-    """AuthorizationPolicy targets and authentications exist; at most ONE MeshTLSAuthentication per policy.
-
-    requiredAuthenticationRefs are ANDed: two MeshTLSAuthentications would demand two identities at once,
-    which no client has. Several allowed callers belong in one MeshTLSAuthentication.
-    """
-    kinds = {
-        "Server": _index(docs, "Server", POLICY_GROUP),
-        "HTTPRoute": {(_ns(r), _name(r)) for r in http_routes(docs)},
-        "GRPCRoute": {(_ns(r), _name(r)) for r in find(docs, "GRPCRoute", GATEWAY_GROUP)},
-        "MeshTLSAuthentication": _index(docs, "MeshTLSAuthentication", POLICY_GROUP),
-        "NetworkAuthentication": _index(docs, "NetworkAuthentication", POLICY_GROUP),
-        "Namespace": {("default", _name(n)) for n in find(docs, "Namespace")},
-    }
-    errors = []
-    for pol in find(docs, "AuthorizationPolicy", POLICY_GROUP):
-        ns, name = _ns(pol), _name(pol)
-        target = pol["spec"]["targetRef"]
-        key = ("default", target["name"]) if target["kind"] == "Namespace" else (ns, target["name"])
-        if key not in kinds.get(target["kind"], {}):
-            errors.append(
-                f"AuthorizationPolicy {name}: target {target['kind']} {target['name']!r} does not exist"
-            )
-        refs = pol["spec"].get("requiredAuthenticationRefs", [])
-        for ref in refs:
-            if (ref.get("namespace", ns), ref["name"]) not in kinds.get(ref["kind"], {}):
-                errors.append(f"AuthorizationPolicy {name}: {ref['kind']} {ref['name']!r} does not exist")
-        mtls = [r["name"] for r in refs if r["kind"] == "MeshTLSAuthentication"]
-        if len(mtls) > 1:
-            errors.append(
-                f"AuthorizationPolicy {name}: {len(mtls)} MeshTLSAuthentications {mtls} are ANDed "
-                "(no client can match); list all allowed ServiceAccounts in ONE MeshTLSAuthentication"
-            )
-    return errors
-
-
-def server_route_kind_errors(docs: list[Doc]) -> list[str]:
-    """Inbound routes must be of the kind the Server's protocol reads, or Linkerd silently ignores them.
-
-    A `proxyProtocol: gRPC` Server takes GRPCRoutes only; HTTP Servers take HTTPRoutes only; an opaque Server
-    has no routes at all (linkerd2 policy-controller, inbound index and API).
-    """
-    servers = find(docs, "Server", POLICY_GROUP)
-    protocols = {(_ns(s), _name(s)): s["spec"].get("proxyProtocol", "unknown") for s in servers}
-    errors = []
-    for route in all_routes(docs):
-        for ref in route["spec"].get("parentRefs", []):
-            proto = protocols.get((_ns(route), ref["name"])) if ref.get("kind") == "Server" else None
-            if proto is None:
-                continue
-            wanted = {"gRPC": "GRPCRoute", "opaque": None, "TLS": None}.get(proto, "HTTPRoute")
-            if route["kind"] != wanted:
-                what = f"{route['kind']} {_name(route)} on Server {ref['name']} ({proto})"
-                errors.append(f"{what} is ignored by Linkerd; that Server takes {wanted or 'no routes'}")
-    return errors
-
-
-def allowed_callers(docs: list[Doc]) -> dict[str, set[str]]:
-    """Server name -> ServiceAccounts (or 'unauthenticated') its AuthorizationPolicies let in."""
-    auths = _index(docs, "MeshTLSAuthentication", POLICY_GROUP)
-    out: dict[str, set[str]] = {}
-    for pol in find(docs, "AuthorizationPolicy", POLICY_GROUP):
-        if pol["spec"]["targetRef"]["kind"] != "Server":
-            continue
-        who = out.setdefault(pol["spec"]["targetRef"]["name"], set())
-        for ref in pol["spec"]["requiredAuthenticationRefs"]:
-            if ref["kind"] == "MeshTLSAuthentication":
-                who |= {sa for _, sa in meshtls_identities(auths[(_ns(pol), ref["name"])])}
-            elif ref["kind"] == "NetworkAuthentication":
-                who.add("unauthenticated")
-    return out
-
-
-def mongodb_server_errors(docs: list[Doc]) -> list[str]:
-    """MongoDB needs exactly one Server on 27017 with proxyProtocol opaque (no HTTP detection on its port)."""
-    servers = [
-        s
-        for s in find(docs, "Server", POLICY_GROUP)
-        if s["spec"].get("podSelector", {}).get("matchLabels", {}).get("app") == "mongodb"
-    ]
-    if len(servers) != 1:
-        return [f"expected exactly one Server for MongoDB, found {len(servers)}"]
-    srv = servers[0]
-    errors = []
-    if srv["spec"]["port"] not in (27017, "mongo"):
-        errors.append(f"MongoDB Server {_name(srv)} is on port {srv['spec']['port']}, not 27017")
-    if srv["spec"].get("proxyProtocol") != "opaque":
-        errors.append(f"MongoDB Server {_name(srv)} has proxyProtocol {srv['spec'].get('proxyProtocol')!r}")
-    return errors
-
-
-def profile_services(docs: list[Doc]) -> dict[tuple[str, str], str]:
-    """Services that get a ServiceProfile (directly, or made by linkerd-smi from a TrafficSplit)."""
-    out = {}
-    for sp in find(docs, "ServiceProfile"):
-        m = re.fullmatch(r"([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local", _name(sp))
-        if m:
-            out[(m.group(2), m.group(1))] = f"ServiceProfile {_name(sp)}"
-    for ts in find(docs, "TrafficSplit"):
-        out[(_ns(ts), ts["spec"]["service"])] = (
-            f"TrafficSplit {_name(ts)} (linkerd-smi writes a ServiceProfile)"
-        )
-    return out
-
-
-def profile_conflicts(docs: list[Doc]) -> list[str]:
-    """A ServiceProfile makes Linkerd ignore HTTPRoutes, retry/timeout and failure-accrual annotations."""
-    profiled = profile_services(docs)
-    errors = []
-    for route in all_routes(docs):
-        for ref in route["spec"].get("parentRefs", []):
-            key = (_ns(route), ref["name"])
-            if _is_service_ref(ref) and key in profiled:
-                errors.append(
-                    f"Service {key[1]}: {profiled[key]} and {route['kind']} {_name(route)} (route ignored)"
-                )
-    for svc in find(docs, "Service"):
-        key = (_ns(svc), _name(svc))
-        annotations = svc["metadata"].get("annotations") or {}
-        used = sorted(a for a in annotations if a.startswith(ROUTE_ANNOTATION_PREFIXES))
-        if key in profiled and used:
-            errors.append(f"Service {key[1]}: {profiled[key]} and annotations {used} (annotations ignored)")
-    return errors
-
-
-def lab_label_errors(lab: str, lab_docs: list[Doc], overlay_docs: list[Doc]) -> list[str]:
-    """Every resource a lab ADDS carries `lab: <lab>` (lab-reset deletes by that label)."""
-
-    def key(d: Doc) -> tuple[str, str, str]:
-        return (str(d["kind"]), _ns(d), _name(d))
-
-    base = {key(d) for d in overlay_docs}
-    return [
-        f"{d['kind']} {_name(d)} has no label lab: {lab}"
-        for d in lab_docs
-        if key(d) not in base and (d["metadata"].get("labels") or {}).get("lab") != lab
-    ]
-
-
-def architecture_callers(path: Path) -> dict[tuple[str, str], set[str]]:
-    """(callee, 'http'|'grpc'|'tcp') -> callers, from the "Who calls whom" table of docs/architecture.md."""
-    out: dict[tuple[str, str], set[str]] = {}
-    in_table = False
-    for line in path.read_text().splitlines():
-        if line.startswith("## "):
-            in_table = line.startswith("## Who calls whom")
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if not in_table or len(cells) != 3 or cells[0] in ("caller", "") or set(cells[0]) <= {"-"}:
-            continue
-        callers_cell, callee, what = cells
-        callers = (
-            {"unauthenticated"}
-            if callers_cell.startswith("ingress")
-            else {c.strip() for c in callers_cell.split(",")}
-        )
-        protocols = []
-        if callee == "mongodb":
-            protocols.append("tcp")
-        if "gRPC" in what:
-            protocols.append("grpc")
-        if re.search(r"\b(GET|POST|PUT|DELETE)\b", what):
-            protocols.append("http")
-        for proto in protocols:
-            out.setdefault((callee, proto), set()).update(callers)
-    return out
-
+from scripts.k8svalidate.resources import Doc, find, name, ns, selects, workload_pods
 
 # ---------------------------------------------------------------------------------------------- the tests
 
@@ -433,11 +118,11 @@ def test_legacy_ships_the_labelled_serviceprofile_the_adaptor_fills() -> None:
     # linkerd-smi's adaptor only empties dstOverrides when a TrafficSplit goes: a ServiceProfile it created
     # would outlive `make lab-reset` (which deletes by the `lab` label) and switch off the canary HTTPRoute.
     docs = rendered("legacy")
-    profiles = {_name(sp): sp for sp in find(docs, "ServiceProfile")}
+    profiles = {name(sp): sp for sp in find(docs, "ServiceProfile")}
     splits = find(docs, "TrafficSplit")
     assert splits
     for ts in splits:
-        sp = profiles[f"{ts['spec']['service']}.{_ns(ts)}.svc.cluster.local"]
+        sp = profiles[f"{ts['spec']['service']}.{ns(ts)}.svc.cluster.local"]
         assert sp["metadata"]["labels"]["lab"] == "legacy"
         assert "dstOverrides" not in sp["spec"], "the adaptor owns dstOverrides"
 
@@ -480,7 +165,7 @@ def test_canary_route_splits_90_10_and_header_or_cookie_goes_to_canary() -> None
         "product-canary": 10,
     }
     # Each per-version Service selects exactly the pods of its version.
-    versions = {t["labels"]["version"] for t in pod_templates(docs) if t["labels"].get("app") == "product"}
+    versions = {t.labels["version"] for t in workload_pods(docs) if t.labels.get("app") == "product"}
     assert versions == {"stable", "canary"}
     for version in versions:
         assert one(docs, "Service", f"product-{version}")["spec"]["selector"] == {
@@ -503,7 +188,7 @@ def test_ab_route_matches_mobile_user_agent_then_group_header_like_the_lesson() 
     assert re.fullmatch(rules[0]["matches"][0]["headers"][0]["value"], "Mozilla/5.0 (iPhone) Mobile/15E148")
     for variant in ("stable", "beta-features", "mobile-optimized"):
         sel = one(docs, "Service", f"frontend-{variant}")["spec"]["selector"]
-        assert any(_selects(sel, t["labels"]) for t in pod_templates(docs)), variant
+        assert any(selects(sel, t.labels) for t in workload_pods(docs)), variant
 
 
 def test_resilience_annotations_and_error_injector_share() -> None:
@@ -549,6 +234,17 @@ def test_security_allows_exactly_the_callers_of_the_architecture_contract() -> N
         expected = {c if c == "unauthenticated" else f"{c}-sa" for c in expected_by_port[key]}
         assert allowed.get(srv["metadata"]["name"]) == expected, srv["metadata"]["name"]
     assert seen == set(expected_by_port), "every callee port of the contract has a Server"
+    assert contract_errors(docs) == []
+
+
+def test_contract_check_catches_a_caller_too_many_and_a_server_missing() -> None:
+    docs = rendered("security")
+    auth = one(docs, "MeshTLSAuthentication", "payment-http-callers")
+    auth["spec"]["identityRefs"].append({"kind": "ServiceAccount", "name": "frontend-sa"})
+    errors = contract_errors(docs)
+    assert len(errors) == 1 and "Server payment-http" in errors[0] and "'frontend-sa'" in errors[0], errors
+    docs = [d for d in rendered("security") if (d["kind"], name(d)) != ("Server", "mongodb")]
+    assert contract_errors(docs) == ["mongodb (tcp) is a callee in docs/architecture.md but has no Server"]
 
 
 def test_every_api_container_port_has_a_server() -> None:
@@ -557,10 +253,10 @@ def test_every_api_container_port_has_a_server() -> None:
         (s["spec"]["podSelector"]["matchLabels"]["app"], s["spec"]["port"])
         for s in find(docs, "Server", POLICY_GROUP)
     }
-    for tpl in pod_templates(docs):
-        for c in tpl["spec"]["containers"]:
+    for tpl in workload_pods(docs):
+        for c in tpl.containers:
             for p in c.get("ports", []):
-                assert (tpl["labels"]["app"], p["containerPort"]) in covered, (tpl["labels"], p)
+                assert (tpl.labels["app"], p["containerPort"]) in covered, (tpl.labels, p)
 
 
 # ------------------------------------------------------------------ the semantic checks can fail
@@ -617,8 +313,8 @@ def test_route_kind_check_catches_an_httproute_on_a_grpc_server() -> None:
 
 def test_grpc_probe_route_is_open_to_the_kubelet_and_inventory_only_to_order() -> None:
     docs = rendered("security")
-    probe = next(t for t in pod_templates(docs) if t["labels"] == {"app": "product", "version": "stable"})
-    (container,) = probe["spec"]["containers"]
+    probe = next(t for t in workload_pods(docs) if t.labels == {"app": "product", "version": "stable"})
+    (container,) = probe.containers
     assert container["startupProbe"]["grpc"]["port"] == 9000, "the probe this route exists for"
     health = one(docs, "GRPCRoute", "product-grpc-health")["spec"]["rules"][0]["matches"]
     assert health == [{"method": {"service": "grpc.health.v1.Health", "method": "Check"}}]
