@@ -10,7 +10,6 @@ ISTIO_VERSION := $(shell sed -n 's/^ISTIO=//p' scripts/versions.env)
 GATEWAY_API_VERSION := $(shell sed -n 's/^GATEWAY_API=//p' scripts/versions.env)
 LINKERD_VERSION := $(shell sed -n 's/^LINKERD=//p' scripts/versions.env)
 LINKERD_SMI_VERSION := $(shell sed -n 's/^LINKERD_SMI=//p' scripts/versions.env)
-VERIFY_LAB := $(subst -,_,$(LAB))
 
 .PHONY: up down status logs images secrets tools crds validate mesh lab lab-reset dashboards verify
 
@@ -59,11 +58,5 @@ dashboards: ## open the mesh dashboards: make dashboards MESH=istio|linkerd
 	@test "$(MESH)" != none || { echo "dashboards need MESH=istio or MESH=linkerd" >&2; exit 1; }
 	mesh/$(MESH)/dashboards.sh
 
-verify: $(STAMP) ## live checks against the running cluster: make verify MESH=istio [LAB=canary]
-ifeq ($(MESH),none)
-	$(VENV)/bin/pytest -q $(wildcard tests/cluster/test_*.py)
-else ifneq ($(LAB),)
-	$(VENV)/bin/pytest -q tests/cluster/$(MESH)/test_$(VERIFY_LAB).py
-else
-	$(VENV)/bin/pytest -q tests/cluster/$(MESH)
-endif
+verify: $(STAMP) ## live checks on the running cluster, fails without one: make verify MESH=istio [LAB=canary]
+	PYTEST=$(VENV)/bin/pytest scripts/verify.sh $(MESH) $(LAB)

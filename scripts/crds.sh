@@ -36,4 +36,4 @@ fetch "$RAW/linkerd/linkerd-smi/$SMI_COMMIT/charts/linkerd-smi/templates/traffic
 
 run_sh "sed -i.bak '/{{/d' $ldir/*.yaml $DEST/linkerd-smi-$LINKERD_SMI/*.yaml && rm -f $ldir/*.bak \
 $DEST/linkerd-smi-$LINKERD_SMI/*.bak"
-log "CRDs in $DEST"
+finish "CRDs in $DEST"

@@ -2,8 +2,14 @@
 # make down: delete the kind cluster (and with it MongoDB's data and the generated Secrets).
 source "$(dirname "$0")/lib.sh"
 
-if cluster_exists; then
-  run kind delete cluster --name "$CLUSTER_NAME"
-else
-  log "no kind cluster named $CLUSTER_NAME: nothing to delete"
-fi
+case "$(cluster_state)" in
+  docker-down) die "Docker is not running, so kind cannot see its clusters: start Docker, then make down again" ;;
+  absent)
+    log "no kind cluster named $CLUSTER_NAME: nothing to delete"
+    finish
+    ;;
+  *)
+    run kind delete cluster --name "$CLUSTER_NAME"
+    finish "kind cluster $CLUSTER_NAME deleted (with MongoDB's data and the Secrets)"
+    ;;
+esac

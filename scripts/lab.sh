@@ -14,10 +14,19 @@ usage="usage: lab.sh apply|reset MESH [LAB]"
 [[ "$ACTION" == apply || "$ACTION" == reset ]] || die "$usage"
 K=(kubectl --context "$KUBE_CONTEXT")
 
-installed="$(current_mesh)"
+require_cluster
+if ((NO_CLUSTER)); then
+  [[ "$MESH" == istio || "$MESH" == linkerd ]] || die "DRY_RUN without a cluster: say which mesh (MESH=istio|linkerd)"
+  installed="$MESH"
+  log "DRY_RUN: assuming a cluster with mesh $MESH, the shop running and no lab applied"
+else
+  installed="$(current_mesh)"
+fi
 if [[ -z "$MESH" || "$MESH" == none ]]; then MESH="$installed"; fi
 [[ "$MESH" == istio || "$MESH" == linkerd ]] || die "labs need a mesh: make mesh MESH=istio|linkerd first ($usage)"
 [[ "$installed" == "$MESH" ]] || die "the cluster runs mesh '$installed', not $MESH: run make mesh MESH=$MESH first"
+# The images the shop runs now (make up's content tags) stay: a lab must not change the code.
+read -r -a images <<<"$(deployed_images | tr '\n' ' ')"
 
 # Every namespaced kind a lab can add, if the cluster knows it (comma-separated, for one kubectl call).
 lab_kinds_known() {
@@ -64,16 +73,11 @@ if [[ "$ACTION" == apply ]]; then
   labs=()
   for other in $(applied_labs "$(lab_kinds_known)"); do [[ "$other" == "$LAB" ]] || labs+=("$other"); done
   labs+=("$LAB")
-  tmp="$ROOT/.cache/lab/$MESH-$LAB"
-  mkdir -p "$tmp"
-  {
-    printf 'resources:\n  - ../../../mesh/%s/overlay\ncomponents:\n' "$MESH"
-    for name in "${labs[@]}"; do printf '  - ../../../mesh/%s/labs/%s\n' "$MESH" "$name"; done
-  } >"$tmp/kustomization.yaml"
-  log "lab kustomization $tmp/kustomization.yaml: overlay mesh/$MESH/overlay + labs ${labs[*]}"
-  run "${K[@]}" apply -k "$tmp"
+  tmp=".cache/lab/$MESH-$LAB"
+  write_app_kustomization "$tmp" "$MESH" "${labs[*]}" ${images[@]+"${images[@]}"}
+  run "${K[@]}" apply -k "$ROOT/$tmp"
   if [[ -x "$ROOT/$dir/post-apply.sh" ]]; then "$ROOT/$dir/post-apply.sh"; fi
-  echo "lab $LAB applied; undo with: make lab-reset MESH=$MESH"
+  finish "lab $LAB applied; undo with: make lab-reset MESH=$MESH"
   exit 0
 fi
 
@@ -85,10 +89,11 @@ for ns in "$NAMESPACE" istio-system; do
 done
 # Namespaces a lab created (e.g. the egress lab's stand-in provider) go too.
 run "${K[@]}" delete namespace -l lab --ignore-not-found
-run "${K[@]}" apply -k "$ROOT/$(app_overlay "$MESH")"
+write_app_kustomization ".cache/app/$MESH" "$MESH" "" ${images[@]+"${images[@]}"}
+run "${K[@]}" apply -k "$ROOT/.cache/app/$MESH"
 # A lab whose effect outlives its resources ships post-reset.sh (Linkerd's security lab: pods keep the
 # default inbound policy they started with, so the shop is restarted).
 for name in $was_applied; do
   if [[ -x "$ROOT/mesh/$MESH/labs/$name/post-reset.sh" ]]; then "$ROOT/mesh/$MESH/labs/$name/post-reset.sh"; fi
 done
-echo "labs removed; $MESH overlay re-applied"
+finish "labs removed; $MESH overlay re-applied"

@@ -10,6 +10,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${SHOP_BIN:-$ROOT/bin}" # tests point this at an empty folder
 export PATH="$BIN:$PATH"
 DRY_RUN="${DRY_RUN:-0}"
+# 0 in the script a student (or make) started, 1 in a script it runs, and so on (see finish).
+SHOP_SCRIPT_DEPTH=$((${SHOP_SCRIPT_DEPTH:--1} + 1))
+export SHOP_SCRIPT_DEPTH
 
 # Plain KEY=value files shared with make and Python: the pinned versions (scripts/versions.env) and the
 # shop's topology (services/topology.env: CLUSTER_NAME, NAMESPACE, SERVICES, WITHOUT_DATABASE, ...).
@@ -157,6 +160,67 @@ ensure_tool() {
 
 cluster_exists() { query kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; }
 
+# The state of the kind cluster, read-only (also under DRY_RUN): up, absent, docker-down or unreachable.
+cluster_state() {
+  local clusters
+  clusters="$(query kind get clusters 2>/dev/null)" || {
+    echo docker-down
+    return 0
+  }
+  grep -qx "$CLUSTER_NAME" <<<"$clusters" || {
+    echo absent
+    return 0
+  }
+  if query kubectl --context "$KUBE_CONTEXT" get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then
+    echo up
+  else
+    echo unreachable
+  fi
+}
+
+# Why there is no usable cluster, in one line starting with "no cluster:" ("" when it is up).
+no_cluster_reason() {
+  case "$(cluster_state)" in
+    up) ;;
+    absent) echo "no cluster: run make up (kind has no cluster named $CLUSTER_NAME)" ;;
+    docker-down) echo "no cluster: Docker is not running (kind cannot list clusters); start Docker, then make up" ;;
+    unreachable)
+      echo "no cluster: kind cluster $CLUSTER_NAME exists but its API server does not answer" \
+        "(container stopped? docker start $CLUSTER_NAME-control-plane, or make down && make up)"
+      ;;
+  esac
+}
+
+# Every script that acts on a running cluster calls this first (the mesh scripts through their common.sh).
+# A real run stops with the reason. A dry run says it prints what would run on a cluster and goes on with
+# NO_CLUSTER=1 (scripts then assume what they would read from the cluster, and say so). Scripts started by
+# another script that already checked (SHOP_CLUSTER_CHECKED=1, exported) do not check again.
+# shellcheck disable=SC2034  # read by the scripts that source this file
+NO_CLUSTER=0
+require_cluster() {
+  [[ "${SHOP_CLUSTER_CHECKED:-0}" == 1 ]] && return 0
+  local reason
+  reason="$(no_cluster_reason)"
+  if [[ -n "$reason" ]]; then
+    [[ "$DRY_RUN" == 1 ]] || die "$reason"
+    # shellcheck disable=SC2034
+    NO_CLUSTER=1
+    log "DRY_RUN: $reason; printing what would run on a cluster"
+  fi
+  export SHOP_CLUSTER_CHECKED=1
+}
+
+# The last line of a script a student started (scripts started by other scripts print nothing here): what it
+# did, or nothing. A dry run changed nothing, so it says that instead of any claim.
+finish() {
+  ((SHOP_SCRIPT_DEPTH == 0)) || return 0
+  if [[ "$DRY_RUN" == 1 ]]; then
+    echo "DRY_RUN=1: nothing was changed; the '+' lines above are the commands a real run would execute."
+  elif (($#)); then
+    echo "$*"
+  fi
+}
+
 # Which mesh runs in the cluster: istio, linkerd or none.
 current_mesh() {
   if query kubectl --context "$KUBE_CONTEXT" -n istio-system get deploy istiod >/dev/null 2>&1; then
@@ -181,6 +245,52 @@ app_overlay() {
 }
 
 shop_url() { echo "http://localhost"; }
+
+# The tag `make up` gives an image it built: the first 12 hex digits of its image ID, as `docker images`
+# shows it. Unchanged code -> the same image ID -> the same tag -> `kubectl apply` changes nothing; changed
+# code -> a new tag -> the pod templates change and the Deployments roll out. Reads the file written by
+# `docker build --iidfile`. Nothing is built under DRY_RUN: the tag is then the placeholder IMAGE_ID.
+image_content_tag() {
+  if [[ "$DRY_RUN" == 1 ]]; then
+    echo IMAGE_ID
+    return 0
+  fi
+  local id
+  id="$(cat "$1")" && id="${id#sha256:}"
+  [[ "$id" =~ ^[0-9a-f]{12} ]] || die "docker build wrote no image ID to $1"
+  echo "${id:0:12}"
+}
+
+# The shop images the cluster's Deployments run (shop/<service>:<tag>, one a line; read-only, empty without
+# a cluster), so that make mesh / make lab / make lab-reset keep the images make up loaded last.
+deployed_images() {
+  { query kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" get deployments \
+    -o jsonpath='{range .items[*]}{range .spec.template.spec.containers[*]}{.image}{"\n"}{end}{end}' \
+    2>/dev/null || true; } | awk -F: '/^shop\/[a-z-]+:[A-Za-z0-9_.-]+$/ {tag[$1] = $0} END {for (i in tag) print tag[i]}' |
+    sort
+}
+
+# Write the kustomization every apply of the shop goes through: DIR (a folder three levels below the repo,
+# e.g. .cache/app/istio) gets the app overlay of MESH, the lab Components LABS (space-separated, may be
+# empty) and kustomize `images:` pinning each shop/<service>:<tag> given after it. Prints one log line.
+write_app_kustomization() {
+  local dir="$1" mesh="$2" labs="$3" ref name
+  shift 3
+  mkdir -p "$ROOT/$dir"
+  {
+    echo "# Generated by scripts/lib.sh write_app_kustomization (make up/mesh/lab/lab-reset); not in git."
+    printf 'resources:\n  - ../../../%s\n' "$(app_overlay "$mesh")"
+    if [[ -n "$labs" ]]; then
+      echo "components:"
+      for name in $labs; do printf '  - ../../../mesh/%s/labs/%s\n' "$mesh" "$name"; done
+    fi
+    if (($#)); then
+      echo "images:"
+      for ref in "$@"; do printf '  - name: %s\n    newTag: "%s"\n' "${ref%:*}" "${ref##*:}"; done
+    fi
+  } >"$ROOT/$dir/kustomization.yaml"
+  log "kustomization $dir: $(app_overlay "$mesh")${labs:+ + labs $labs}${1:+ + images $*}"
+}
 
 # Names of the Deployments a kustomize directory renders (offline, also under DRY_RUN).
 deployments_in() {

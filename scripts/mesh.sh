@@ -7,9 +7,10 @@ source "$(dirname "$0")/lib.sh"
 TARGET="${1:-${MESH:-}}"
 [[ -n "$TARGET" ]] || die "which mesh? make mesh MESH=istio|linkerd|none"
 check_mesh_name "$TARGET"
-cluster_exists || die "no kind cluster named $CLUSTER_NAME: run make up first"
+require_cluster
 
 CURRENT="$(current_mesh)"
+((NO_CLUSTER)) && log "DRY_RUN: assuming a cluster with mesh $CURRENT and the shop running"
 K=(kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE")
 log "current mesh: $CURRENT, target: $TARGET"
 
@@ -31,9 +32,12 @@ if [[ "$TARGET" != none && "$CURRENT" != "$TARGET" ]]; then
 fi
 
 overlay="$(app_overlay "$TARGET")"
-run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/$overlay"
+# The images the shop runs now (make up's content tags) stay: switching meshes must not change the code.
+read -r -a images <<<"$(deployed_images | tr '\n' ' ')"
+write_app_kustomization ".cache/app/$TARGET" "$TARGET" "" ${images[@]+"${images[@]}"}
+run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/.cache/app/$TARGET"
 run "${K[@]}" rollout restart deployment
 run "${K[@]}" rollout restart statefulset
 wait_rollouts "$overlay"
 run_post_install "$TARGET"
-echo "mesh is now: $TARGET   shop: $(shop_url)"
+finish "mesh is now: $TARGET   shop: $(shop_url)"

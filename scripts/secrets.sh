@@ -5,6 +5,7 @@
 #   mongo-<service> (url)               auth-jwt (private.pem, RSA 2048)   frontend-session (secret)
 source "$(dirname "$0")/lib.sh"
 
+require_cluster # skipped when make up already checked
 DB_SERVICES="$(database_services)" # services/topology.env: every service but WITHOUT_DATABASE
 K=(kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE")
 TMP="$(mktemp -d)"
@@ -50,3 +51,4 @@ else
   run_sh "openssl rand -hex 32 > $TMP/session-secret"
   apply_secret frontend-session "--from-file=secret=$TMP/session-secret"
 fi
+finish "Secrets in namespace $NAMESPACE: mongodb-root, mongodb-users, mongo-<service>, auth-jwt, frontend-session"

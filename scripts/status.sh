@@ -2,8 +2,8 @@
 # make status: mesh, pods, services and the shop URL.
 source "$(dirname "$0")/lib.sh"
 
-cluster_exists || die "no kind cluster named $CLUSTER_NAME: run make up"
-echo "mesh: $(current_mesh)"
+require_cluster
+((NO_CLUSTER)) || echo "mesh: $(current_mesh)"
 run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" get pods -o wide
 run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" get services
-echo "shop: $(shop_url)"
+finish "shop: $(shop_url)"

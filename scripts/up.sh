@@ -36,34 +36,43 @@ case "$MESH" in istio) ensure_tool istioctl ;; linkerd) ensure_tool linkerd ;; e
 log "[2/7] cluster $CLUSTER_NAME"
 if cluster_exists; then
   log "kind cluster $CLUSTER_NAME exists: not creating it again"
+  require_cluster # it must answer (a stopped node container does not)
 else
   run kind create cluster --name "$CLUSTER_NAME" --config "$ROOT/kind/cluster.yaml" --wait 120s
 fi
+export SHOP_CLUSTER_CHECKED=1 # secrets.sh and the mesh scripts need not check again
 
-log "[3/7] build images"
+log "[3/7] build images, tagged by content (a changed image gets a new tag, so the apply rolls it out)"
+images=() dev_images=()
+mkdir -p "$ROOT/.cache/images"
 for svc in $SERVICES; do
-  run docker build --build-arg "SERVICE=$svc" -t "shop/$svc:dev" "$ROOT"
+  run docker build --build-arg "SERVICE=$svc" --iidfile "$ROOT/.cache/images/$svc.iid" -t "shop/$svc:dev" "$ROOT"
+  tag="$(image_content_tag "$ROOT/.cache/images/$svc.iid")"
+  run docker tag "shop/$svc:dev" "shop/$svc:$tag"
+  images+=("shop/$svc:$tag")
+  dev_images+=("shop/$svc:dev")
 done
+[[ "$DRY_RUN" == 1 ]] && log "DRY_RUN: IMAGE_ID stands for the first 12 hex digits of each built image's ID"
 
 log "[4/7] load images into the kind node"
-images=()
-for svc in $SERVICES; do images+=("shop/$svc:dev"); done
-run kind load docker-image --name "$CLUSTER_NAME" "${images[@]}"
+# :dev too (the same images): the live checks start helper pods from shop/order:dev.
+run kind load docker-image --name "$CLUSTER_NAME" "${images[@]}" "${dev_images[@]}"
 
 log "[5/7] secrets (generated here, never committed)"
 "$ROOT/scripts/secrets.sh"
 
 overlay="$(app_overlay "$MESH")"
-log "[6/7] apply $overlay"
+log "[6/7] apply $overlay with the images just built"
 if [[ "$MESH" != none ]]; then
   [[ -x "$ROOT/mesh/$MESH/install.sh" ]] || die "mesh/$MESH/install.sh is missing"
   "$ROOT/mesh/$MESH/install.sh"
 fi
-run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/$overlay"
+write_app_kustomization ".cache/app/$MESH" "$MESH" "" "${images[@]}"
+run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/.cache/app/$MESH"
 
 log "[7/7] wait for every rollout"
 wait_rollouts "$overlay"
 run_post_install "$MESH"
 
 echo
-echo "The shop is up: $(shop_url)   (mesh: $MESH; make status, make logs S=order, make down)"
+finish "The shop is up: $(shop_url)   (mesh: $MESH; make status, make logs S=order, make down)"

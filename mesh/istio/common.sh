@@ -17,3 +17,6 @@ ISTIOCTL=(istioctl --context "$KUBE_CONTEXT")
 app_deployments() {
   query "${K[@]}" -n "$NAMESPACE" get deployments -o name 2>/dev/null || true
 }
+
+# Every Istio script acts on the cluster: a real run without one stops here with the reason.
+require_cluster

@@ -21,10 +21,14 @@ for f in "${forwards[@]}"; do
     pids+=($!)
   fi
 done
+if [[ "$DRY_RUN" == 1 ]]; then
+  finish
+  exit 0
+fi
 cat <<URLS
 Kiali       http://localhost:20001/kiali   (Graph > namespace ecommerce; Display: Security, Traffic Distribution)
 Grafana     http://localhost:3000    (Dashboards > Istio > Istio Service Dashboard)
 Jaeger      http://localhost:16686/jaeger   (Service: frontend.ecommerce)
 Prometheus  http://localhost:9090    (e.g. istio_requests_total{destination_app="product"})
 URLS
-[[ "$DRY_RUN" == 1 ]] || wait
+wait

@@ -9,6 +9,8 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/lib.sh"
 K="kubectl --context $KUBE_CONTEXT"
 L="linkerd --context $KUBE_CONTEXT"
 GATEWAY_API_URL="https://github.com/kubernetes-sigs/gateway-api/releases/download/$GATEWAY_API/standard-install.yaml"
+# Every Linkerd script acts on the cluster: a real run without one stops here with the reason.
+require_cluster
 # Read-only: also runs under DRY_RUN=1 (lib.sh `query`).
 namespace_exists() { query kubectl --context "$KUBE_CONTEXT" get namespace "$1" >/dev/null 2>&1; }
 

@@ -7,3 +7,4 @@ source "$(dirname "$0")/common.sh"
 ensure_tool linkerd
 log "viz: Namespaces > ecommerce shows success rate, RPS, latency per workload; Ctrl-C to stop"
 run $L viz dashboard --port 50750
+finish

@@ -6,4 +6,4 @@ source "$(dirname "$0")/common.sh"
 
 ensure_tool linkerd
 run $L check --proxy -n "$NAMESPACE"
-log "shop: $(shop_url) (frontend NodePort 30080, meshed). Dashboard: make dashboards MESH=linkerd"
+[[ "$DRY_RUN" == 1 ]] || log "shop: $(shop_url) (frontend NodePort 30080, meshed). Dashboard: make dashboards MESH=linkerd"

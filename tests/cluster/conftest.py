@@ -1,8 +1,10 @@
 """Fixtures for the live-cluster tests (`make verify`), shared with tests/cluster/<mesh>/.
 
-Everything under tests/cluster is SKIPPED, with the reason, when the kind cluster is not reachable:
-no kubeconfig context `kind-shop` (override with KUBE_CONTEXT) or an API server that does not answer
-within 3 seconds. Nothing here fakes a cluster.
+In a plain `pytest` run (`make test`) everything under tests/cluster is SKIPPED, with the reason, when the
+kind cluster is not reachable: no kubeconfig context `kind-shop` (override with KUBE_CONTEXT) or an API
+server that does not answer within 3 seconds. `make verify` runs pytest with `--live`: then no reachable
+cluster is a failure with that reason, and so is a run in which no check passed (every check skipped, e.g.
+the lab is not applied). Nothing here fakes a cluster.
 """
 
 from __future__ import annotations
@@ -42,13 +44,16 @@ def probe_cluster(
     try:
         config.load_kube_config(config_file=config_file, context=context, client_configuration=cfg)
     except Exception as exc:
-        return f"no kubeconfig context {context!r} (run `make up`): {exc}"
+        return f"no cluster: run make up (no kubeconfig context {context!r}: {exc})"
     cfg.retries = 0  # one attempt: answer within `timeout` or skip
     try:
         with client.ApiClient(cfg) as api:
             client.VersionApi(api).get_code(_request_timeout=timeout)
     except Exception as exc:
-        return f"cluster {context!r} not reachable within {timeout:g} s (run `make up`): {type(exc).__name__}"
+        return (
+            f"no cluster: {context!r} not reachable within {timeout:g} s ({type(exc).__name__});"
+            " run make up (or start its container: docker start shop-control-plane)"
+        )
     return None
 
 
@@ -57,15 +62,50 @@ def unreachable_reason() -> str | None:
     return probe_cluster()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--live",
+        action="store_true",
+        help="make verify: fail (instead of skipping) without a reachable cluster, and when no check passed",
+    )
+
+
+def _live(config: pytest.Config) -> bool:
+    return bool(config.getoption("--live", default=False))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     cluster_items = [i for i in items if HERE in Path(str(i.path)).resolve().parents]
     if not cluster_items:
         return
     reason = unreachable_reason()
+    if reason and _live(config) and not config.option.collectonly:
+        pytest.exit(f"make verify: {reason}", returncode=pytest.ExitCode.TESTS_FAILED)
     for item in cluster_items:
         item.add_marker(pytest.mark.cluster)
         if reason:
             item.add_marker(pytest.mark.skip(reason=f"live cluster test skipped: {reason}"))
+
+
+_passed: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed:
+        _passed.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under --live, a run in which every check was skipped verified nothing: that is a failure."""
+    if _live(session.config) and exitstatus == pytest.ExitCode.OK and not _passed:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                "make verify: no check passed, nothing was verified (the skip reasons above say what to do)",
+                red=True,
+                bold=True,
+            )
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +17,8 @@ import pytest
 import yaml
 
 from tests.cluster.conftest import probe_cluster
+
+ROOT = Path(__file__).resolve().parents[2]
 
 VERSION = {
     "major": "1",
@@ -84,3 +89,50 @@ def test_silent_api_server_is_skipped_after_the_timeout(tmp_path: Path) -> None:
         reason = probe_cluster("kind-shop", config, timeout=1)
     assert reason and "not reachable within 1 s" in reason
     assert time.monotonic() - start < 5
+
+
+def live_pytest(tmp_path: Path, kubeconfig_file: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`make verify`'s pytest run (--live) of some live checks against the given kubeconfig."""
+    env = {**os.environ, "KUBECONFIG": kubeconfig_file}
+    env.pop("KUBE_CONTEXT", None)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--live", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_live_run_without_a_cluster_fails_with_the_reason(tmp_path: Path) -> None:
+    proc = live_pytest(tmp_path, str(tmp_path / "missing"), "tests/cluster/test_smoke.py")
+    assert proc.returncode != 0
+    assert "no cluster: run make up" in proc.stdout + proc.stderr
+
+
+def test_live_run_in_which_every_check_skipped_fails(tmp_path: Path, api_server: str) -> None:
+    """The API answers /version but has no Istio (404 everywhere else): every Istio check skips, so
+    nothing was verified, and `make verify MESH=istio` must not pass."""
+    proc = live_pytest(tmp_path, kubeconfig(tmp_path, api_server), "tests/cluster/istio/test_canary.py")
+    assert proc.returncode != 0, proc.stdout
+    assert "Istio is not installed in the cluster" in proc.stdout
+    assert "no check passed, nothing was verified" in proc.stdout
+
+
+def test_plain_pytest_still_skips_the_live_checks_with_the_reason(tmp_path: Path) -> None:
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "missing")}
+    env.pop("KUBE_CONTEXT", None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "tests/cluster/test_smoke.py",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert "skipped" in proc.stdout and "no cluster: run make up" in proc.stdout

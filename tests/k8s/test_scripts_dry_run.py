@@ -7,6 +7,7 @@ tests control whether Docker runs, a cluster exists, a mesh is installed or a Se
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import stat
@@ -33,7 +34,11 @@ STUBS = {
 [ "$1" = info ] && { echo "${STUB_MEM:-8300000000}"; exit 0; }
 exit 1
 """,
+    # kind get clusters lists STUB_CLUSTERS; with STUB_DOCKER=down it fails, as kind does without Docker.
+    # Nothing is downloaded in these tests, even if a check is broken and a real run goes on.
+    "curl": "#!/bin/sh\necho 'curl: stubbed out in tests' >&2\nexit 7\n",
     "kind": """#!/bin/sh
+[ "$STUB_DOCKER" = down ] && { echo "ERROR: failed to list clusters" >&2; exit 1; }
 [ "$1 $2" = "get clusters" ] && { [ -n "$STUB_CLUSTERS" ] && echo "$STUB_CLUSTERS"; exit 0; }
 exit 1
 """,
@@ -41,12 +46,14 @@ exit 1
     "kubectl": """#!/bin/sh
 [ "$1" = kustomize ] && exec "$REAL_KUBECTL" "$@"
 case "$*" in
+  *"get --raw /readyz"*) [ "$STUB_API" != down ] ;;
   *"-n istio-system get deploy istiod"*) [ "$STUB_MESH" = istio ] ;;
   *"get namespace linkerd"*) [ "$STUB_MESH" = linkerd ] ;;
   *"get secret"*) [ -n "$STUB_SECRETS" ] ;;
   *"get service frontend"*) echo NodePort ;;
   *"api-resources"*) printf 'deployments\\nservices\\nvirtualservices.networking.istio.io\\n' ;;
   *"-n ecommerce get "*" -l lab "*) [ -n "$STUB_APPLIED_LABS" ] && printf '%s\\n' $STUB_APPLIED_LABS ;;
+  *"-n ecommerce get deployments -o jsonpath="*) printf '%s\\n' $STUB_IMAGES ;;
   *) exit 1 ;;
 esac
 """,
@@ -73,11 +80,16 @@ def make(stubs: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
         "DRY_RUN": "1",
         **env,
     }
-    for var in ("MESH", "LAB", "S", "CLUSTER_NAME", "NAMESPACE", "MAKEFLAGS", "MFLAGS"):
+    for var in ("MESH", "LAB", "S", "CLUSTER_NAME", "NAMESPACE", "MAKEFLAGS", "MFLAGS", "SHOP_SCRIPT_DEPTH"):
         if var not in env:
             full_env.pop(var, None)
     cmd = ["make", "--no-print-directory", *args]
     return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60)
+
+
+DRY_RUN_NOTICE = (
+    "DRY_RUN=1: nothing was changed; the '+' lines above are the commands a real run would execute."
+)
 
 
 def commands(proc: subprocess.CompletedProcess[str]) -> list[str]:
@@ -91,6 +103,7 @@ def step(cmd: str) -> str:
     for prefix, name in [
         ("kind create cluster", "cluster"),
         ("docker build", "build"),
+        ("docker tag", "build"),
         ("kind load", "load"),
         (f"{CTX} apply -k", "apply"),
         (f"{CTX} -n ecommerce rollout status", "wait"),
@@ -108,18 +121,26 @@ def test_up_prints_the_ordered_commands(stubs: Path) -> None:
     order = ["tools", "cluster", "build", "load", "secrets", "apply", "wait"]
     assert [s for i, s in enumerate(steps) if i == 0 or steps[i - 1] != s] == order, steps
     assert f"kind create cluster --name shop --config {ROOT}/kind/cluster.yaml --wait 120s" in cmds
-    assert [c for c in cmds if c.startswith("docker build")] == [
-        f"docker build --build-arg SERVICE={s} -t shop/{s}:dev {ROOT}" for s in SERVICES
+    assert [c for c in cmds if step(c) == "build"] == [
+        line
+        for s in SERVICES
+        for line in (
+            f"docker build --build-arg SERVICE={s} --iidfile {ROOT}/.cache/images/{s}.iid"
+            f" -t shop/{s}:dev {ROOT}",
+            f"docker tag shop/{s}:dev shop/{s}:IMAGE_ID",  # the image ID's first 12 hex digits in a real run
+        )
     ]
     assert [c for c in cmds if c.startswith("kind load")] == [
-        "kind load docker-image --name shop " + " ".join(f"shop/{s}:dev" for s in SERVICES)
+        "kind load docker-image --name shop "
+        + " ".join([*(f"shop/{s}:IMAGE_ID" for s in SERVICES), *(f"shop/{s}:dev" for s in SERVICES)])
     ]
-    assert f"{CTX} apply -k {ROOT}/k8s/overlays/dev" in cmds
+    assert f"{CTX} apply -k {ROOT}/.cache/app/none" in cmds
     assert [c for c in cmds if step(c) == "wait"] == [
         f"{CTX} -n ecommerce rollout status statefulset/mongodb --timeout=300s",
         *(f"{CTX} -n ecommerce rollout status deployment/{d} --timeout=300s" for d in DEPLOYMENTS),
     ]
-    assert "The shop is up: http://localhost" in proc.stdout
+    assert "The shop is up" not in proc.stdout  # a dry run never claims what it did not do
+    assert proc.stdout.splitlines()[-1] == DRY_RUN_NOTICE
 
 
 def test_tools_are_downloaded_with_their_upstream_checksums(stubs: Path) -> None:
@@ -159,7 +180,7 @@ def test_rerun_against_existing_cluster_skips_creation(stubs: Path) -> None:
     cmds = commands(proc)
     assert not [c for c in cmds if c.startswith("kind create cluster")]
     assert "kind cluster shop exists: not creating it again" in proc.stderr
-    assert f"{CTX} apply -k {ROOT}/k8s/overlays/dev" in cmds
+    assert f"{CTX} apply -k {ROOT}/.cache/app/none" in cmds
 
 
 def test_docker_not_running_is_a_clear_error(stubs: Path) -> None:
@@ -205,7 +226,7 @@ def test_mesh_none_reapplies_the_plain_overlay_and_restarts(stubs: Path) -> None
     assert proc.returncode == 0, proc.stderr
     cmds = commands(proc)
     assert cmds[:3] == [
-        f"{CTX} apply -k {ROOT}/k8s/overlays/dev",
+        f"{CTX} apply -k {ROOT}/.cache/app/none",
         f"{CTX} -n ecommerce rollout restart deployment",
         f"{CTX} -n ecommerce rollout restart statefulset",
     ]
@@ -213,8 +234,9 @@ def test_mesh_none_reapplies_the_plain_overlay_and_restarts(stubs: Path) -> None
 
 
 def test_mesh_needs_a_cluster(stubs: Path) -> None:
-    proc = make(stubs, "mesh", "MESH=istio")
-    assert proc.returncode != 0 and "run make up first" in proc.stderr
+    proc = make(stubs, "mesh", "MESH=istio", DRY_RUN="0")
+    assert proc.returncode != 0 and "no cluster: run make up" in proc.stderr
+    assert commands(proc) == []
 
 
 def test_mesh_switch_uninstalls_current_then_installs_target(stubs: Path) -> None:
@@ -223,7 +245,7 @@ def test_mesh_switch_uninstalls_current_then_installs_target(stubs: Path) -> Non
     cmds = commands(proc)
     to_cluster_ip = """'{"spec":{"type":"ClusterIP"}}'"""
     release = f"{CTX} -n ecommerce patch service frontend --type merge -p {to_cluster_ip}"
-    apply = f"{CTX} apply -k {ROOT}/mesh/istio/overlay"
+    apply = f"{CTX} apply -k {ROOT}/.cache/app/istio"
     assert release in cmds and apply in cmds
     assert cmds.index(release) < cmds.index(apply)
     assert "current mesh: linkerd, target: istio" in proc.stderr
@@ -243,6 +265,7 @@ def test_lab_apply_renders_overlay_plus_component(stubs: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     tmp = ROOT / ".cache" / "lab" / f"{mesh}-{lab}"
     assert commands(proc)[-1] == f"{CTX} apply -k {tmp}"
+    assert proc.stdout.splitlines()[-1] == DRY_RUN_NOTICE
     kust = yaml.safe_load((tmp / "kustomization.yaml").read_text())
     assert kust["resources"] == [f"../../../mesh/{mesh}/overlay"]
     assert kust["components"] == [f"../../../mesh/{mesh}/labs/{lab}"]
@@ -289,7 +312,7 @@ def test_lab_reset_deletes_labelled_resources_and_reapplies(stubs: Path) -> None
         f"{CTX} -n ecommerce delete {kinds} -l lab --ignore-not-found",
         f"{CTX} -n istio-system delete {kinds} -l lab --ignore-not-found",
         f"{CTX} delete namespace -l lab --ignore-not-found",
-        f"{CTX} apply -k {ROOT}/mesh/istio/overlay",
+        f"{CTX} apply -k {ROOT}/.cache/app/istio",
     ]
 
 
@@ -305,7 +328,7 @@ def test_lab_reset_runs_the_post_reset_hook_of_an_applied_lab(stubs: Path) -> No
     )
     assert proc.returncode == 0, proc.stderr
     cmds = commands(proc)
-    overlay = cmds.index(f"{CTX} apply -k {ROOT}/mesh/linkerd/overlay")
+    overlay = cmds.index(f"{CTX} apply -k {ROOT}/.cache/app/linkerd")
     assert cmds[overlay + 1 : overlay + 3] == [
         f"{CTX} -n ecommerce rollout restart deployment",
         f"{CTX} -n ecommerce rollout restart statefulset",
@@ -348,9 +371,9 @@ def test_status_lists_mesh_pods_services_and_url(stubs: Path) -> None:
     proc = make(stubs, "status", STUB_CLUSTERS="shop", STUB_MESH="linkerd")
     assert proc.returncode == 0, proc.stderr
     assert commands(proc) == [f"{CTX} -n ecommerce get pods -o wide", f"{CTX} -n ecommerce get services"]
-    assert "mesh: linkerd" in proc.stdout and "shop: http://localhost" in proc.stdout
-    missing = make(stubs, "status")
-    assert missing.returncode != 0 and "no kind cluster named shop: run make up" in missing.stderr
+    assert "mesh: linkerd" in proc.stdout
+    missing = make(stubs, "status", DRY_RUN="0")
+    assert missing.returncode != 0 and "no cluster: run make up" in missing.stderr
 
 
 def _fake_tool(bin_dir: Path, name: str, output: str) -> None:
@@ -374,3 +397,258 @@ def test_tools_are_kept_at_the_pinned_version_and_replaced_otherwise(
         assert f"installing kind v0.31.0 into ./bin (found {version})" in proc.stderr
     else:
         assert "kind v0.31.0 already in ./bin" in proc.stderr
+
+
+# --- no cluster: every target that needs one says so; a dry run works without one and claims nothing ---
+
+# Targets of mk/cluster.mk that act on a running cluster, with the arguments a student gives them.
+NEEDS_A_CLUSTER = {
+    "mesh": ["MESH=istio"],
+    "lab": ["MESH=istio", "LAB=canary"],
+    "lab-reset": ["MESH=linkerd"],
+    "status": [],
+    "logs": ["S=order"],
+    "secrets": [],
+    "dashboards": ["MESH=istio"],
+    "verify": ["MESH=istio", "LAB=canary"],
+}
+# Those that do not, and why.
+NO_CLUSTER_NEEDED = {
+    "up": "creates the cluster",
+    "down": "deletes it if there is one",
+    "images": "docker build only",
+    "tools": "downloads or builds the CLIs",
+    "crds": "downloads schemas",
+    "validate": "renders manifests offline",
+}
+NO_KUBECONFIG = {"KUBECONFIG": "/nonexistent/kubeconfig"}  # make verify's pytest probe sees no context either
+
+
+def cluster_targets() -> set[str]:
+    text = (ROOT / "mk" / "cluster.mk").read_text()
+    return {
+        line.split(":")[0] for line in text.splitlines() if "## " in line and not line.startswith(("#", "\t"))
+    }
+
+
+def test_every_cluster_target_is_classified() -> None:
+    """A new target must say whether it needs a cluster (and then get the no-cluster checks below)."""
+    assert cluster_targets() == set(NEEDS_A_CLUSTER) | set(NO_CLUSTER_NEEDED)
+
+
+@pytest.mark.parametrize("target", sorted(NEEDS_A_CLUSTER))
+def test_without_a_cluster_a_real_run_stops_and_names_it(stubs: Path, target: str) -> None:
+    proc = make(stubs, target, *NEEDS_A_CLUSTER[target], DRY_RUN="0", **NO_KUBECONFIG)
+    assert proc.returncode != 0, proc.stdout
+    assert "no cluster: run make up" in proc.stdout + proc.stderr
+    assert commands(proc) == [] or target == "verify", proc.stdout  # nothing ran against a cluster
+
+
+@pytest.mark.parametrize(
+    ("state", "env", "message"),
+    [
+        (
+            "stopped",
+            {"STUB_CLUSTERS": "shop", "STUB_API": "down"},
+            "exists but its API server does not answer",
+        ),
+        ("docker down", {"STUB_DOCKER": "down"}, "Docker is not running"),
+    ],
+)
+def test_a_stopped_cluster_or_docker_is_named_too(
+    stubs: Path, state: str, env: dict[str, str], message: str
+) -> None:
+    """Not only a missing cluster: a stopped node container or a stopped Docker (the scripts used to read
+    that as "mesh none" and blame the mesh)."""
+    proc = make(stubs, "lab", "MESH=istio", "LAB=canary", DRY_RUN="0", **env)
+    assert proc.returncode != 0
+    assert "no cluster: " in proc.stderr and message in proc.stderr and "make up" in proc.stderr
+    assert commands(proc) == []
+
+
+@pytest.mark.parametrize("target", sorted(NEEDS_A_CLUSTER))
+def test_without_a_cluster_a_dry_run_prints_what_would_run(stubs: Path, target: str) -> None:
+    proc = make(stubs, target, *NEEDS_A_CLUSTER[target], **NO_KUBECONFIG)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert commands(proc), "a dry run prints the commands"
+    assert "DRY_RUN: no cluster: run make up" in proc.stderr or target == "verify", proc.stderr
+    assert proc.stdout.splitlines()[-1] == DRY_RUN_NOTICE
+
+
+def test_lab_dry_run_without_a_cluster_is_the_lab_on_its_mesh(stubs: Path) -> None:
+    """make lab LAB=canary MESH=istio DRY_RUN=1 on a machine with no cluster (issue: it refused)."""
+    proc = make(stubs, "lab", "LAB=canary", "MESH=istio")
+    assert proc.returncode == 0, proc.stderr
+    assert "assuming a cluster with mesh istio" in proc.stderr
+    assert commands(proc)[-1] == f"{CTX} apply -k {ROOT}/.cache/lab/istio-canary"
+    without_mesh = make(stubs, "lab", "LAB=canary")
+    assert without_mesh.returncode != 0 and "say which mesh (MESH=istio|linkerd)" in without_mesh.stderr
+
+
+def claims() -> list[re.Pattern[str]]:
+    """Every success message the scripts print through `finish` (real runs only), as a pattern."""
+    found = []
+    for script in [*ROOT.glob("scripts/*.sh"), *ROOT.glob("mesh/*/*.sh"), *ROOT.glob("mesh/*/labs/*/*.sh")]:
+        for match in re.finditer(r'finish "((?:[^"\\]|\\.)*)"', script.read_text()):
+            literals = re.split(r"\$\([^)]*\)|\$\{[^}]*\}|\$[A-Za-z_]+", match.group(1))
+            found.append(re.compile(".*".join(re.escape(part) for part in literals)))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("target", "args"),
+    [
+        ("up", ["MESH=istio"]),
+        ("up", ["MESH=linkerd"]),
+        ("down", []),
+        ("mesh", ["MESH=linkerd"]),
+        ("mesh", ["MESH=none"]),
+        ("lab", ["MESH=istio", "LAB=gateway"]),
+        ("lab-reset", ["MESH=istio"]),
+        ("status", []),
+        ("logs", ["S=user"]),
+        ("secrets", []),
+        ("dashboards", ["MESH=istio"]),
+        ("dashboards", ["MESH=linkerd"]),
+        ("verify", ["MESH=istio"]),
+    ],
+)
+def test_a_dry_run_on_a_cluster_ends_saying_nothing_changed(
+    stubs: Path, target: str, args: list[str]
+) -> None:
+    proc = make(stubs, target, *args, STUB_CLUSTERS="shop", STUB_MESH="istio")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[-1] == DRY_RUN_NOTICE
+    out = proc.stdout + proc.stderr
+    assert claims(), "the scripts' success messages were found"
+    assert not [c.pattern for c in claims() if c.search(out)], out
+
+
+def test_claims_are_found_in_the_scripts() -> None:
+    real_up = "The shop is up: http://localhost   (mesh: none; make status, make logs S=order, make down)"
+    assert [c.pattern for c in claims() if c.fullmatch(real_up)]
+    assert [c.pattern for c in claims() if c.fullmatch("mesh is now: istio   shop: http://localhost")]
+
+
+# Scripts that need no running cluster, and why; every other script must check for one (require_cluster)
+# itself or through the common.sh it sources.
+NO_CLUSTER_SCRIPTS = {
+    "scripts/lib.sh": "defines require_cluster",
+    "scripts/up.sh": "creates the cluster, then calls require_cluster for an existing one",
+    "scripts/down.sh": "deletes a cluster if there is one (says when Docker is down)",
+    "scripts/crds.sh": "downloads schemas",
+    "scripts/verify.sh": "pytest --live fails without a cluster (tests/cluster/conftest.py)",
+    "mesh/linkerd/labs/security/post-reset.sh": "runs post-apply.sh, which checks",
+}
+
+
+def scripts_without_the_cluster_check(scripts: list[Path]) -> list[Path]:
+    """Scripts that neither call require_cluster nor source a mesh common.sh (which calls it)."""
+    unchecked = []
+    for script in scripts:
+        text = script.read_text()
+        sources_common = re.search(r"^source .*common\.sh", text, re.M) is not None
+        if (script.name == "common.sh" or not sources_common) and "require_cluster" not in text:
+            unchecked.append(script)
+    return unchecked
+
+
+def test_every_script_that_acts_on_the_cluster_checks_for_one() -> None:
+    scripts = sorted([*ROOT.glob("scripts/*.sh"), *ROOT.glob("mesh/**/*.sh")])
+    checked = [s for s in scripts if str(s.relative_to(ROOT)) not in NO_CLUSTER_SCRIPTS]
+    assert len(checked) >= 20
+    assert scripts_without_the_cluster_check(checked) == []
+    for common in ROOT.glob("mesh/*/common.sh"):
+        assert re.search(r"^require_cluster$", common.read_text(), re.M), common
+
+
+def test_a_planted_script_without_the_check_is_found(tmp_path: Path) -> None:
+    planted = tmp_path / "rollout.sh"
+    planted.write_text('source "$(dirname "$0")/lib.sh"\nrun kubectl --context "$KUBE_CONTEXT" get pods\n')
+    checked = tmp_path / "checked.sh"
+    checked.write_text('source "$(dirname "$0")/lib.sh"\nrequire_cluster\nrun kubectl get pods\n')
+    assert scripts_without_the_cluster_check([planted, checked]) == [planted]
+
+
+# --- make up tags images by content; every apply uses the tags of the images make up loaded ---
+
+TAGGED = {s: f"shop/{s}:{i:012x}" for i, s in enumerate(SERVICES, start=0xA0)}
+
+
+def rendered_images(kustomization_dir: Path) -> dict[str, set[str]]:
+    """Deployment name -> the images of its pod template, as `kubectl apply -k` would send them."""
+    out = subprocess.run(
+        [str(REAL_KUBECTL), "kustomize", str(kustomization_dir)], capture_output=True, text=True, check=True
+    ).stdout
+    return {
+        d["metadata"]["name"]: {c["image"] for c in d["spec"]["template"]["spec"]["containers"]}
+        for d in yaml.safe_load_all(out)
+        if d and d["kind"] == "Deployment"
+    }
+
+
+def lib(snippet: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "DRY_RUN": "0", **env}
+    full_env.pop("SHOP_SCRIPT_DEPTH", None)
+    return subprocess.run(
+        ["bash", "-c", f"source scripts/lib.sh && {snippet}"],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_up_applies_the_images_it_built_at_their_content_tags(stubs: Path) -> None:
+    proc = make(stubs, "up")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{CTX} apply -k {ROOT}/.cache/app/none" in commands(proc)
+    images = rendered_images(ROOT / ".cache/app/none")
+    assert images["order"] == {"shop/order:IMAGE_ID"}  # IMAGE_ID: the built image's ID in a real run
+    assert images["product-canary"] == {"shop/product:IMAGE_ID"}
+    assert all(i.endswith(":IMAGE_ID") for imgs in images.values() for i in imgs if i.startswith("shop/"))
+
+
+def test_the_content_tag_is_the_short_image_id(tmp_path: Path) -> None:
+    iid = tmp_path / "order.iid"
+    iid.write_text("sha256:3f9a0c1b2d4e" + "5" * 52)
+    assert lib(f"image_content_tag {iid}").stdout == "3f9a0c1b2d4e\n"
+    iid.write_text("")
+    failed = lib(f"image_content_tag {iid}")
+    assert failed.returncode != 0 and "docker build wrote no image ID" in failed.stderr
+
+
+def test_a_rebuilt_image_changes_exactly_the_pod_templates_that_run_it() -> None:
+    """kubectl apply rolls out a Deployment exactly when its pod template changes: with the same tags
+    nothing changes on a second make up; a new order image changes only the Deployments running it."""
+    refs = " ".join(TAGGED.values())
+    changed = refs.replace(TAGGED["order"], "shop/order:0000000000ff")
+    for name, tags in (("first", refs), ("again", refs), ("changed", changed)):
+        proc = lib(f"write_app_kustomization .cache/app/test-{name} none '' {tags}")
+        assert proc.returncode == 0, proc.stderr
+    first, again, after = (
+        rendered_images(ROOT / f".cache/app/test-{n}") for n in ("first", "again", "changed")
+    )
+    assert first == again
+    assert {d for d in first if first[d] != after[d]} == {"order"}
+    assert after["order"] == {"shop/order:0000000000ff"}
+
+
+@pytest.mark.parametrize(
+    ("target", "args", "kustomization"),
+    [
+        ("lab", ["MESH=istio", "LAB=canary"], ".cache/lab/istio-canary"),
+        ("lab-reset", ["MESH=istio"], ".cache/app/istio"),
+        ("mesh", ["MESH=istio"], ".cache/app/istio"),
+    ],
+)
+def test_labs_and_mesh_switches_keep_the_images_the_cluster_runs(
+    stubs: Path, target: str, args: list[str], kustomization: str
+) -> None:
+    """A lab or a mesh switch must not roll the shop back to other code: it keeps the running tags."""
+    proc = make(
+        stubs, target, *args, STUB_CLUSTERS="shop", STUB_MESH="istio", STUB_IMAGES=" ".join(TAGGED.values())
+    )
+    assert proc.returncode == 0, proc.stderr
+    images = rendered_images(ROOT / kustomization)
+    assert images["order"] == {TAGGED["order"]} and images["product-canary"] == {TAGGED["product"]}

@@ -110,7 +110,7 @@ def test_make_up_istio_installs_istio_before_the_overlay(env) -> None:
     assert not any(ln.startswith("kind create cluster") for ln in lines), "the cluster exists already"
     at = block_at(lines, INSTALL)
     load = next(i for i, ln in enumerate(lines) if ln.startswith("kind load docker-image"))
-    apply = lines.index(f"{K} apply -k {REPO_ROOT}/mesh/istio/overlay")
+    apply = lines.index(f"{K} apply -k {REPO_ROOT}/.cache/app/istio")  # mesh/istio/overlay + image tags
     assert load < at < apply
     # a new cluster has no shop yet: nothing to restart; the pods are created with sidecars
     assert not any("rollout restart" in ln for ln in lines)
@@ -127,7 +127,7 @@ def test_make_mesh_none_removes_istio_cleanly(env) -> None:
     assert sum("rollout restart deployment" in ln for ln in lines) == 1
     assert lines == [
         *UNINSTALL,
-        f"{K} apply -k {REPO_ROOT}/k8s/overlays/dev",
+        f"{K} apply -k {REPO_ROOT}/.cache/app/none",
         *RESTART,
         f"{K} -n ecommerce rollout status statefulset/mongodb --timeout=300s",
         *statuses(),
@@ -139,7 +139,7 @@ def test_make_mesh_istio_on_a_running_shop_restarts_and_checks_sidecars(env) -> 
     at = block_at(lines, INSTALL)
     # install.sh installs the control plane only; mesh.sh restarts the shop once, waits, then checks sidecars
     assert lines[at + len(INSTALL) :] == [
-        f"{K} apply -k {REPO_ROOT}/mesh/istio/overlay",
+        f"{K} apply -k {REPO_ROOT}/.cache/app/istio",
         *RESTART,
         f"{K} -n ecommerce rollout status statefulset/mongodb --timeout=300s",
         *statuses(),
@@ -197,13 +197,16 @@ def test_make_dashboards_port_forwards_the_four_addons(env) -> None:
         f"{K} -n istio-system port-forward svc/tracing 16686:80",
         f"{K} -n istio-system port-forward svc/prometheus 9090:9090",
     ]
+    assert "http://localhost" not in proc.stdout, "a dry run opened nothing and says so"
+    assert proc.stdout.splitlines()[-1].startswith("DRY_RUN=1: nothing was changed")
+    script = (REPO_ROOT / "mesh/istio/dashboards.sh").read_text()  # what a real run prints
     for url in (
         "http://localhost:20001/kiali",
         "http://localhost:3000",
         "http://localhost:16686/jaeger",
         "http://localhost:9090",
     ):
-        assert url in proc.stdout
+        assert url in script
 
 
 def test_istio_scripts_pass_shellcheck() -> None:

@@ -180,7 +180,8 @@ def make(target: str, *args: str, env: dict[str, str]) -> list[str]:
     return commands(proc.stdout)
 
 
-APPLY_OVERLAY = f"{K} apply -k {REPO_ROOT}/mesh/linkerd/overlay"
+# mesh/linkerd/overlay with the image tags the shop runs (scripts/lib.sh write_app_kustomization)
+APPLY_OVERLAY = f"{K} apply -k {REPO_ROOT}/.cache/app/linkerd"
 RESTART = [f"{K} -n ecommerce rollout restart deployment", f"{K} -n ecommerce rollout restart statefulset"]
 WAIT_MONGODB = f"{K} -n ecommerce rollout status statefulset/mongodb --timeout=300s"
 CHECK_PROXY = f"{L} check --proxy -n ecommerce"
@@ -233,7 +234,7 @@ def test_make_mesh_istio_from_linkerd_uninstalls_linkerd_first(stubs) -> None:
 def test_make_mesh_none_from_linkerd_removes_it_and_restores_the_plain_app(stubs) -> None:
     cmds = make("mesh", "MESH=none", env=stubs(mesh="linkerd"))
     assert in_order(cmds, UNINSTALL), cmds
-    assert cmds.index(f"kubectl --context {CTX} apply -k {REPO_ROOT}/k8s/overlays/dev") > cmds.index(
+    assert cmds.index(f"kubectl --context {CTX} apply -k {REPO_ROOT}/.cache/app/none") > cmds.index(
         UNINSTALL[-1]
     )
 
