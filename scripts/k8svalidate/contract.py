@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from scripts.k8svalidate.render import REPO_ROOT
 from services import topology
@@ -47,6 +48,22 @@ def architecture_callers(path: Path = ARCHITECTURE) -> dict[tuple[str, str], set
         for proto in protocols:
             out.setdefault((callee, proto), set()).update(callers)
     return out
+
+
+def intended_protocol(service: dict[str, Any], port: dict[str, Any]) -> str | None:
+    """The protocol a shop Service port carries (docs/architecture.md), as Istio names it; None for others.
+
+    MongoDB: TCP. The product Service's gRPC port (services/topology.env GRPC_PORT): GRPC. Every other port
+    of a shop service (their REST APIs and the frontend): HTTP.
+    """
+    app = ((service.get("spec") or {}).get("selector") or {}).get("app")
+    if app == "mongodb":
+        return "TCP"
+    if app == topology.GRPC_SERVICE and port.get("port") == topology.GRPC_PORT:
+        return "GRPC"
+    if app in topology.SERVICES:
+        return "HTTP"
+    return None
 
 
 def service_calls(root: Path = REPO_ROOT) -> list[Call]:

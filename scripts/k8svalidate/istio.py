@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from functools import cache
 
 from scripts.k8svalidate.checks import Checker, Target, on_docs
-from scripts.k8svalidate.contract import service_calls
+from scripts.k8svalidate.contract import intended_protocol, service_calls
 from scripts.k8svalidate.render import REPO_ROOT
 from scripts.k8svalidate.resources import Doc, find, name, ns, workload_pods
 
@@ -25,6 +25,24 @@ INGRESS_NS = "istio-system"
 INGRESS_LABELS = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
 HTTP_ONLY_FIELDS = ("methods", "notMethods", "paths", "notPaths", "hosts", "notHosts")
 HTTP_ONLY_SOURCE = ("requestPrincipals", "notRequestPrincipals")
+# pkg/config/protocol/instance.go Parse (lowercase name -> protocol.Instance)
+ISTIO_PROTOCOLS = {
+    "tcp": "TCP",
+    "udp": "UDP",
+    "grpc": "GRPC",
+    "grpc-web": "GRPC-Web",
+    "http": "HTTP",
+    "http_proxy": "HTTP_PROXY",
+    "http2": "HTTP2",
+    "https": "HTTPS",
+    "tls": "TLS",
+    "mongo": "Mongo",
+    "redis": "Redis",
+    "mysql": "MySQL",
+}
+UNSUPPORTED = "UnsupportedProtocol"
+HTTP_PROTOCOLS = {"HTTP", "HTTP2", "HTTP_PROXY", "GRPC", "GRPC-Web"}
+WELL_KNOWN_TCP_PORTS = {25, 53, 3306, 27017}  # pkg/config/kube/conversion.go wellKnownPorts
 
 
 # ---------------------------------------------------------------- reading Istio resources
@@ -267,6 +285,166 @@ def gateway_host_errors(docs: list[Doc]) -> list[str]:
     return errs
 
 
+def istio_protocol(port: Doc) -> str:
+    """The protocol Istio derives for a Service port (pkg/config/kube/conversion.go ConvertProtocol, 1.30.3).
+
+    UDP ports are UDP; else `appProtocol` if set (the kubernetes.io/h2c, ws, wss names mapped), else the port
+    name; `grpc-web...` is GRPC-Web; otherwise the part before the first `-` parsed case-insensitively.
+    Unknown names give `UnsupportedProtocol` (Istio sniffs the protocol), except on the well-known ports
+    25, 53, 3306 and 27017, which are TCP.
+    """
+    if port.get("protocol") == "UDP":
+        return "UDP"
+    name_ = str(port.get("name", ""))
+    app_protocol = port.get("appProtocol")
+    if app_protocol is not None:
+        name_ = str(app_protocol)
+        standard = {"kubernetes.io/h2c": "HTTP2", "kubernetes.io/ws": "HTTP", "kubernetes.io/wss": "HTTPS"}
+        if name_ in standard:
+            return standard[name_]
+    if name_[: len("grpc-web")].lower() == "grpc-web":
+        return "GRPC-Web"
+    prefix = name_.split("-", 1)[0].lower()
+    parsed = ISTIO_PROTOCOLS.get(prefix, UNSUPPORTED)
+    if parsed == UNSUPPORTED and port.get("port") in WELL_KNOWN_TCP_PORTS:
+        return "TCP"
+    return parsed
+
+
+def is_http_or_sniffed(protocol: str) -> bool:
+    """HTTP route rules apply to the port (protocol.Instance.IsHTTPOrSniffed)."""
+    return protocol in HTTP_PROTOCOLS or protocol == UNSUPPORTED
+
+
+def protocol_errors(docs: list[Doc]) -> list[str]:
+    """Every Service port gets the protocol we intend, computed the way Istio does (istio_protocol).
+
+    The shop's ports (contract.intended_protocol): HTTP for the REST ports, GRPC for the Inventory port, TCP
+    for MongoDB. Any other Service (a lab's) must at least name a protocol Istio knows: an unknown one makes
+    Istio sniff each connection, and server-first protocols then stall.
+    """
+    errs = []
+    for svc in find(docs, "Service"):
+        if (svc.get("spec") or {}).get("type") == "ExternalName":
+            continue
+        for port in svc["spec"].get("ports", []):
+            got = istio_protocol(port)
+            want = intended_protocol(svc, port)
+            how = f"name {port.get('name')!r}" + (
+                f", appProtocol {port['appProtocol']!r}" if "appProtocol" in port else ""
+            )
+            if want is not None and got != want:
+                errs.append(
+                    f"Service {name(svc)} port {port.get('port')} ({how}): Istio reads {got}, not {want}"
+                )
+            elif want is None and got == UNSUPPORTED:
+                errs.append(
+                    f"Service {name(svc)} port {port.get('port')} ({how}): no protocol Istio knows, so it "
+                    "sniffs every connection; set appProtocol or a name prefix (http-, grpc-, tcp-, ...)"
+                )
+    return errs
+
+
+def _service_ports(docs: list[Doc]) -> dict[str, list[Doc]]:
+    """Host -> its ports ({number, protocol}) for Services (fqdn) and ServiceEntries (their hosts)."""
+    out: dict[str, list[Doc]] = {
+        h: [{"number": p.get("port"), "protocol": istio_protocol(p)} for p in s["spec"].get("ports", [])]
+        for h, s in service_hosts(docs).items()
+    }
+    for se in find(docs, "ServiceEntry"):
+        ports = [
+            {"number": p.get("number"), "protocol": p.get("protocol", "TCP")}
+            for p in se["spec"].get("ports", [])
+        ]
+        for host in se["spec"].get("hosts", []):
+            out[host] = ports
+    return out
+
+
+def _all_destinations(vs: Doc) -> list[tuple[str, Doc]]:
+    """(where, destination) of every route and mirror destination of a VirtualService (http, tls, tcp)."""
+    out = []
+    for kind in ("http", "tls", "tcp"):
+        for i, rule in enumerate(vs["spec"].get(kind, [])):
+            label = f"{kind}[{rule.get('name', i)}]"
+            out += [(label, r["destination"]) for r in rule.get("route", []) if "destination" in r]
+            if "mirror" in rule:
+                out.append((f"{label}.mirror", rule["mirror"]))
+            out += [
+                (f"{label}.mirrors", m["destination"]) for m in rule.get("mirrors", []) if "destination" in m
+            ]
+    return out
+
+
+def _matches_port(rule: Doc, port: int) -> tuple[bool, bool]:
+    """(some traffic to `port` can reach the rule, ALL traffic to `port` that gets there stops at it)."""
+    matches = rule.get("match") or [{}]
+    reach = [m for m in matches if m.get("port") in (None, port)]
+    catch_all = any(set(m) <= {"port", "name"} for m in reach)
+    return bool(reach), catch_all
+
+
+def destination_port_errors(docs: list[Doc]) -> list[str]:
+    """Destinations to a Service with several ports name a port of it, and traffic keeps its port.
+
+    - No port on a destination whose host has several ports is IST0112 (istioctl analyze, error): at a
+      gateway Istio then routes to the gateway's listener port (`outbound|80||product...`), a cluster that
+      does not exist, and answers 503 (pilot route.GetDestinationCluster).
+    - A port the host does not have is IST0101 (host:port not found).
+    - In a mesh-bound VirtualService, HTTP rules apply to every HTTP port of the host: a rule that sends to
+      port P must not be reachable by traffic to another port Q of the same host (gRPC on 9000 sent to the
+      REST port 3000). Rules for Q come first, matched with `port: Q`.
+    """
+    ports_of = _service_ports(docs)
+    errs = []
+    for vs in find(docs, "VirtualService"):
+        for where, dest in _all_destinations(vs):
+            host = fqdn(dest["host"], ns(vs))
+            ports = ports_of.get(host, ports_of.get(dest["host"]))
+            if ports is None:
+                continue  # vs_host_errors reports it
+            numbers = [p["number"] for p in ports]
+            wanted = (dest.get("port") or {}).get("number")
+            if wanted is None and len(ports) > 1:
+                errs.append(
+                    f"VirtualService {name(vs)} {where}: destination {dest['host']} has ports {numbers}, "
+                    "name one (IST0112; at a gateway Istio would route to its own listener port)"
+                )
+            elif wanted is not None and wanted not in numbers:
+                errs.append(
+                    f"VirtualService {name(vs)} {where}: {dest['host']}:{wanted} is no port of it {numbers}"
+                )
+        if is_mesh_bound(vs):
+            errs += _port_crossing_errors(vs, ports_of)
+    return errs
+
+
+def _port_crossing_errors(vs: Doc, ports_of: dict[str, list[Doc]]) -> list[str]:
+    errs = []
+    for host in vs["spec"]["hosts"]:
+        full = fqdn(host, ns(vs))
+        all_ports = [p["number"] for p in ports_of.get(full, [])]
+        http_ports = [p["number"] for p in ports_of.get(full, []) if is_http_or_sniffed(p["protocol"])]
+        for incoming in http_ports if len(http_ports) > 1 else []:
+            for i, rule in enumerate(http_routes(vs)):
+                reach, catch_all = _matches_port(rule, incoming)
+                if not reach:
+                    continue
+                for r in rule.get("route", []):
+                    dest = r.get("destination", {})
+                    sent = (dest.get("port") or {}).get("number")
+                    # (a port the host lacks is reported once, above)
+                    if fqdn(dest.get("host", ""), ns(vs)) == full and sent in all_ports and sent != incoming:
+                        where = f"VirtualService {name(vs)} http[{rule.get('name', i)}]"
+                        errs.append(
+                            f"{where}: traffic to {host}:{incoming} reaches this rule and is sent to port "
+                            f"{sent}; match `port: {incoming}` in an earlier rule"
+                        )
+                if catch_all:
+                    break
+    return errs
+
+
 # ---------------------------------------------------------------- authorization vs the services' calls
 
 
@@ -349,6 +527,8 @@ SEMANTIC_CHECKS = [
     header_errors,
     gateway_ref_errors,
     gateway_host_errors,
+    destination_port_errors,
+    protocol_errors,
 ]
 
 CHECKERS = [

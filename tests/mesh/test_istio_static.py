@@ -21,6 +21,7 @@ from scripts.k8svalidate.contract import service_calls
 from scripts.k8svalidate.istio import (
     SEMANTIC_CHECKS,
     allowed,
+    destination_port_errors,
     destination_rule_errors,
     destinations,
     duplicate_host_errors,
@@ -29,9 +30,11 @@ from scripts.k8svalidate.istio import (
     gateway_ref_errors,
     header_errors,
     http_routes,
+    istio_protocol,
     missing_calls,
     pre_apply_secrets,
     principal_errors,
+    protocol_errors,
     rule_shape_errors,
     subset_errors,
     tcp_policy_errors,
@@ -97,7 +100,7 @@ def test_canary_steps_validate_and_only_change_weights(step: Path) -> None:
     lab_vs = _one("canary", "VirtualService", "product")
     (step_vs,) = docs
     weights = [r.get("weight") for route in http_routes(step_vs) for r in route["route"]]
-    assert weights == [None, None, 95, 5]
+    assert weights == [None, 95, 5, None, None, 95, 5]
     assert _without_weights(step_vs) == _without_weights(lab_vs)
 
 
@@ -254,6 +257,11 @@ PLANTED = [
     ),
     # the first version of the A/B lab: a VirtualService for host `localhost` at the gateway
     (gateway_host_errors, "ab-testing", "VirtualService", "frontend-vs", ["spec", "hosts"], ["localhost"]),
+    # Istio's protocol for a Service port: appProtocol first, then the name prefix
+    (protocol_errors, "canary", "Service", "product", ["spec", "ports", 1, "appProtocol"], "http"),
+    (protocol_errors, "canary", "Service", "product", ["spec", "ports", 0, "appProtocol"], "grpc"),
+    (protocol_errors, "security", "Service", "mongodb", ["spec", "ports", 0, "name"], "mongo"),
+    (protocol_errors, "egress", "Service", "provider", ["spec", "ports", 0, "name"], "web"),
 ]
 
 
@@ -267,6 +275,39 @@ def test_each_check_catches_a_planted_mistake(
 ) -> None:
     assert check(list(rendered(key))) == []
     assert check(_edit(key, kind, name, _set(path, value))) != []
+
+
+@pytest.mark.parametrize(
+    ("port", "protocol"),
+    [
+        ({"name": "http", "port": 3000}, "HTTP"),
+        ({"name": "http", "port": 3000, "appProtocol": "grpc"}, "GRPC"),
+        ({"name": "grpc", "port": 9000, "appProtocol": "kubernetes.io/h2c"}, "HTTP2"),
+        ({"name": "web", "port": 80, "appProtocol": "kubernetes.io/ws"}, "HTTP"),
+        ({"name": "grpc-web-ui", "port": 8080}, "GRPC-Web"),
+        ({"name": "HTTP2-api", "port": 8080}, "HTTP2"),
+        ({"name": "tcp-mongo", "port": 27017}, "TCP"),
+        ({"name": "mongo", "port": 27017}, "Mongo"),
+        ({"name": "db", "port": 27017}, "TCP"),
+        ({"name": "db", "port": 27018}, "UnsupportedProtocol"),
+        ({"port": 8080}, "UnsupportedProtocol"),
+        ({"name": "https", "port": 8443, "protocol": "UDP"}, "UDP"),
+    ],
+)
+def test_istio_protocol_selection_is_istios(port: Doc, protocol: str) -> None:
+    """pkg/config/kube/conversion.go ConvertProtocol of Istio 1.30.3, case by case."""
+    assert istio_protocol(port) == protocol
+
+
+def test_every_shop_port_gets_its_intended_protocol() -> None:
+    docs = list(rendered("all"))
+    by_port = {
+        (_name(s), p["port"]): istio_protocol(p) for s in find(docs, "Service") for p in s["spec"]["ports"]
+    }
+    assert by_port[("product", 9000)] == "GRPC"
+    assert by_port[("product", 3000)] == by_port[("frontend", 80)] == "HTTP"
+    assert by_port[("mongodb", 27017)] == "TCP"
+    assert protocol_errors(docs) == []
 
 
 def test_duplicate_virtual_services_are_caught() -> None:
@@ -335,15 +376,56 @@ def test_canary_is_one_virtual_service_for_mesh_and_gateway() -> None:
     vs = _one("canary", "VirtualService", "product")
     assert set(vs["spec"]["gateways"]) == {"mesh", "ecommerce-gateway"}
     names = [r["name"] for r in http_routes(vs)]
-    assert names == ["canary-header", "canary-cookie", "split"]
-    assert http_routes(vs)[0]["match"][0]["headers"] == {"canary": {"exact": "true"}}
-    cookie = re.compile(http_routes(vs)[1]["match"][0]["headers"]["cookie"]["regex"])
+    assert names == ["inventory-canary-header", "inventory-split", "canary-header", "canary-cookie", "split"]
+    rest = http_routes(vs)[2:]
+    assert rest[0]["match"][0]["headers"] == {"canary": {"exact": "true"}}
+    cookie = re.compile(rest[1]["match"][0]["headers"]["cookie"]["regex"])
     assert cookie.fullmatch("session=abc; canary=true")
     assert cookie.fullmatch("canary=true")
     assert not cookie.fullmatch("nocanary=true")
-    assert [(r["destination"]["subset"], r["weight"]) for r in http_routes(vs)[2]["route"]] == [
+    assert [(r["destination"]["subset"], r["weight"]) for r in rest[2]["route"]] == [
         ("stable", 90),
         ("canary", 10),
+    ]
+    # product has two ports: REST rules send to 3000 (also from the gateway, whose own port is 80), and
+    # order's gRPC Inventory calls on 9000 are matched first and stay on 9000, split the same way.
+    assert {d["port"]["number"] for r in rest for d in (x["destination"] for x in r["route"])} == {3000}
+    inventory_header, inventory_split = http_routes(vs)[:2]
+    assert inventory_header["match"] == [{"port": 9000, "headers": {"canary": {"exact": "true"}}}]
+    assert inventory_split["match"] == [{"port": 9000}]
+    assert [
+        (r["destination"]["subset"], r["destination"]["port"]["number"], r["weight"])
+        for r in inventory_split["route"]
+    ] == [("stable", 9000, 90), ("canary", 9000, 10)]
+
+
+def test_destination_port_check_catches_the_first_canary_lab_and_grpc_sent_to_rest() -> None:
+    """The canary lab as it was: no destination named a port of product (3000, 9000): IST0112, 503 at the
+    gateway. Naming port 3000 without the gRPC rules first would send order's Inventory calls to 3000."""
+    assert destination_port_errors(list(rendered("canary"))) == []
+
+    def rest_rules_only(vs: Doc) -> None:
+        vs["spec"]["http"] = vs["spec"]["http"][2:]
+
+    grpc_to_rest = _edit("canary", "VirtualService", "product", rest_rules_only)
+    errors = destination_port_errors(grpc_to_rest)
+    assert len(errors) == 4, errors
+    assert errors[0] == (
+        "VirtualService product http[canary-header]: traffic to product:9000 reaches this rule and is sent "
+        "to port 3000; match `port: 9000` in an earlier rule"
+    )
+
+    def first_lab(vs: Doc) -> None:
+        rest_rules_only(vs)
+        for route in http_routes(vs):
+            for r in route["route"]:
+                del r["destination"]["port"]
+
+    errors = destination_port_errors(_edit("canary", "VirtualService", "product", first_lab))
+    assert len(errors) == 4 and all("has ports [3000, 9000], name one (IST0112" in e for e in errors), errors
+    path = ["spec", "http", 4, "route", 0, "destination", "port", "number"]
+    assert destination_port_errors(_edit("canary", "VirtualService", "product", _set(path, 8080))) == [
+        "VirtualService product http[split]: product:8080 is no port of it [3000, 9000]"
     ]
 
 
