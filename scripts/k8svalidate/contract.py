@@ -70,7 +70,7 @@ def service_calls(root: Path = REPO_ROOT) -> list[Call]:
     """Every call found in the services' client code: the frontend's and order's HTTP calls, order's gRPC."""
     calls: list[Call] = []
     svc = "|".join(s for s in topology.SERVICES if s != "frontend")
-    frontend = "".join((root / "services" / "frontend" / f).read_text() for f in ("backend.py", "api.py"))
+    frontend = "".join((root / "services" / "frontend" / f).read_text() for f in ("clients.py", "api.py"))
     for callee, method, path in re.findall(
         rf'"({svc})",\s*"(GET|POST|PUT|DELETE)",\s*f?"(/[^"]*)"', frontend
     ):

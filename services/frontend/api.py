@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.frontend.backend import PRODUCT_SERVED_BY, Backend
+from services.frontend.clients import PRODUCT_SERVED_BY, Neighbours
 from services.frontend.forms import CartItemIn, CheckoutIn, LoginIn, RegisterIn
 from services.frontend.session import CSRF_HEADER, Session, check_csrf, resolve_session, start_session
 from services.kit.errors import ApiError
@@ -30,16 +30,16 @@ async def shopper(request: Request) -> Session:
     return session
 
 
-def _backend(request: Request, session: Session) -> Backend:
-    return Backend(request, session.identity_headers)
+def _neighbours(request: Request, session: Session) -> Neighbours:
+    return Neighbours(request, session.identity_headers)
 
 
 REPLAYED = "Idempotent-Replayed"  # order's mark of an idempotent replay (docs/architecture.md)
 
 
-async def _relay(backend: Backend, service: str, method: str, path: str, **kwargs: Any) -> JSONResponse:
+async def _relay(neighbours: Neighbours, service: str, method: str, path: str, **kwargs: Any) -> JSONResponse:
     """The downstream answer with its status (e.g. 201 Created) and `Idempotent-Replayed`, if any."""
-    response = await backend.call(service, method, path, **kwargs)
+    response = await neighbours.call(service, method, path, **kwargs)
     replayed = response.headers.get(REPLAYED)
     return JSONResponse(
         response.json() if response.content else {},
@@ -50,12 +50,12 @@ async def _relay(backend: Backend, service: str, method: str, path: str, **kwarg
 
 @router.post("/register", status_code=201, summary="Create an account")
 async def register(request: Request, body: RegisterIn) -> JSONResponse:
-    return await _relay(Backend(request, {}), "auth", "POST", "/auth/register", json=body.model_dump())
+    return await _relay(Neighbours(request, {}), "auth", "POST", "/auth/register", json=body.model_dump())
 
 
 @router.post("/login", summary="Log in: the token pair (also set as session cookies)")
 async def login(request: Request, body: LoginIn) -> dict[str, Any]:
-    tokens: dict[str, Any] = await Backend(request, {}).login(body.email, body.password)
+    tokens: dict[str, Any] = await Neighbours(request, {}).login(body.email, body.password)
     await start_session(request, tokens)
     return tokens
 
@@ -70,7 +70,7 @@ async def products(
     q: Annotated[str, Query(max_length=100)] = "",
     session: Session = Depends(resolve_session),
 ) -> dict[str, Any]:
-    result = await _backend(request, session).products(page, page_size, category, q.strip())
+    result = await _neighbours(request, session).products(page, page_size, category, q.strip())
     _name_product_version(request, response)
     return result
 
@@ -79,7 +79,7 @@ async def products(
 async def product(
     request: Request, response: Response, product_id: str, session: Session = Depends(resolve_session)
 ) -> dict[str, Any]:
-    result = await _backend(request, session).product(product_id)
+    result = await _neighbours(request, session).product(product_id)
     _name_product_version(request, response)
     return result
 
@@ -92,12 +92,12 @@ def _name_product_version(request: Request, response: Response) -> None:
 
 @router.get("/cart", summary="The caller's cart")
 async def cart(request: Request, session: Session = Depends(shopper)) -> dict[str, Any]:
-    return await _backend(request, session).cart()
+    return await _neighbours(request, session).cart()
 
 
 @router.post("/cart/items", summary="Add a product to the cart")
 async def add_item(request: Request, body: CartItemIn, session: Session = Depends(shopper)) -> JSONResponse:
-    return await _relay(_backend(request, session), "order", "POST", "/cart/items", json=body.model_dump())
+    return await _relay(_neighbours(request, session), "order", "POST", "/cart/items", json=body.model_dump())
 
 
 @router.post(
@@ -108,20 +108,20 @@ async def checkout(
 ) -> JSONResponse:
     headers = {"Idempotency-Key": idempotency_key}
     return await _relay(
-        _backend(request, session), "order", "POST", "/orders", json=body.model_dump(), headers=headers
+        _neighbours(request, session), "order", "POST", "/orders", json=body.model_dump(), headers=headers
     )
 
 
 @router.get("/orders", summary="The caller's orders")
 async def orders(request: Request, session: Session = Depends(shopper)) -> dict[str, Any]:
-    return {"items": await _backend(request, session).orders()}
+    return {"items": await _neighbours(request, session).orders()}
 
 
 @router.get("/orders/{order_id}", summary="One order with its status history")
 async def order(request: Request, order_id: str, session: Session = Depends(shopper)) -> dict[str, Any]:
-    return await _backend(request, session).order(order_id)
+    return await _neighbours(request, session).order(order_id)
 
 
 @router.get("/notifications", summary="The caller's notifications, newest first")
 async def notifications(request: Request, session: Session = Depends(shopper)) -> dict[str, Any]:
-    return {"items": await _backend(request, session).notifications()}
+    return {"items": await _neighbours(request, session).notifications()}

@@ -9,10 +9,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from services.frontend import api, pages
+from services.frontend import api, page_routes
+from services.frontend.rendering import install_page_errors
 from services.frontend.session import CookieMiddleware
 from services.frontend.settings import Settings
-from services.frontend.views import install_page_errors
 from services.kit import create_app, load_settings
 
 log = logging.getLogger("frontend")
@@ -24,7 +24,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="Shop frontend",
         description="The web shop's pages and a JSON API under /api/ for load tests.",
-        routers=[api.router, pages.router],
+        routers=[api.router, page_routes.router],
         uses_database=False,
     )
     if settings.session_secret is None:

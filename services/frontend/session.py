@@ -22,7 +22,7 @@ from fastapi import Request
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.frontend.backend import SESSION_COOKIES, Backend
+from services.frontend.clients import SESSION_COOKIES, Neighbours
 from services.kit.errors import ApiError
 from services.kit.jwt import JwksVerifier, Principal
 
@@ -195,7 +195,7 @@ async def _cookie_session(request: Request, verifier: JwksVerifier) -> Session:
         if access:
             clear_session(request)
         return Session()
-    tokens = await Backend(request, {}).refresh(refresh)
+    tokens = await Neighbours(request, {}).refresh(refresh)
     if tokens is None:
         clear_session(request)
         return Session()

@@ -7,9 +7,9 @@ from fastapi import FastAPI
 from services.kit import create_app, load_settings
 from services.order import store
 from services.order.cart_api import router as cart_router
+from services.order.inventory_client import InventoryClient
 from services.order.orders_api import router as orders_router
 from services.order.settings import Settings
-from services.product.inventory_client import InventoryClient  # the product team's gRPC client
 
 
 async def _start(app: FastAPI) -> None:

@@ -1,4 +1,5 @@
-"""Calls from the order service to product (REST), payment, shipping and notification.
+"""Order's clients of the services it calls (`Neighbours`): product (REST), payment, shipping, notification.
+The gRPC Inventory client is `inventory_client.py`.
 
 All go through `app.state.http` (timeouts, forwarded routing headers, the caller's token)."""
 

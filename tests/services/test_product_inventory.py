@@ -23,9 +23,9 @@ from pymongo.errors import ServerSelectionTimeoutError
 from services.kit import ApiError
 from services.kit.context import forwarded_var
 from services.kit.logs import JsonFormatter
+from services.order.inventory_client import InventoryClient, Reservation
 from services.product import grpc_api, inventory
 from services.product.app import build_app
-from services.product.inventory_client import InventoryClient, Reservation
 from services.product.settings import Settings
 from services.protos import inventory_pb2 as pb
 from services.protos import inventory_pb2_grpc

@@ -1,4 +1,5 @@
-"""Rendering pages, and friendly HTML error pages (JSON errors stay JSON under /api/ and ops paths)."""
+"""Rendering: templates, their filters, and friendly HTML error pages (JSON errors stay JSON under /api/ and
+the operational paths). The routes that render them are in `page_routes.py`."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.frontend.backend import PRODUCT_SERVED_BY, items_of
+from services.frontend.clients import PRODUCT_SERVED_BY, items_of
 from services.frontend.session import CANARY_COOKIE, Session, csrf_token
 from services.kit.errors import ApiError
 
-log = logging.getLogger("frontend.views")
+log = logging.getLogger("frontend.rendering")
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£"}

@@ -1,4 +1,4 @@
-"""Async client for the product service's gRPC Inventory API (used by the order service).
+"""Async client for the product service's gRPC Inventory API (used by order, which calls it).
 
 Every call has a deadline and carries the current request's routing headers as metadata
 (`services.kit.grpc.outgoing_metadata`); gRPC errors become `ApiError`s with the shop's error codes:
@@ -30,7 +30,7 @@ from services.kit.errors import ApiError
 from services.kit.grpc import outgoing_metadata
 from services.protos import inventory_pb2, inventory_pb2_grpc
 
-log = logging.getLogger("product.inventory_client")
+log = logging.getLogger("order.inventory_client")
 
 
 @dataclass(frozen=True)

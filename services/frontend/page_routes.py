@@ -1,4 +1,7 @@
-"""The web shop's pages. Every form posts with a CSRF token and redirects after success (303)."""
+"""The web shop's page routes (HTML). Every form posts with a CSRF token and redirects after success (303).
+
+Rendering (templates, filters, error pages) is in `rendering.py`; calls to other services in `clients.py`.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from services.frontend.backend import Backend
+from services.frontend.clients import Neighbours
 from services.frontend.forms import CheckoutIn, LoginIn, RegisterIn, parse_form
+from services.frontend.rendering import cart_view, render
 from services.frontend.session import (
     CANARY_COOKIE,
     CSRF_FIELD,
@@ -21,7 +25,6 @@ from services.frontend.session import (
     resolve_session,
     start_session,
 )
-from services.frontend.views import cart_view, render
 from services.kit.errors import ApiError
 
 router = APIRouter(include_in_schema=False)
@@ -62,8 +65,8 @@ async def _shopper(request: Request) -> Session:
     return session
 
 
-def _backend(request: Request, session: Session) -> Backend:
-    return Backend(request, session.identity_headers)
+def _neighbours(request: Request, session: Session) -> Neighbours:
+    return Neighbours(request, session.identity_headers)
 
 
 # --- catalog -------------------------------------------------------------------------------------
@@ -76,9 +79,9 @@ async def catalog(request: Request, session: Session = Depends(resolve_session))
     page = _int(params.get("page"), 1, 1, 10_000)
     category = params.get("category", "")[:60]
     q = params.get("q", "").strip()[:100]
-    backend = _backend(request, session)
-    categories = await backend.categories()
-    result = await backend.products(page, settings.page_size, category, q)
+    neighbours = _neighbours(request, session)
+    categories = await neighbours.categories()
+    result = await neighbours.products(page, settings.page_size, category, q)
     products = result.get("items", [])
     total = int(result.get("total") or 0)
     pages = max(1, -(-total // settings.page_size))
@@ -111,7 +114,7 @@ async def catalog(request: Request, session: Session = Depends(resolve_session))
 async def product_page(
     request: Request, product_id: str, session: Session = Depends(resolve_session)
 ) -> Response:
-    product = await _backend(request, session).product(product_id)
+    product = await _neighbours(request, session).product(product_id)
     return render(request, "product.html", product=product)
 
 
@@ -120,7 +123,7 @@ async def image(request: Request, name: str) -> Response:
     """A catalog image from the product service (no session needed: it is the same for everyone)."""
     if not name.replace("-", "").isalnum():
         raise ApiError(404, "not_found", "no such image")
-    response = await Backend(request, {}).call("product", "GET", f"/products/images/{name}.svg")
+    response = await Neighbours(request, {}).call("product", "GET", f"/products/images/{name}.svg")
     cache = response.headers.get("cache-control", "public, max-age=3600")
     return Response(response.content, media_type="image/svg+xml", headers={"Cache-Control": cache})
 
@@ -144,9 +147,9 @@ async def register(request: Request, session: Session = Depends(resolve_session)
     data, errors = parse_form(RegisterIn, form)
     if data is None:
         return render(request, "register.html", 422, values=values, errors=errors, next=target)
-    backend = _backend(request, Session())
+    neighbours = _neighbours(request, Session())
     try:
-        await backend.register(data.model_dump())
+        await neighbours.register(data.model_dump())
     except ApiError as exc:
         if exc.status == 409:
             errors = {"email": "An account with this email already exists. Log in instead?"}
@@ -155,7 +158,7 @@ async def register(request: Request, session: Session = Depends(resolve_session)
         else:
             raise
         return render(request, "register.html", exc.status, values=values, errors=errors, next=target)
-    return await _log_in(request, backend, data.email, data.password, target, "welcome")
+    return await _log_in(request, neighbours, data.email, data.password, target, "welcome")
 
 
 @router.get("/login")
@@ -174,7 +177,7 @@ async def login(request: Request, session: Session = Depends(resolve_session)) -
     if data is None:
         return render(request, "login.html", 422, values=values, errors=errors, next=target)
     try:
-        return await _log_in(request, _backend(request, Session()), data.email, data.password, target, "")
+        return await _log_in(request, _neighbours(request, Session()), data.email, data.password, target, "")
     except ApiError as exc:
         if exc.status == 401:
             errors = {"form": "That email and password do not match an account."}
@@ -187,9 +190,9 @@ async def login(request: Request, session: Session = Depends(resolve_session)) -
 
 
 async def _log_in(
-    request: Request, backend: Backend, email: str, password: str, target: str, notice: str
+    request: Request, neighbours: Neighbours, email: str, password: str, target: str, notice: str
 ) -> Response:
-    await start_session(request, await backend.login(email, password))
+    await start_session(request, await neighbours.login(email, password))
     return _redirect(target, notice)
 
 
@@ -214,7 +217,7 @@ async def canary(request: Request) -> Response:
 
 @router.get("/cart")
 async def cart_page(request: Request, session: Session = Depends(_shopper)) -> Response:
-    cart = cart_view(await _backend(request, session).cart())
+    cart = cart_view(await _neighbours(request, session).cart())
     return render(request, "cart.html", cart=cart)
 
 
@@ -228,7 +231,7 @@ async def add_to_cart(request: Request) -> Response:
     quantity = _int(str(form.get("quantity", "1")), 1, 1, 99)
     if not product_id:
         raise ApiError(400, "bad_request", "no product chosen")
-    await _backend(request, session).add_to_cart(product_id, quantity)
+    await _neighbours(request, session).add_to_cart(product_id, quantity)
     return _redirect("/cart", "added")
 
 
@@ -237,17 +240,17 @@ async def change_quantity(
     request: Request, product_id: str, session: Session = Depends(_shopper)
 ) -> Response:
     form = await _form(request)
-    backend = _backend(request, session)
+    neighbours = _neighbours(request, session)
     quantity = str(form.get("quantity", ""))
     if not quantity.isdigit() or int(quantity) > 99:
-        cart = cart_view(await backend.cart())
+        cart = cart_view(await neighbours.cart())
         return render(
             request, "cart.html", 422, cart=cart, error="Quantities are whole numbers from 0 to 99."
         )
     if int(quantity) == 0:
-        await backend.remove_from_cart(product_id)
+        await neighbours.remove_from_cart(product_id)
         return _redirect("/cart", "removed")
-    await backend.set_quantity(product_id, int(quantity))
+    await neighbours.set_quantity(product_id, int(quantity))
     return _redirect("/cart", "updated")
 
 
@@ -256,7 +259,7 @@ async def remove_from_cart(
     request: Request, product_id: str, session: Session = Depends(_shopper)
 ) -> Response:
     await _form(request)
-    await _backend(request, session).remove_from_cart(product_id)
+    await _neighbours(request, session).remove_from_cart(product_id)
     return _redirect("/cart", "removed")
 
 
@@ -271,13 +274,13 @@ RETRY_ADVICE = "Please press “Place order” again: it is safe, you will never
 
 @router.get("/checkout")
 async def checkout_form(request: Request, session: Session = Depends(_shopper)) -> Response:
-    backend = _backend(request, session)
-    cart = cart_view(await backend.cart())
+    neighbours = _neighbours(request, session)
+    cart = cart_view(await neighbours.cart())
     if not cart["lines"]:
         return _redirect("/cart", "empty")
     values: dict[str, Any] = {}
     try:  # pre-fill from the address book; checkout still works while the user service is down
-        addresses = await backend.addresses()
+        addresses = await neighbours.addresses()
         values = {k: addresses[0].get(k, "") for k in ADDRESS_FIELDS} if addresses else {}
     except ApiError:
         pass
@@ -303,7 +306,7 @@ def _checkout(
 @router.post("/checkout")
 async def checkout(request: Request, session: Session = Depends(_shopper)) -> Response:
     form = await _form(request)
-    backend = _backend(request, session)
+    neighbours = _neighbours(request, session)
     key = str(form.get("idempotency_key", ""))
     values = {k: form.get(k, "") for k in ADDRESS_FIELDS}
     body = {
@@ -317,13 +320,13 @@ async def checkout(request: Request, session: Session = Depends(_shopper)) -> Re
     data, errors = parse_form(CheckoutIn, body)
     if data is None or not 8 <= len(key) <= 128:
         errors = errors or {"form": "The form expired; please submit it again."}
-        return _checkout(request, cart_view(await backend.cart()), values, errors, 422)
+        return _checkout(request, cart_view(await neighbours.cart()), values, errors, 422)
     try:
-        order = await backend.checkout(key, data.model_dump())
+        order = await neighbours.checkout(key, data.model_dump())
     except ApiError as exc:
         if exc.status >= 500 or exc.code == "checkout_in_progress":
             try:
-                cart = cart_view(await backend.cart())
+                cart = cart_view(await neighbours.cart())
             except ApiError:
                 raise exc from None  # the order service itself is down: the friendly 503 page
             reason = PENDING_REASONS.get(exc.code, exc.message)
@@ -336,7 +339,7 @@ async def checkout(request: Request, session: Session = Depends(_shopper)) -> Re
             "insufficient_funds": "The card has insufficient funds. Try another card.",
         }
         message = reasons.get(exc.code, exc.message)
-        return _checkout(request, cart_view(await backend.cart()), values, {"form": message}, exc.status)
+        return _checkout(request, cart_view(await neighbours.cart()), values, {"form": message}, exc.status)
     return _redirect(f"/orders/{quote(str(order['id']), safe='')}", "placed")
 
 
@@ -345,17 +348,17 @@ async def checkout(request: Request, session: Session = Depends(_shopper)) -> Re
 
 @router.get("/orders")
 async def orders_page(request: Request, session: Session = Depends(_shopper)) -> Response:
-    orders = await _backend(request, session).orders()
+    orders = await _neighbours(request, session).orders()
     return render(request, "orders.html", orders=orders)
 
 
 @router.get("/orders/{order_id}")
 async def order_page(request: Request, order_id: str, session: Session = Depends(_shopper)) -> Response:
-    order = await _backend(request, session).order(order_id)
+    order = await _neighbours(request, session).order(order_id)
     return render(request, "order.html", order=order)
 
 
 @router.get("/notifications")
 async def notifications_page(request: Request, session: Session = Depends(_shopper)) -> Response:
-    notifications = await _backend(request, session).notifications()
+    notifications = await _neighbours(request, session).notifications()
     return render(request, "notifications.html", notifications=notifications)

@@ -1,4 +1,4 @@
-"""Calls to the shop's services, as the logged-in shopper.
+"""The frontend's clients of the services it calls (`Neighbours`), acting as the logged-in shopper.
 
 Every call goes through the kit's `ServiceClient` (timeouts, trace context, routing headers). On top of
 the headers the frontend received, it sends the shopper's identity: `authorization`, `x-user-id` and
@@ -19,7 +19,7 @@ from fastapi import Request
 from services.kit.context import forwarded_headers, forwarded_var
 from services.kit.errors import ApiError
 
-log = logging.getLogger("frontend.backend")
+log = logging.getLogger("frontend.clients")
 
 SESSION_COOKIES = ("shop_access", "shop_refresh", "shop_csrf")
 PRODUCT_SERVED_BY = "frontend.product_served_by"
@@ -62,7 +62,7 @@ def _error_from(response: httpx.Response, service: str) -> ApiError:
     return ApiError(status, code or "error", message or f"{service} answered {status}", details, headers)
 
 
-class Backend:
+class Neighbours:
     def __init__(self, request: Request, identity: dict[str, str]) -> None:
         self.request = request
         self.settings = request.app.state.settings
