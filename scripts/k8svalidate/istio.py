@@ -15,6 +15,7 @@ from functools import cache
 
 from scripts.k8svalidate.checks import Checker, Target, on_docs
 from scripts.k8svalidate.contract import intended_protocol, service_calls
+from scripts.k8svalidate.istio_validation import deprecated_field_errors, ignored_setting_errors
 from scripts.k8svalidate.render import REPO_ROOT
 from scripts.k8svalidate.resources import Doc, find, name, ns, workload_pods
 
@@ -529,6 +530,8 @@ SEMANTIC_CHECKS = [
     gateway_host_errors,
     destination_port_errors,
     protocol_errors,
+    deprecated_field_errors,
+    ignored_setting_errors,
 ]
 
 CHECKERS = [

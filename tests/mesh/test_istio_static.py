@@ -21,6 +21,7 @@ from scripts.k8svalidate.contract import service_calls
 from scripts.k8svalidate.istio import (
     SEMANTIC_CHECKS,
     allowed,
+    deprecated_field_errors,
     destination_port_errors,
     destination_rule_errors,
     destinations,
@@ -30,6 +31,7 @@ from scripts.k8svalidate.istio import (
     gateway_ref_errors,
     header_errors,
     http_routes,
+    ignored_setting_errors,
     istio_protocol,
     missing_calls,
     pre_apply_secrets,
@@ -308,6 +310,221 @@ def test_every_shop_port_gets_its_intended_protocol() -> None:
     assert by_port[("product", 3000)] == by_port[("frontend", 80)] == "HTTP"
     assert by_port[("mongodb", 27017)] == "TCP"
     assert protocol_errors(docs) == []
+
+
+def test_the_lessons_deprecated_fields_are_caught() -> None:
+    """consecutiveErrors is IGNORED by istiod since 1.7 (only a warning); LEAST_CONN is deprecated."""
+    errors = deprecated_field_errors(load(FIXTURES / "circuit-breaker.yaml"))
+    assert errors == [
+        "DestinationRule payment-service-cb: spec.trafficPolicy.outlierDetection.consecutiveErrors is "
+        "deprecated and IGNORED: use consecutive5xxErrors (or consecutiveGatewayErrors)"
+    ]
+    errors = deprecated_field_errors(load(FIXTURES / "backend-destinationrule.yaml"))
+    assert errors == [
+        "DestinationRule backend-dr: spec.trafficPolicy.loadBalancer.simple: LEAST_CONN is deprecated: "
+        "use LEAST_REQUEST"
+    ]
+
+
+DEPRECATED = [
+    (
+        "resilience",
+        "DestinationRule",
+        "payment",
+        ["spec", "trafficPolicy", "outlierDetection", "consecutiveErrors"],
+        3,
+    ),
+    (
+        "resilience",
+        "DestinationRule",
+        "product",
+        ["spec", "trafficPolicy", "portLevelSettings", 0, "outlierDetection", "consecutiveErrors"],
+        5,
+    ),
+    (
+        "resilience",
+        "DestinationRule",
+        "product",
+        ["spec", "trafficPolicy", "loadBalancer", "simple"],
+        "LEAST_CONN",
+    ),
+    (
+        "resilience",
+        "DestinationRule",
+        "product",
+        [
+            "spec",
+            "trafficPolicy",
+            "portLevelSettings",
+            0,
+            "loadBalancer",
+            "consistentHash",
+            "minimumRingSize",
+        ],
+        1024,
+    ),
+    (
+        "resilience",
+        "DestinationRule",
+        "payment",
+        ["spec", "trafficPolicy", "loadBalancer"],
+        {"warmupDurationSecs": "30s"},
+    ),
+    ("resilience", "VirtualService", "payment", ["spec", "http", 0, "fault", "delay", "percent"], 10),
+    ("canary", "VirtualService", "product", ["spec", "http", 4, "mirrorPercent"], 5),
+    ("gateway", "Gateway", "ecommerce-gateway", ["spec", "servers", 0, "port", "targetPort"], 8080),
+    (
+        "egress",
+        "Sidecar",
+        "default",
+        ["spec", "egress"],
+        [{"hosts": ["./*"], "port": {"number": 80, "name": "http", "protocol": "HTTP", "targetPort": 8080}}],
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "kind", "name", "path", "value"), DEPRECATED, ids=lambda v: str(v)[-40:])
+def test_deprecated_field_check_catches_each_deprecated_field(
+    key: str, kind: str, name: str, path: list[Any], value: Any
+) -> None:
+    assert deprecated_field_errors(list(rendered(key))) == []
+    errors = deprecated_field_errors(_edit(key, kind, name, _set(path, value)))
+    assert len(errors) == 1 and errors[0].startswith(f"{kind} {name}: spec."), errors
+
+
+def _vs_rules(*rules: Doc) -> Any:
+    def fn(vs: Doc) -> None:
+        vs["spec"]["http"] = [*vs["spec"]["http"], *rules]
+
+    return fn
+
+
+def _tcp_without_addresses(se: Doc) -> None:
+    del se["spec"]["addresses"]
+    se["spec"]["ports"][0]["protocol"] = "TCP"
+
+
+IGNORED = [
+    # a rule after the catch-all split is never used (the lesson's order mistake, the other way round)
+    (
+        "canary",
+        "VirtualService",
+        "product",
+        _vs_rules(
+            {"name": "late", "route": [{"destination": {"host": "product", "port": {"number": 3000}}}]}
+        ),
+        "is never used: only the last rule can have no matches",
+    ),
+    (
+        "ab-testing",
+        "VirtualService",
+        "frontend-vs",
+        lambda vs: vs["spec"]["http"].insert(2, copy.deepcopy(vs["spec"]["http"][1]) | {"name": "again"}),
+        "all its matches are in earlier rules",
+    ),
+    (
+        "canary",
+        "VirtualService",
+        "product",
+        _set(["spec", "gateways", 1], "ecommerce-gateway.ecommerce"),
+        "legacy name.namespace form",
+    ),
+    (
+        "resilience",
+        "VirtualService",
+        "payment",
+        _set(["spec", "http", 1, "fault", "abort"], {"percentage": {"value": 50}}),
+        "abort without an error type",
+    ),
+    (
+        "security",
+        "AuthorizationPolicy",
+        "payment",
+        _set(["spec", "selector"], {"matchLabels": {}}),
+        "selector without labels",
+    ),
+    (
+        "egress",
+        "Sidecar",
+        "default",
+        _set(["spec", "workloadSelector"], {"labels": {}}),
+        "workloadSelector without labels",
+    ),
+    (
+        "gateway",
+        "Gateway",
+        "ecommerce-gateway",
+        _set(["spec", "servers", 1, "tls", "mode"], "PASSTHROUGH"),
+        "does not use certificates",
+    ),
+    (
+        "gateway",
+        "Gateway",
+        "ecommerce-gateway",
+        _set(["spec", "servers", 1, "tls", "httpsRedirect"], True),
+        "only used on HTTP servers",
+    ),
+    (
+        "gateway",
+        "Gateway",
+        "ecommerce-gateway",
+        _set(["spec", "servers", 1, "tls", "minProtocolVersion"], "TLSV1_1"),
+        "TLS below 1.2 needs cipherSuites",
+    ),
+    (
+        "gateway",
+        "Gateway",
+        "ecommerce-gateway",
+        _set(["spec", "servers", 1, "tls", "cipherSuites"], ["ECDHE-RSA-AES128-GCM-SHA256"] * 2),
+        "duplicate cipherSuites",
+    ),
+    (
+        "egress",
+        "ServiceEntry",
+        "payment-provider",
+        _tcp_without_addresses,
+        "serve TCP (or no protocol) without addresses",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "kind", "name", "edit", "expected"), IGNORED, ids=[i[4] for i in IGNORED])
+def test_ignored_setting_check_catches_each_warning_istio_gives(
+    key: str, kind: str, name: str, edit: Any, expected: str
+) -> None:
+    assert ignored_setting_errors(list(rendered(key))) == []
+    errors = ignored_setting_errors(_edit(key, kind, name, edit))
+    assert errors and any(expected in e for e in errors), errors
+
+
+def test_ignored_setting_check_accepts_httpsredirect_on_the_http_server() -> None:
+    """httpsRedirect on the port 80 (HTTP) server is what it is for: no warning."""
+    path = ["spec", "servers", 0, "tls"]
+    assert (
+        ignored_setting_errors(
+            _edit("gateway", "Gateway", "ecommerce-gateway", _set(path, {"httpsRedirect": True}))
+        )
+        == []
+    )
+
+
+def test_envoyfilter_and_second_tracing_provider_are_caught() -> None:
+    envoy_filter = {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": {"name": "x"},
+        "spec": {"configPatches": []},
+    }
+    telemetry = {
+        "apiVersion": "telemetry.istio.io/v1",
+        "kind": "Telemetry",
+        "metadata": {"name": "mesh-default", "namespace": "istio-system"},
+        "spec": {"tracing": [{"providers": [{"name": "jaeger"}, {"name": "zipkin"}]}]},
+    }
+    assert ignored_setting_errors([envoy_filter, telemetry]) == [
+        "Telemetry mesh-default: more than one tracing provider is not supported",
+        "EnvoyFilter x: exposes Envoy internals that change between Istio releases",
+    ]
 
 
 def test_duplicate_virtual_services_are_caught() -> None:
