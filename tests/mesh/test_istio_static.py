@@ -885,3 +885,77 @@ def test_every_lab_has_a_guide_and_a_live_test() -> None:
         assert f"({lab}.md)" in readme
     for fixture in FIXTURES.glob("*.yaml"):
         assert fixture.stem in readme, f"README table misses the lesson block {fixture.name}"
+
+
+# What a sidecar keeps of Envoy's statistics (Istio 1.30.3 pkg/bootstrap/config.go and the bootstrap
+# template's stats_matcher): these prefixes and suffixes, plus the pod's proxyStatsMatcher.
+ENVOY_STATS_KEPT_PREFIXES = (
+    "reporter=",
+    "component",
+    "istio",
+    "cluster_manager",
+    "listener_manager",
+    "server",
+)
+ENVOY_STATS_KEPT_PREFIXES += ("cluster.xds-grpc", "wasm")
+ENVOY_STATS_KEPT_SUFFIXES = (
+    "rbac.allowed",
+    "rbac.denied",
+    "shadow_allowed",
+    "shadow_denied",
+    "downstream_cx_active",
+)
+ENVOY_STATS_KEPT_REGEXPS = (r"vhost\..*\.route\..*",)
+# Stats a guide may grep for: Envoy's names for the shop's upstream clusters.
+_CLUSTER = "cluster.outbound|3000||{}.ecommerce.svc.cluster.local."
+ENVOY_STAT_NAMES = ["server.memory_allocated"] + [
+    _CLUSTER.format(svc) + stat
+    for svc in ("payment", "user", "product")
+    for stat in (
+        "upstream_rq_retry",
+        "upstream_rq_pending_overflow",
+        "outlier_detection.ejections_enforced_total",
+    )
+]
+
+
+# `... pilot-agent request GET stats | grep [-E] 'pattern'` (or an unquoted pattern) in a guide
+STATS_GREP = r"pilot-agent request GET stats \\?\| grep (?:-E )?(?:'([^']+)'|([^\s|`']+))"
+
+
+def _kept(stat: str, regexps: list[str]) -> bool:
+    if stat.startswith(ENVOY_STATS_KEPT_PREFIXES) or stat.endswith(ENVOY_STATS_KEPT_SUFFIXES):
+        return True
+    return any(re.fullmatch(r, stat) for r in [*ENVOY_STATS_KEPT_REGEXPS, *regexps])
+
+
+def _lab_stats_regexps() -> list[str]:
+    patch = yaml.safe_load((ISTIO / "labs" / "resilience" / "proxy-stats-callers.yaml").read_text())
+    config = yaml.safe_load(patch["spec"]["template"]["metadata"]["annotations"]["proxy.istio.io/config"])
+    return list(config["proxyStatsMatcher"]["inclusionRegexps"])
+
+
+def test_every_proxy_stat_a_guide_greps_is_kept_by_the_sidecar() -> None:
+    """Issue: the resilience guide grepped retry/overflow/ejection stats that Istio trims by default."""
+    greps = []
+    for guide in sorted((REPO_ROOT / "docs").rglob("*.md")):
+        for m in re.finditer(STATS_GREP, guide.read_text()):
+            greps.append((guide.name, m.group(1) or m.group(2)))
+    assert ("resilience.md", "payment.*(retry|overflow|ejections)") in greps
+    for guide, pattern in greps:
+        named = [s for s in ENVOY_STAT_NAMES if re.search(pattern, s)]
+        assert named, f"{guide}: grep {pattern!r} matches none of the stats we know"
+        regexps = _lab_stats_regexps() if guide == "resilience.md" else []
+        assert all(_kept(s, regexps) for s in named), f"{guide}: {pattern!r} greps stats the sidecar trims"
+        if guide == "resilience.md":
+            assert not any(_kept(s, []) for s in named), "without the lab's matcher these are trimmed"
+
+
+def test_resilience_lab_turns_the_stats_on_for_the_callers_only() -> None:
+    docs = list(rendered("resilience"))
+    annotated = {
+        _name(d)
+        for d in find(docs, "Deployment")
+        if "proxy.istio.io/config" in (d["spec"]["template"]["metadata"].get("annotations") or {})
+    }
+    assert annotated == {"order", "frontend"}, "order calls payment, frontend calls user"

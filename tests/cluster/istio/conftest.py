@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 PROBE = (Path(__file__).parent / "probe.py").read_text()
 # An image the cluster already has with Python 3 in it: the shop's own (distroless: `python3`, no shell).
@@ -153,20 +154,14 @@ class MeshPod:
         return str(self.core_v1.read_namespaced_pod_log(self.name, self.namespace, container="istio-proxy"))
 
 
-# Make sure the sidecar exposes the cluster stats the checks read (Istio trims Envoy's stats by default).
-STATS_ANNOTATION = {
-    "proxy.istio.io/config": json.dumps(
-        {
-            "proxyStatsMatcher": {
-                "inclusionRegexps": [
-                    ".*upstream_rq_retry.*",
-                    ".*upstream_rq_pending_overflow.*",
-                    ".*outlier_detection.*",
-                ]
-            }
-        }
-    )
-}
+# The sidecar keeps the cluster stats the checks read (Istio trims Envoy's stats by default): the same
+# proxyStatsMatcher the resilience lab gives the shop's callers (one source).
+STATS_PATCH = (
+    Path(__file__).parents[3] / "mesh" / "istio" / "labs" / "resilience" / "proxy-stats-callers.yaml"
+)
+STATS_ANNOTATION = dict(
+    yaml.safe_load(STATS_PATCH.read_text())["spec"]["template"]["metadata"]["annotations"]
+)
 
 
 @pytest.fixture
