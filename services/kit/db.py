@@ -8,7 +8,7 @@ from typing import Any, cast
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.kit.settings import ServiceSettings
+from services.kit.settings import ConfigurationError, ServiceSettings
 
 log = logging.getLogger("kit.db")
 
@@ -17,7 +17,11 @@ Database = AsyncDatabase[dict[str, Any]]
 
 
 def create_mongo_client(settings: ServiceSettings) -> MongoClient:
-    """PyMongo's async client for a real server; an in-memory substitute only when MONGO_URL is unset."""
+    """PyMongo's async client for a real server; an in-memory substitute only when MONGO_URL is unset.
+
+    Raises ConfigurationError when MONGO_URL is unset where the substitute is not installed (the images:
+    mongomock-motor is a development dependency), so the service stops with one line saying what to set.
+    """
     if settings.mongo_url:
         return AsyncMongoClient(
             settings.mongo_url,
@@ -26,12 +30,18 @@ def create_mongo_client(settings: ServiceSettings) -> MongoClient:
             serverSelectionTimeoutMS=3000,
             timeoutMS=5000,
         )
+    try:
+        from mongomock_motor import AsyncMongoMockClient  # dev dependency, absent from the images
+    except ImportError:
+        raise ConfigurationError(
+            "MONGO_URL is not set, and the in-memory store for development (mongomock-motor) is not "
+            "installed here: set MONGO_URL to this service's MongoDB URL, e.g. mongodb://user:password@host:27017/"
+            f"{settings.database_name}"
+        ) from None
     log.warning(
         "MONGO_URL is not set: using an IN-MEMORY MongoDB substitute (mongomock). "
         "Data is lost when the process stops. Fine for `make dev` and tests, never for a cluster."
     )
-    from mongomock_motor import AsyncMongoMockClient  # dev dependency, absent from the images
-
     return cast(MongoClient, AsyncMongoMockClient())
 
 

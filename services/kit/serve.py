@@ -8,11 +8,9 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
-from services.kit.settings import ServiceSettings, SettingsT, load_settings
+from services.kit.settings import ConfigurationError, ServiceSettings, SettingsT, load_settings
 
-
-class ConfigurationError(Exception):
-    """Raise from `build_app` when the environment cannot work (e.g. an unusable key file)."""
+__all__ = ["ConfigurationError", "serve"]
 
 
 def serve(build_app: Callable[[SettingsT], FastAPI], settings_class: type[SettingsT]) -> None:

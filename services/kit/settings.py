@@ -61,6 +61,11 @@ class SettingsError(SystemExit):
     """Raised (and exits with status 2) when the environment is invalid."""
 
 
+class ConfigurationError(Exception):
+    """Raise while building the app when the environment cannot work (an unusable key file, no MONGO_URL in an
+    image); `services.kit.serve.serve` ends the service with exit status 1 and this one-line reason."""
+
+
 def load_settings(cls: type[SettingsT], **overrides: object) -> SettingsT:
     """Read settings from the environment; on bad values print which variable is wrong and exit."""
     try:

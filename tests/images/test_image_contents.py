@@ -193,3 +193,17 @@ def test_entry_point_serves_the_service_named_by_SERVICE(runtime_python: Path) -
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_entry_point_without_mongo_url_stops_with_one_line_saying_what_to_set(runtime_python: Path) -> None:
+    """The images have no in-memory store: a service that needs MongoDB and has no MONGO_URL stops at once."""
+    env = _image_env(SERVICE="order", HOST="127.0.0.1", PORT=str(_free_port()))
+    cmd = [str(runtime_python), "-m", "services"]
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "order cannot start: MONGO_URL is not set, and the in-memory store for development (mongomock-motor) "
+        "is not installed here: set MONGO_URL to this service's MongoDB URL, "
+        "e.g. mongodb://user:password@host:27017/order"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 
 import httpx
 import pytest
@@ -255,6 +256,22 @@ def test_in_memory_store_only_without_mongo_url(caplog: pytest.LogCaptureFixture
     assert "IN-MEMORY" in caplog.text
     real = create_mongo_client(ServiceSettings(service_name="demo", mongo_url="mongodb://db.invalid:27017"))
     assert isinstance(real, AsyncMongoClient)
+
+
+def test_without_mongo_url_or_the_in_memory_store_the_service_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What an image does without MONGO_URL: mongomock-motor is a dev dependency the images do not have."""
+    from services.kit.db import create_mongo_client
+    from services.kit.settings import ConfigurationError
+
+    monkeypatch.setitem(sys.modules, "mongomock_motor", None)  # `import mongomock_motor` raises ImportError
+    with pytest.raises(ConfigurationError) as refused:
+        create_mongo_client(ServiceSettings(service_name="order"))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("MONGO_URL is not set") and "mongodb://" in message
+    assert message.endswith("/order")  # the service's own database
 
 
 async def test_jwks_is_cached_and_refetched_for_an_unknown_key() -> None:
