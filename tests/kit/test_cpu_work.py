@@ -22,9 +22,9 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import iter_route_contexts
 
-from scripts.dev import SERVICES
 from services.kit import ServiceSettings, create_app
 from services.kit.cpu_pool import CpuPool
+from services.topology import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 THE_POOL = ROOT / "services" / "kit" / "cpu_pool.py"
@@ -106,7 +106,7 @@ def test_no_service_offloads_work_to_threads_except_through_the_cpu_pool() -> No
     assert not found, "use services.kit.cpu_pool.CpuPool for work in threads:\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("service", [s.name for s in SERVICES])
+@pytest.mark.parametrize("service", SERVICES)
 def test_every_endpoint_and_dependency_is_async(service: str) -> None:
     found = sync_request_work(service_app(service))
     assert not found, f"sync endpoints/dependencies run on FastAPI's shared thread pool: {found}"
