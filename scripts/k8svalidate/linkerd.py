@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from scripts.k8svalidate.checks import on_docs
 from scripts.k8svalidate.contract import architecture_callers
-from scripts.k8svalidate.resources import Doc, find, index, name, ns, selects, workload_pods
+from scripts.k8svalidate.resources import Doc, Pods, find, index, name, ns, selects, workload_pods
 
 ROUTE_ANNOTATION_PREFIXES = (
     "retry.linkerd.io/",
@@ -276,6 +277,154 @@ def profile_conflicts(docs: list[Doc]) -> list[str]:
     return errors
 
 
+# ---------------------------------------------------------------- kubelet probes under a Server
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A kubelet probe of a container, as the request the kubelet sends (unauthenticated, from the node)."""
+
+    where: str  # "<workload> <container> readinessProbe"
+    kind: str  # httpGet | grpc
+    port: int
+    method: str  # GET for httpGet, POST for gRPC
+    path: str  # the HTTP path (gRPC: /grpc.health.v1.Health/Check)
+
+
+def pod_probes(pods: Pods) -> list[Probe]:
+    """The httpGet and grpc probes of a pod template (tcpSocket and exec probes carry no HTTP request)."""
+    out = []
+    for c in pods.containers:
+        for field in ("livenessProbe", "readinessProbe", "startupProbe"):
+            probe = c.get(field) or {}
+            where = f"{pods.workload['kind']} {name(pods.workload)} container {c.get('name')} {field}"
+            if "httpGet" in probe:
+                port = pods.port(probe["httpGet"].get("port"))
+                number = port["containerPort"] if port else probe["httpGet"].get("port")
+                out.append(Probe(where, "httpGet", number, "GET", probe["httpGet"].get("path", "/")))
+            elif "grpc" in probe:
+                out.append(
+                    Probe(where, "grpc", probe["grpc"]["port"], "POST", "/grpc.health.v1.Health/Check")
+                )
+    return out
+
+
+def _server_port(server: Doc, pods: Pods) -> int | None:
+    port = server["spec"]["port"]
+    found = pods.port(port)
+    return int(found["containerPort"]) if found else (port if isinstance(port, int) else None)
+
+
+def _http_rule_matches(rule: Doc, method: str, path: str) -> bool:
+    matches = rule.get("matches") or [{}]
+    for m in matches:
+        if m.get("headers") or m.get("queryParams"):
+            continue  # the kubelet sends no such headers or parameters
+        if m.get("method", method) != method:
+            continue
+        want = m.get("path") or {"type": "PathPrefix", "value": "/"}
+        kind, value = want.get("type", "PathPrefix"), want.get("value", "/")
+        if kind == "Exact" and path == value:
+            return True
+        if kind == "PathPrefix" and (path == value or path.startswith(value.rstrip("/") + "/")):
+            return True
+        if kind == "RegularExpression" and re.fullmatch(value, path):
+            return True
+    return False
+
+
+def _grpc_rule_matches(rule: Doc, path: str) -> bool:
+    service, _, method = path.strip("/").partition("/")
+    for m in rule.get("matches") or [{}]:
+        want = m.get("method") or {}
+        if want.get("service", service) == service and want.get("method", method) == method:
+            return True
+    return False
+
+
+def _network_only_targets(docs: list[Doc]) -> set[tuple[str, str]]:
+    """(kind, name) of the Servers and routes an AuthorizationPolicy opens to unauthenticated networks.
+
+    requiredAuthenticationRefs are ANDed: a policy that also requires a MeshTLSAuthentication lets no
+    kubelet in (it has no mesh identity).
+    """
+    out = set()
+    for pol in find(docs, "AuthorizationPolicy", POLICY_GROUP):
+        refs = pol["spec"].get("requiredAuthenticationRefs") or []
+        if refs and all(r["kind"] == "NetworkAuthentication" for r in refs):
+            out.add((pol["spec"]["targetRef"]["kind"], pol["spec"]["targetRef"]["name"]))
+    return out
+
+
+def probe_authorization_errors(docs: list[Doc]) -> list[str]:
+    """Every kubelet probe on a port a Server covers gets through Linkerd's authorization.
+
+    The policy controller (linkerd2 edge-26.6.3, policy-controller/k8s/index/src/inbound/index.rs) adds a
+    "probe" route that lets the probe networks GET the pod's httpGet probe paths, but ONLY on an HTTP Server
+    no HTTPRoute (policy.linkerd.io or gateway.networking.k8s.io) is attached to. A gRPC Server gets no probe
+    route at all (it reads GRPCRoutes only), and nor does a gRPC probe. Otherwise the probe needs a route that
+    matches it (or no routes at all: the default route) and an AuthorizationPolicy on that route or the
+    Server that asks only for a NetworkAuthentication: route and Server authorizations are ORed, but the
+    authentications inside one policy are ANDed.
+    """
+    open_to_kubelet = _network_only_targets(docs)
+    pods = workload_pods(docs)
+    errors = []
+    for srv in find(docs, "Server", POLICY_GROUP):
+        if srv["spec"].get("proxyProtocol") in ("opaque", "TLS"):
+            continue  # no HTTP: the proxy accepts the connection itself, tcpSocket probes see it open
+        sel = srv["spec"].get("podSelector", {}).get("matchLabels", {})
+        for pod in (p for p in pods if p.ns == ns(srv) and selects(sel, p.labels)):
+            for probe in pod_probes(pod):
+                if probe.port == _server_port(srv, pod):
+                    problem = _probe_problem(probe, srv, docs, open_to_kubelet)
+                    if problem:
+                        where = f"({probe.kind} {probe.path} on Server {name(srv)})"
+                        errors.append(f"{probe.where} {where}: {problem}")
+    return errors
+
+
+def _probe_problem(
+    probe: Probe, srv: Doc, docs: list[Doc], open_to_kubelet: set[tuple[str, str]]
+) -> str | None:
+    """Why Linkerd would refuse this probe on this Server, or None."""
+    grpc = srv["spec"].get("proxyProtocol") == "gRPC"
+    route_kind = "GRPCRoute" if grpc else "HTTPRoute"
+    candidates = find(docs, "GRPCRoute", GATEWAY_GROUP) if grpc else http_routes(docs)
+    routes = [
+        r
+        for r in candidates
+        if any(
+            ref.get("kind") == "Server" and ref.get("name") == name(srv) for ref in r["spec"]["parentRefs"]
+        )
+    ]
+    server_open = ("Server", name(srv)) in open_to_kubelet
+    if grpc and probe.kind == "httpGet":
+        return "a gRPC Server takes no HTTP probes; probe over gRPC"
+    if not routes:
+        if probe.kind == "httpGet" or server_open:
+            return None  # Linkerd's automatic probe route, or the default route of an open Server
+        return (
+            f"Linkerd authorizes no {probe.kind} probe by itself; add a {route_kind} for it and an "
+            "AuthorizationPolicy with a NetworkAuthentication"
+        )
+    matching = [
+        r
+        for r in routes
+        for rule in r["spec"].get("rules") or [{}]
+        if (_grpc_rule_matches(rule, probe.path) if grpc else _http_rule_matches(rule, "GET", probe.path))
+    ]
+    if not matching:
+        attached = sorted(name(r) for r in routes)
+        return f"{route_kind}s {attached} attached: Linkerd stops authorizing probes itself; none matches"
+    if server_open or any((r["kind"], name(r)) in open_to_kubelet for r in matching):
+        return None
+    return (
+        f"{route_kind} {name(matching[0])} matches it, but no AuthorizationPolicy with only a "
+        "NetworkAuthentication opens that route (or the Server) to the kubelet"
+    )
+
+
 def contract_errors(docs: list[Doc]) -> list[str]:
     """Each Server lets in exactly the callers docs/architecture.md's "Who calls whom" names for its port,
     and every callee port of that table has a Server.
@@ -313,6 +462,7 @@ CHECKERS = [
     on_docs(authorization_errors, "linkerd"),
     on_docs(server_route_kind_errors, "linkerd"),
     on_docs(profile_conflicts, "linkerd"),
+    on_docs(probe_authorization_errors, "linkerd", when=_has_servers),
     on_docs(mongodb_server_errors, "linkerd", when=_has_servers),
     on_docs(contract_errors, "linkerd", when=_has_servers),
 ]

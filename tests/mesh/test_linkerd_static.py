@@ -26,6 +26,7 @@ from scripts.k8svalidate.linkerd import (
     contract_errors,
     meshtls_errors,
     mongodb_server_errors,
+    probe_authorization_errors,
     profile_conflicts,
     route_ref_errors,
     server_errors,
@@ -322,6 +323,76 @@ def test_grpc_probe_route_is_open_to_the_kubelet_and_inventory_only_to_order() -
     assert policy["targetRef"] == {"group": GATEWAY_GROUP, "kind": "GRPCRoute", "name": "product-grpc-health"}
     assert [r["kind"] for r in policy["requiredAuthenticationRefs"]] == ["NetworkAuthentication"]
     assert allowed_callers(docs)["product-grpc"] == {"order-sa"}
+
+
+def _route_on_server(group: str, server: str, path: dict[str, str]) -> Doc:
+    return {
+        "apiVersion": f"{group}/{'v1' if group == GATEWAY_GROUP else 'v1beta3'}",
+        "kind": "HTTPRoute",
+        "metadata": {"name": f"{server}-route", "namespace": "ecommerce"},
+        "spec": {
+            "parentRefs": [{"group": POLICY_GROUP, "kind": "Server", "name": server}],
+            "rules": [{"matches": [{"path": path}]}],
+        },
+    }
+
+
+def _policy(target_kind: str, target: str, auth_kind: str, auth: str) -> Doc:
+    group = GATEWAY_GROUP if target_kind in ("HTTPRoute", "GRPCRoute") else POLICY_GROUP
+    return {
+        "apiVersion": "policy.linkerd.io/v1alpha1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": f"{target}-{auth}", "namespace": "ecommerce"},
+        "spec": {
+            "targetRef": {"group": group, "kind": target_kind, "name": target},
+            "requiredAuthenticationRefs": [{"group": POLICY_GROUP, "kind": auth_kind, "name": auth}],
+        },
+    }
+
+
+@pytest.mark.parametrize("group", [GATEWAY_GROUP, POLICY_GROUP])
+def test_probe_check_knows_any_httproute_on_a_server_ends_the_automatic_probe_authorization(
+    group: str,
+) -> None:
+    """Linkerd's probe route exists only while NO HTTPRoute of either API group is attached to the Server."""
+    docs = rendered("security")
+    assert probe_authorization_errors(docs) == []
+    docs.append(_route_on_server(group, "payment-http", {"type": "PathPrefix", "value": "/payments"}))
+    errors = probe_authorization_errors(docs)
+    assert len(errors) == 2, errors  # liveness /healthz and readiness /readyz of Deployment payment
+    assert all("Linkerd stops authorizing probes itself; none matches" in e for e in errors), errors
+    assert any("readinessProbe (httpGet /readyz on Server payment-http)" in e for e in errors), errors
+    # a route for every path: it matches the probes, but the Server's policy asks for order-sa's identity
+    docs[-1]["spec"]["rules"] = [{}]
+    errors = probe_authorization_errors(docs)
+    assert len(errors) == 2 and all(
+        "no AuthorizationPolicy with only a NetworkAuthentication" in e for e in errors
+    )
+    docs.append(_policy("HTTPRoute", "payment-http-route", "MeshTLSAuthentication", "payment-http-callers"))
+    assert len(probe_authorization_errors(docs)) == 2, "an identity-only policy does not let the kubelet in"
+    docs.append(_policy("HTTPRoute", "payment-http-route", "NetworkAuthentication", "anywhere"))
+    assert probe_authorization_errors(docs) == []
+
+
+def test_probe_check_catches_the_grpc_probe_without_its_route_or_policy() -> None:
+    docs = [d for d in rendered("security") if name(d) != "product-grpc-health-probes"]
+    errors = probe_authorization_errors(docs)
+    assert len(errors) == 2, errors  # Deployments product and product-canary
+    assert all(
+        "startupProbe (grpc /grpc.health.v1.Health/Check on Server product-grpc): "
+        "GRPCRoute product-grpc-health matches it, but no AuthorizationPolicy" in e
+        for e in errors
+    ), errors
+    docs = [d for d in rendered("security") if d["kind"] != "GRPCRoute"]
+    errors = probe_authorization_errors(docs)
+    assert len(errors) == 2 and all("Linkerd authorizes no grpc probe by itself" in e for e in errors), errors
+    docs = rendered("security")
+    product = next(d for d in docs if d["kind"] == "Deployment" and name(d) == "product")
+    product["spec"]["template"]["spec"]["containers"][0]["startupProbe"] = {
+        "httpGet": {"path": "/", "port": 9000}
+    }
+    errors = probe_authorization_errors(docs)
+    assert len(errors) == 1 and "a gRPC Server takes no HTTP probes" in errors[0], errors
 
 
 def test_mongodb_check_catches_a_non_opaque_server() -> None:
