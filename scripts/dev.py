@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -79,6 +80,17 @@ class Stack:
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.width = max(len(s.name) for s in services)
+        # Services with an identity of their own at auth (OAuth 2.0 client credentials: SERVICE_CLIENTS in
+        # services/topology.env). The cluster's secrets come from scripts/secrets.sh; each Stack makes its own.
+        self.client_secrets = {name: secrets.token_hex(32) for name in topology.SERVICE_CLIENTS}
+
+    def identity_env(self, name: str) -> dict[str, str]:
+        """auth gets every client's secret, each client only its own (never printed, never written)."""
+        if name == "auth":
+            return {"OAUTH_CLIENTS": ",".join(f"{c}={s}" for c, s in self.client_secrets.items())}
+        if name in self.client_secrets:
+            return {"OAUTH_CLIENT_SECRET": self.client_secrets[name]}
+        return {}
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self._service(name).port}"
@@ -91,7 +103,8 @@ class Stack:
 
     def start(self, timeout: float = 60.0) -> None:
         for service in self.services:
-            env = {**os.environ, **self.env, "HOST": "127.0.0.1", "PORT": str(service.port)}
+            env = {**os.environ, **self.env, **self.identity_env(service.name)}
+            env.update(HOST="127.0.0.1", PORT=str(service.port))
             if service.grpc_port:
                 env["GRPC_PORT"] = str(service.grpc_port)
             output = None

@@ -3,6 +3,7 @@
 # Idempotent: existing Secrets are kept (no rotation). `make down` deletes them with the cluster.
 #   mongodb-root (username, password)   mongodb-users (one password per service)
 #   mongo-<service> (url)               auth-jwt (private.pem, RSA 2048)   frontend-session (secret)
+#   service-clients (clients: `<id>=<secret>,...` for auth; <id>: that service's own secret)
 source "$(dirname "$0")/lib.sh"
 
 require_cluster # skipped when make up already checked
@@ -51,4 +52,18 @@ else
   run_sh "openssl rand -hex 32 > $TMP/session-secret"
   apply_secret frontend-session "--from-file=secret=$TMP/session-secret"
 fi
-finish "Secrets in namespace $NAMESPACE: mongodb-root, mongodb-users, mongo-<service>, auth-jwt, frontend-session"
+# OAuth 2.0 client secrets of the services that act as themselves (SERVICE_CLIENTS: order refunds and
+# looks up payments with its own token). auth mounts key `clients`, each client only its own key.
+if exists service-clients; then
+  log "service-clients exists: kept"
+else
+  client_files=()
+  for client in $SERVICE_CLIENTS; do
+    run_sh "openssl rand -hex 32 > $TMP/client-$client"
+    client_files+=("--from-file=$client=$TMP/client-$client")
+  done
+  run_sh "for c in $SERVICE_CLIENTS; do printf '%s=%s,' \"\$c\" \"\$(cat $TMP/client-\$c)\"; done > $TMP/clients"
+  apply_secret service-clients "--from-file=clients=$TMP/clients" "${client_files[@]}"
+fi
+
+finish "Secrets in namespace $NAMESPACE: mongodb-root, mongodb-users, mongo-<service>, auth-jwt, frontend-session, service-clients"

@@ -3,6 +3,7 @@ the same file).
 
 - `SERVICES`: the service names, frontend first (`services/<name>/`, `k8s/base/<name>.yaml`).
 - `WITH_DATABASE`: the services that own a MongoDB database (every one except `WITHOUT_DATABASE`).
+- `SERVICE_CLIENTS`: the services with an identity of their own at auth (OAuth 2.0 client credentials).
 - `dev_port(name)`, `dev_url(name)`: where a service listens under `make dev` (127.0.0.1).
 - `GRPC_SERVICE`, `GRPC_PORT`, `dev_grpc_target()`: the gRPC Inventory API.
 - `CLUSTER_NAME`, `NAMESPACE`: the kind cluster and the Kubernetes namespace of the shop.
@@ -34,6 +35,7 @@ CLUSTER_NAME = _VALUES["CLUSTER_NAME"]
 NAMESPACE = _VALUES["NAMESPACE"]
 SERVICES: tuple[str, ...] = tuple(_VALUES["SERVICES"].split())
 WITHOUT_DATABASE: tuple[str, ...] = tuple(_VALUES["WITHOUT_DATABASE"].split())
+SERVICE_CLIENTS: tuple[str, ...] = tuple(_VALUES["SERVICE_CLIENTS"].split())
 WITH_DATABASE: tuple[str, ...] = tuple(s for s in SERVICES if s not in WITHOUT_DATABASE)
 DEV_PORT_BASE = int(_VALUES["DEV_PORT_BASE"])
 GRPC_SERVICE = _VALUES["GRPC_SERVICE"]

@@ -67,7 +67,8 @@ def intended_protocol(service: dict[str, Any], port: dict[str, Any]) -> str | No
 
 
 def service_calls(root: Path = REPO_ROOT) -> list[Call]:
-    """Every call found in the services' client code: the frontend's and order's HTTP calls, order's gRPC."""
+    """Every call found in the services' client code: the frontend's and order's HTTP calls, order's gRPC,
+    and the token request of every service with its own identity (SERVICE_CLIENTS)."""
     calls: list[Call] = []
     svc = "|".join(s for s in topology.SERVICES if s != "frontend")
     frontend = "".join((root / "services" / "frontend" / f).read_text() for f in ("clients.py", "api.py"))
@@ -83,6 +84,12 @@ def service_calls(root: Path = REPO_ROOT) -> list[Call]:
         if not method:
             raise ValueError(f"services/order/clients.py: no HTTP method found for {m.group(0)}")
         calls.append(("order-sa", m.group(1), method.group(1).upper(), m.group(2), None))
+    identity = (root / "services" / "kit" / "service_identity.py").read_text()
+    token_path = re.search(r'^TOKEN_PATH = "(/[^"]+)"', identity, re.M)
+    if not token_path:
+        raise ValueError("services/kit/service_identity.py has no TOKEN_PATH")
+    for client in topology.SERVICE_CLIENTS:  # services that get their own token at auth
+        calls.append((f"{client}-sa", "auth", "POST", token_path.group(1), None))
     proto = (root / "services" / "protos" / "inventory.proto").read_text()
     package = re.search(r"^package ([\w.]+);", proto, re.M)
     if not package:

@@ -19,6 +19,10 @@ class Settings(ServiceSettings):
     admin_emails: str = ""
 
     access_token_ttl_seconds: int = Field(15 * 60, ge=30, le=24 * 3600)
+    # The shop's services that may get their own token (OAuth 2.0 client credentials grant):
+    # `<client id>=<secret>,...`, generated at deploy time (services/auth/clients.py).
+    oauth_clients: SecretStr | None = None
+    service_token_ttl_seconds: int = Field(5 * 60, ge=30, le=3600)
     refresh_token_ttl_seconds: int = Field(7 * 24 * 3600, ge=60)
 
     # Failed logins per account: this many failures within the window lock the account for lockout_seconds.

@@ -21,13 +21,27 @@ ALGORITHM = "RS256"
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller, from a verified access token."""
+    """The authenticated caller, from a verified access token: a user, or one of the shop's services.
+
+    A service token (OAuth 2.0 client credentials grant at auth's `POST /oauth2/token`) has
+    `client_id` = `sub` = the service's name, no email and no groups: a service is never an admin.
+    """
 
     sub: str
     email: str
     groups: tuple[str, ...]
     token: str
     name: str = ""
+    client_id: str | None = None
+
+    @property
+    def is_user(self) -> bool:
+        """A signed-in person (customer, beta tester or admin), not a service."""
+        return self.client_id is None
+
+    def is_service(self, name: str) -> bool:
+        """The caller is the shop service `name` (its own token, not a shopper's token it passed on)."""
+        return self.client_id is not None and self.client_id == name
 
     def in_group(self, group: str) -> bool:
         return group in self.groups
@@ -120,6 +134,11 @@ class JwksVerifier:
             raise _unauthorized("invalid token") from exc
         if claims.get("typ") != "access":
             raise _unauthorized("not an access token")
+        client_id = claims.get("client_id")
+        if client_id is not None:  # a service's own token (RFC 9068: sub is the client id)
+            if not isinstance(client_id, str) or client_id != claims["sub"]:
+                raise _unauthorized("invalid service token")
+            return Principal(sub=client_id, email="", groups=(), token=token, client_id=client_id)
         groups = claims.get("groups") or []
         return Principal(
             sub=str(claims["sub"]),

@@ -1,4 +1,4 @@
-"""FastAPI dependencies for the authenticated caller."""
+"""FastAPI dependencies for the authenticated caller: a user (shopper, admin) or one of the services."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from services.kit.errors import ApiError
 from services.kit.jwt import JwksVerifier, Principal
 
 
-async def current_user(request: Request) -> Principal:
-    """The caller from `Authorization: Bearer <token>`; 401 when missing, expired or forged."""
+async def current_caller(request: Request) -> Principal:
+    """The caller of `Authorization: Bearer <token>`, user or service; 401 when missing, expired or forged."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -20,6 +20,28 @@ async def current_user(request: Request) -> Principal:
     principal = await verifier.verify(token.strip())
     request.state.principal = principal
     return principal
+
+
+async def current_user(request: Request) -> Principal:
+    """A signed-in user (401 as `current_caller`); a service's own token gets 403: it is nobody's account."""
+    principal = await current_caller(request)
+    if not principal.is_user:
+        raise ApiError(403, "user_token_required", "this endpoint acts for a signed-in user, not a service")
+    return principal
+
+
+def require_service(*names: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that lets only the named services through with their own token (403 for anyone else,
+    admins included: an admin acts through the service's API, so that service learns of every action)."""
+    allowed = " or ".join(names)
+
+    async def dependency(request: Request) -> Principal:
+        principal = await current_caller(request)
+        if not any(principal.is_service(name) for name in names):
+            raise ApiError(403, "forbidden", f"only the {allowed} service may call this")
+        return principal
+
+    return dependency
 
 
 def require_group(group: str) -> Callable[[Request], Awaitable[Principal]]:

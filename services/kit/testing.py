@@ -49,6 +49,20 @@ class TokenFactory:
     def headers(self, **kwargs: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(**kwargs)}"}
 
+    def service_headers(self, client_id: str) -> dict[str, str]:
+        """A service's own token, as auth's client credentials grant issues it (sub = client_id)."""
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": client_id,
+            "client_id": client_id,
+            "typ": "access",
+            "iat": now,
+            "exp": now + 300,
+        }
+        return {"Authorization": f"Bearer {jwt.sign(self.private_key, self.kid, claims)}"}
+
     def trust_in(self, app: FastAPI) -> TokenFactory:
         app.state.verifier.trust(self.jwks())
         return self

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from services.kit import create_app, load_settings
+from services.kit.service_identity import ServiceIdentity
 from services.order import store
 from services.order.cart_api import router as cart_router
 from services.order.inventory_client import InventoryClient
 from services.order.orders_api import router as orders_router
 from services.order.settings import Settings
+
+log = logging.getLogger("order.app")
 
 
 async def _start(app: FastAPI) -> None:
@@ -17,6 +22,11 @@ async def _start(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     if getattr(app.state, "inventory", None) is None:
         app.state.inventory = InventoryClient(settings.product_grpc_target, settings.grpc_timeout)
+    app.state.identity = ServiceIdentity(
+        app.state.http, settings.auth_url, settings.oauth_client_id, settings.oauth_client_secret
+    )
+    if not app.state.identity.configured:
+        log.warning("OAUTH_CLIENT_SECRET is unset: order has no identity of its own, so refunds will fail")
 
 
 async def _stop(app: FastAPI) -> None:

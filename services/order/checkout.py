@@ -31,7 +31,8 @@ from services.order.settings import Settings
 
 log = logging.getLogger("order.checkout")
 Doc = dict[str, Any]
-SUCCEEDED = ("paid", "shipped", "delivered")
+REFUNDABLE = ("paid", "shipped", "delivered")
+SUCCEEDED = (*REFUNDABLE, "refunded")  # a purchase happened (an admin may have refunded it since)
 TERMINAL = (*SUCCEEDED, "failed")
 IN_PROGRESS = ["pending", "reserved", "charged"]
 REPLAYED = {"Idempotent-Replayed": "true"}
@@ -107,6 +108,7 @@ async def _new_order(app: FastAPI, user: Principal, key: str, cart: Doc, body: C
         "_id": order_id,
         "id": order_id,
         "user_id": user.sub,
+        "user_email": user.email,  # for notifications order sends later as itself (shipment progress)
         "idempotency_key": key,
         "body_salt": salt,
         "body_hash": _body_hash(salt, body),
@@ -335,7 +337,7 @@ async def _undo(name: str, failed: str, action: Callable[[], Awaitable[Any]]) ->
 async def _fail(app: FastAPI, order: Doc, error: ApiError, payment_id: str | None) -> Doc:
     """Give the stock back, refund a charge, record the order `failed` with the reason, raise."""
     order_id = order["_id"]
-    neighbours = Neighbours(app.state.http, app.state.settings)
+    neighbours = Neighbours(app.state.http, app.state.settings, app.state.identity)
     notes = [await _undo("released", "release_failed", lambda: app.state.inventory.release(order_id))]
     if payment_id:
         notes.append(await _undo("refunded", "refund_failed", lambda: neighbours.refund(payment_id)))

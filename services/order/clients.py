@@ -1,7 +1,8 @@
 """Order's clients of the services it calls (`Neighbours`): product (REST), payment, shipping, notification.
 The gRPC Inventory client is `inventory_client.py`.
 
-All go through `app.state.http` (timeouts, forwarded routing headers, the caller's token)."""
+All go through `app.state.http` (timeouts, forwarded routing headers, the caller's token). What order does on
+its own behalf (refunds, payment lookups) carries order's own token instead (`ServiceIdentity`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 
 from services.kit import ApiError
 from services.kit.http import ServiceClient
+from services.kit.service_identity import ServiceIdentity
 from services.order.settings import Settings
 
 Json = dict[str, Any]
@@ -44,9 +46,18 @@ def _json(response: httpx.Response, dependency: str) -> Json:
 
 
 class Neighbours:
-    def __init__(self, http: ServiceClient, settings: Settings) -> None:
+    def __init__(
+        self, http: ServiceClient, settings: Settings, identity: ServiceIdentity | None = None
+    ) -> None:
         self.http = http
         self.settings = settings
+        self.identity = identity
+
+    async def _as_order(self) -> dict[str, str]:
+        """Order's own token, for calls payment answers to the order service only."""
+        if self.identity is None:
+            raise ApiError(503, "service_identity_unavailable", "order's identity is not set up")
+        return await self.identity.authorization()
 
     async def product(self, product_id: str) -> Json:
         url = f"{self.settings.product_url}/products/{quote(product_id, safe='')}"
@@ -66,8 +77,17 @@ class Neighbours:
         return await self.http.post(f"{self.settings.payment_url}/payments", json=body)
 
     async def refund(self, payment_id: str) -> Json:
+        """Refund as the order service (payment refuses shoppers' and admins' tokens here)."""
         url = f"{self.settings.payment_url}/payments/{quote(payment_id, safe='')}/refund"
-        return _json(await self.http.post(url), "payment")
+        return _json(await self.http.post(url, headers=await self._as_order()), "payment")
+
+    async def payment_of_order(self, order_id: str) -> Json | None:
+        """Payment's record of this order's charge (any status), None when it never recorded one."""
+        url = f"{self.settings.payment_url}/payments/by-order/{quote(order_id, safe='')}"
+        response = await self.http.get(url, headers=await self._as_order())
+        if response.status_code == 404:
+            return None
+        return _json(response, "payment")
 
     async def create_shipment(self, order_id: str, address: Json, weight_grams: int) -> Json:
         body = {"order_id": order_id, "address": address, "weight_grams": weight_grams}
@@ -78,6 +98,20 @@ class Neighbours:
         return _json(await self.http.get(url), "shipping")
 
     async def notify(self, kind: str, subject: str, body: str, order_id: str) -> Json:
+        """A notification for the shopper whose token this request carries."""
         payload = {"kind": kind, "subject": subject, "body": body, "order_id": order_id}
         url = f"{self.settings.notification_url}/notifications"
         return _json(await self.http.post(url, json=payload), "notification")
+
+    async def notify_user(self, order: Json, kind: str, subject: str, body: str) -> Json:
+        """A notification for the order's shopper, sent as the order service (no shopper token at hand)."""
+        payload = {
+            "kind": kind,
+            "subject": subject,
+            "body": body,
+            "order_id": order["_id"],
+            "user_id": order["user_id"],
+            "recipient": order.get("user_email") or None,
+        }
+        url = f"{self.settings.notification_url}/notifications"
+        return _json(await self.http.post(url, json=payload, headers=await self._as_order()), "notification")

@@ -76,7 +76,9 @@ class OrderItem(BaseModel):
 
 class OrderOut(BaseModel):
     id: str
-    status: str = Field(description="pending, reserved, charged, paid, shipped, delivered or failed")
+    status: str = Field(
+        description="pending, reserved, charged, paid, shipped, delivered, refunded or failed"
+    )
     status_history: list[HistoryEntry]
     items: list[OrderItem]
     currency: str

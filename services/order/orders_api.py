@@ -8,18 +8,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.kit import ApiError
 from services.kit.jwt import Principal
-from services.kit.security import current_user
+from services.kit.security import current_user, require_group
 from services.order import store
-from services.order.checkout import place_order
+from services.order.checkout import REFUNDABLE, place_order
 from services.order.clients import Neighbours
 from services.order.models import CheckoutIn, OrderList, OrderOut, order_out
 
 log = logging.getLogger("order.api")
 router = APIRouter(tags=["orders"])
 User = Annotated[Principal, Depends(current_user)]
+Admin = Annotated[Principal, Depends(require_group("admin"))]
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Shipment status -> order status, in the order they happen.
 _SHIPMENT_STEPS = {"shipped": ["shipped"], "delivered": ["shipped", "delivered"]}
@@ -97,3 +99,46 @@ async def _refresh_shipment(request: Request, order: dict[str, Any]) -> dict[str
         except ApiError as exc:
             log.warning("shipment update for order %s not sent: %s", order["_id"], exc.code)
     return updated
+
+
+class RefundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=200, examples=["damaged in transit"])
+
+
+@router.post(
+    "/orders/{order_id}/refund",
+    response_model=OrderOut,
+    summary="Refund a paid order (admin only; refunding twice returns the refunded order)",
+    responses={
+        404: {"description": "order_not_found"},
+        409: {"description": "not_refundable: the order was never paid (or failed)"},
+    },
+)
+async def refund_order(order_id: str, body: RefundIn, request: Request, admin: Admin) -> OrderOut:
+    """The only way to refund: order asks payment with its own identity, so the order records every refund
+    (status `refunded`, the admin and reason in the history) and stops following the shipment. The stock is
+    not returned: the goods have left or are leaving the warehouse (a return is another process)."""
+    db = request.app.state.db
+    doc = await store.get_order(db, order_id)
+    if doc is None:
+        raise ApiError(404, "order_not_found", "no such order")
+    if doc["status"] == "refunded":
+        return order_out(doc)
+    if doc["status"] not in REFUNDABLE or not doc.get("payment_id"):
+        raise ApiError(409, "not_refundable", f"a {doc['status']} order cannot be refunded")
+    neighbours = Neighbours(request.app.state.http, request.app.state.settings, request.app.state.identity)
+    await neighbours.refund(doc["payment_id"])  # idempotent at payment
+    entry = store.entry("refunded", f"by {admin.email}: {body.reason}")
+    updated = await store.record(db, order_id, {"status": "refunded"}, entry, when_status=list(REFUNDABLE))
+    if updated is None:  # refunded by a concurrent request meanwhile
+        return order_out(await store.get_order(db, order_id) or doc)
+    log.info("order %s refunded by %s", order_id, admin.email)
+    total = f"{updated['total_cents'] / 100:.2f} {updated['currency']}"
+    try:
+        message = f"We refunded {total} for order {order_id[:8]}."
+        await neighbours.notify_user(updated, "order_refunded", "Your order is refunded", message)
+    except ApiError as exc:
+        log.warning("refund notification for order %s not sent: %s", order_id, exc.code)
+    return order_out(updated)

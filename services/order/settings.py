@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from services.kit import ServiceSettings
 
@@ -16,3 +16,8 @@ class Settings(ServiceSettings):
     checkout_lease_seconds: float = Field(60.0, gt=0)
     # Parcel weight per unit when a product has no `weight_grams`.
     default_weight_grams: int = Field(500, ge=1)
+    # Order's own identity at auth (OAuth 2.0 client credentials, services/kit/service_identity.py), for
+    # what order does on its own behalf: refunds and payment lookups (payment answers those to order only).
+    # The secret is generated at deploy time (scripts/secrets.sh, `make dev`); unset, refunds fail.
+    oauth_client_id: str = "order"
+    oauth_client_secret: SecretStr | None = None

@@ -119,7 +119,7 @@ async def record(
 async def take_over(db: Database, order_id: str, lease_until: str, new_lease: str) -> Doc | None:
     """Claim a checkout whose lease ran out (its process died); only one caller wins."""
     doc: Doc | None = await orders(db).find_one_and_update(
-        {"_id": order_id, "lease_until": lease_until, "status": {"$nin": ["paid", "failed"]}},
+        {"_id": order_id, "lease_until": lease_until, "status": {"$in": ["pending", "reserved", "charged"]}},
         {"$set": {"lease_until": new_lease}},
         return_document=ReturnDocument.AFTER,
     )

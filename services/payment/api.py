@@ -1,4 +1,5 @@
-"""Payment API: POST /payments (idempotent per order id), GET /payments/{id}, POST .../refund."""
+"""Payment API: POST /payments (idempotent per order id), GET /payments/{id}; for the order service only
+(its own token): POST /payments/{id}/refund and GET /payments/by-order/{order_id}."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.kit import ApiError, clock
 from services.kit.clock import now_iso
 from services.kit.jwt import Principal
-from services.kit.security import current_user
+from services.kit.security import current_user, require_service
 from services.payment import cards, provider, store
 from services.payment.settings import Settings
 
@@ -32,6 +33,9 @@ async def inject_faults(request: Request) -> None:
 
 router = APIRouter(tags=["payments"], dependencies=[Depends(inject_faults)])
 User = Annotated[Principal, Depends(current_user)]
+# Refunds and lookups by order id answer to the order service alone: order owns the order's state, so it
+# learns of every refund (admins refund through order's API) and a shopper cannot refund a paid order.
+OrderService = Annotated[Principal, Depends(require_service("order"))]
 
 
 class ChargeIn(BaseModel):
@@ -187,14 +191,31 @@ async def get_payment(payment_id: str, request: Request, user: User) -> PaymentO
     return _out(await _own_payment(request, payment_id, user))
 
 
+@router.get(
+    "/payments/by-order/{order_id}",
+    response_model=PaymentOut,
+    summary="The payment of an order, whatever its status (the order service only)",
+    responses={404: {"description": "payment_not_found: nothing was ever charged for this order"}},
+)
+async def payment_of_order(order_id: str, request: Request, caller: OrderService) -> PaymentOut:
+    """How order settles a checkout whose charge answer it lost: `processing`, `succeeded`, `declined`,
+    `refunded`, or 404 when payment never recorded a charge for the order."""
+    doc = await store.by_order(request.app.state.db, order_id)
+    if doc is None:
+        raise ApiError(404, "payment_not_found", "no payment for this order")
+    return _out(doc)
+
+
 @router.post(
     "/payments/{payment_id}/refund",
     response_model=PaymentOut,
-    summary="Refund a succeeded payment (idempotent: refunding twice returns the refunded payment)",
-    responses={409: {"description": "not_refundable"}},
+    summary="Refund a succeeded payment (order service only; a second refund returns the refunded payment)",
+    responses={404: {"description": "payment_not_found"}, 409: {"description": "not_refundable"}},
 )
-async def refund(payment_id: str, request: Request, user: User) -> PaymentOut:
-    doc = await _own_payment(request, payment_id, user)
+async def refund(payment_id: str, request: Request, caller: OrderService) -> PaymentOut:
+    doc = await store.get(request.app.state.db, payment_id)
+    if doc is None:
+        raise ApiError(404, "payment_not_found", "no such payment")
     refunded = await store.refund(request.app.state.db, payment_id)
     if refunded is not None:
         log.info("refunded %s (order %s)", payment_id, doc["order_id"])

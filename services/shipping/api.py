@@ -12,13 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.kit import ApiError, clock
 from services.kit.jwt import Principal
-from services.kit.security import current_user, require_group
+from services.kit.security import current_caller, current_user, require_group
 from services.shipping import rates, store
 from services.shipping.settings import Settings
 
 log = logging.getLogger("shipping.api")
 router = APIRouter(tags=["shipping"])
 User = Annotated[Principal, Depends(current_user)]
+Caller = Annotated[Principal, Depends(current_caller)]
 Admin = Annotated[Principal, Depends(require_group("admin"))]
 Status = Literal["created", "shipped", "delivered"]
 
@@ -145,16 +146,22 @@ async def create_shipment(body: ShipmentIn, request: Request, response: Response
     return _out(existing)
 
 
-async def _visible(request: Request, shipment_id: str, user: Principal) -> dict[str, Any]:
+async def _visible(request: Request, shipment_id: str, caller: Principal) -> dict[str, Any]:
+    """The shipment, for its owner, an admin, or the order service (which follows every shipment)."""
     doc = await store.get(request.app.state.db, shipment_id)
-    if doc is None or not user.may_see(doc["user_id"]):
+    allowed = caller.is_service("order") or (caller.is_user and caller.may_see(doc["user_id"] if doc else ""))
+    if doc is None or not allowed:
         raise ApiError(404, "shipment_not_found", "no such shipment")
     return doc
 
 
-@router.get("/shipments/{shipment_id}", response_model=ShipmentOut, summary="A shipment (owner or admin)")
-async def get_shipment(shipment_id: str, request: Request, user: User) -> ShipmentOut:
-    return _out(await _visible(request, shipment_id, user))
+@router.get(
+    "/shipments/{shipment_id}",
+    response_model=ShipmentOut,
+    summary="A shipment (its owner, an admin, or the order service with its own token)",
+)
+async def get_shipment(shipment_id: str, request: Request, caller: Caller) -> ShipmentOut:
+    return _out(await _visible(request, shipment_id, caller))
 
 
 @router.post(

@@ -29,7 +29,10 @@ VARIANTS = {  # Deployment -> (stable Deployment, version label, env that differ
 # Who calls whom (docs/architecture.md): the service URLs a Deployment may be given.
 CALLS = {
     "frontend": {"AUTH_URL", "USER_URL", "PRODUCT_URL", "ORDER_URL", "NOTIFICATION_URL"},
-    "order": {"PRODUCT_URL", "PRODUCT_GRPC_TARGET", "PAYMENT_URL", "SHIPPING_URL", "NOTIFICATION_URL"},
+    "order": {
+        "AUTH_URL",  # its own token (POST /oauth2/token)
+        *("PRODUCT_URL", "PRODUCT_GRPC_TARGET", "PAYMENT_URL", "SHIPPING_URL", "NOTIFICATION_URL"),
+    },
 }
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl (`kubectl kustomize`)")

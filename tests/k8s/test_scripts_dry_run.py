@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scripts.k8svalidate import render
+from scripts.k8svalidate.crossref import pod_templates
 from services import topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,9 +165,57 @@ def test_secrets_are_generated_not_committed_and_not_printed(stubs: Path) -> Non
         *(f"mongo-{s}" for s in topology.WITH_DATABASE),
         "auth-jwt",
         "frontend-session",
+        "service-clients",
     ]
     assert all("--dry-run=client -o yaml | kubectl" in c for c in secret_cmds)  # idempotent apply
     assert any(c.startswith("openssl genpkey -algorithm RSA") for c in cmds)
+
+
+def _secret_keys(create_command: str) -> tuple[str, set[str]]:
+    """(Secret name, its keys) from a printed `kubectl create secret generic NAME --from-...` command;
+    a `--from-file=<dir>` (one key per file) gives the key '*'."""
+    words = create_command.split("create secret generic ", 1)[1].split("--dry-run")[0].split()
+    keys = set()
+    for word in words[1:]:
+        source = word.split("=", 1)[1]
+        keys.add(source.split("=", 1)[0] if "=" in source else "*")
+    return words[0], keys
+
+
+def test_every_secret_a_pod_reads_is_created_by_secrets_sh(stubs: Path) -> None:
+    """The kind of mistake a new Secret invites: a Deployment reads a Secret (or key) nobody creates, and
+    the pod never starts (CreateContainerConfigError). Every secretKeyRef and secret volume of every
+    rendered overlay must name a Secret and key that scripts/secrets.sh creates."""
+    created = dict(_secret_keys(c) for c in commands(make(stubs, "up")) if "create secret generic" in c)
+    wanted: set[tuple[str, str]] = set()
+    for overlay in ("k8s/overlays/dev", "mesh/istio/overlay", "mesh/linkerd/overlay"):
+        for doc in render(overlay):
+            for pod in pod_templates(doc):
+                spec = pod.get("spec") or {}
+                for c in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+                    for e in c.get("env", []):
+                        if ref := (e.get("valueFrom") or {}).get("secretKeyRef"):
+                            wanted.add((ref["name"], ref["key"]))
+                for volume in spec.get("volumes", []):
+                    if "secret" in volume:
+                        wanted.add((volume["secret"]["secretName"], "*"))
+    missing = _not_created(created, wanted)
+    assert wanted and not missing, f"read by pods but not created by scripts/secrets.sh: {missing}"
+
+
+def _not_created(created: dict[str, set[str]], wanted: set[tuple[str, str]]) -> list[str]:
+    return [
+        f"{name}/{key}"
+        for name, key in sorted(wanted)
+        if name not in created or not (key == "*" or key in created[name] or "*" in created[name])
+    ]
+
+
+def test_a_secret_nobody_creates_is_caught() -> None:
+    """The check above, planted: an unknown key of a created Secret, and an unknown Secret, are reported."""
+    created = dict([_secret_keys("kubectl create secret generic service-clients --from-file=clients=/t/c")])
+    wanted = {("service-clients", "clients"), ("service-clients", "payment"), ("payment-key", "*")}
+    assert _not_created(created, wanted) == ["payment-key/*", "service-clients/payment"]
 
 
 def test_existing_secrets_are_kept(stubs: Path) -> None:

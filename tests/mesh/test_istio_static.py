@@ -813,6 +813,8 @@ def test_security_guide_table_matches_the_policies() -> None:
 def test_policies_allow_every_call_the_services_really_make() -> None:
     calls = service_calls()
     assert ("order-sa", "payment", "POST", "/payments/x1/refund", None) in calls
+    assert ("order-sa", "auth", "POST", "/oauth2/token", None) in calls
+    assert ("order-sa", "payment", "GET", "/payments/by-order/x1", None) in calls
     assert ("frontend-sa", "order", "DELETE", "/cart/items/x1", None) in calls
     assert any(c[4] == 9000 for c in calls)
     docs = list(rendered("security"))

@@ -74,7 +74,6 @@ def test_same_user_kind_and_order_is_stored_once(shop: tuple[TestClient, TokenFa
         {**CONFIRMATION, "subject": ""},
         {**CONFIRMATION, "body": "x" * 5001},
         {**CONFIRMATION, "order_id": "bad id"},
-        {**CONFIRMATION, "user_id": "someone-else"},
         {"kind": "general", "subject": "Hi"},
     ],
 )
@@ -100,3 +99,25 @@ def test_token_required_and_bad_requests(shop: tuple[TestClient, TokenFactory]) 
         "/notifications", json={**CONFIRMATION, "body": "x" * 70_000}, headers=tokens.headers()
     )
     assert too_big.status_code == 413
+
+
+def test_the_order_service_notifies_a_user_with_its_own_token(shop: tuple[TestClient, TokenFactory]) -> None:
+    """Shipment progress and refunds happen with no shopper online: order names the user instead."""
+    client, tokens = shop
+    delivered = {"kind": "order_delivered", "subject": "Delivered", "body": "Enjoy", "order_id": "o1"}
+    for_ada = {**delivered, "user_id": "ada", "recipient": "ada@example.com"}
+    sent = client.post("/notifications", json=for_ada, headers=tokens.service_headers("order"))
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["recipient"] == "ada@example.com"
+    [listed] = client.get("/notifications", headers=tokens.headers(sub="ada")).json()["items"]
+    assert listed["kind"] == "order_delivered" and listed["id"] == sent.json()["id"]
+
+    # A shopper cannot write into someone else's outbox, nor can another service, nor order without a user.
+    as_bob = client.post("/notifications", json=for_ada, headers=tokens.headers(sub="bob"))
+    assert as_bob.status_code == 403
+    as_shipping = client.post("/notifications", json=for_ada, headers=tokens.service_headers("shipping"))
+    assert as_shipping.status_code == 403
+    nobody = client.post("/notifications", json=delivered, headers=tokens.service_headers("order"))
+    assert nobody.status_code == 422
+    assert client.get("/notifications", headers=tokens.service_headers("order")).status_code == 403
+    assert client.get("/notifications", headers=tokens.headers(sub="bob")).json() == {"items": []}

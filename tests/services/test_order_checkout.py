@@ -17,6 +17,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.auth.app import build_app as auth_app
+from services.auth.settings import Settings as AuthSettings
 from services.kit.http import ServiceClient
 from services.kit.testing import TokenFactory
 from services.notification.app import build_app as notification_app
@@ -33,6 +35,7 @@ from services.shipping.app import build_app as shipping_app
 from services.shipping.settings import Settings as ShippingSettings
 
 pytestmark = pytest.mark.timeout(90)
+ORDER_SECRET = "order-client-secret-for-the-tests-0123456789"
 
 ADDRESS = {
     "name": "Ada",
@@ -92,11 +95,13 @@ class Hosts(httpx.AsyncBaseTransport):
 @dataclass
 class Shop:
     order: FastAPI
+    auth: FastAPI
     payment: FastAPI
     product: FastAPI
     shipping: FastAPI
     notification: FastAPI
     client: httpx.AsyncClient
+    payment_client: httpx.AsyncClient
     hosts: Hosts
     tokens: TokenFactory
 
@@ -129,6 +134,7 @@ async def running_shop(
 ) -> AsyncIterator[Shop]:
     grpc_port = free_port()
     apps = {
+        "auth": auth_app(AuthSettings(oauth_clients=f"order={ORDER_SECRET}")),  # type: ignore[arg-type]
         "product": product_app(ProductSettings(grpc_port=grpc_port)),
         "payment": payment_app(payment or PaymentSettings()),
         "shipping": shipping_app(
@@ -139,6 +145,8 @@ async def running_shop(
         "notification": notification_app(NotificationSettings()),
     }
     settings = OrderSettings(
+        auth_url="http://auth",
+        oauth_client_secret=ORDER_SECRET,  # type: ignore[arg-type]
         product_url="http://product",
         payment_url="http://payment",
         shipping_url="http://shipping",
@@ -150,14 +158,20 @@ async def running_shop(
     order.state.http = ServiceClient(settings, transport=hosts)
     tokens = TokenFactory()
     for app in (*apps.values(), order):
-        tokens.trust_in(app)
+        tokens.trust_in(app)  # shoppers' tokens
+        app.state.verifier.trust(apps["auth"].state.signing_key.jwks())  # order's own token
     async with AsyncExitStack() as stack:
         for app in (*apps.values(), order):
             await stack.enter_async_context(app.router.lifespan_context(app))
         client = await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=order), base_url="http://order", timeout=60)
         )
-        yield Shop(order=order, client=client, hosts=hosts, tokens=tokens, **apps)
+        payment_client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=apps["payment"]), base_url="http://payment")
+        )
+        yield Shop(
+            order=order, client=client, payment_client=payment_client, hosts=hosts, tokens=tokens, **apps
+        )
 
 
 @pytest.fixture
@@ -584,3 +598,45 @@ async def test_a_checkout_whose_process_died_is_resumed_by_a_retry(shop: Shop) -
     assert "resumed" in [h["status"] for h in order["status_history"]]
     assert await shop.stock("headlamp") == before - 2
     assert len(await shop.docs(shop.payment, "payments")) == 1
+
+
+async def test_an_admin_refunds_through_order_which_records_it(shop: Shop) -> None:
+    """The only way to refund: order asks payment with its own identity and records the refund."""
+    ada, boss = shop.user("ada"), shop.tokens.headers(sub="boss", email="boss@example.com", groups=["admin"])
+    await shop.fill_cart(ada, ("headlamp", 1))
+    order = (await shop.checkout(ada, "k1")).json()
+    url = f"/orders/{order['id']}/refund"
+    body = {"reason": "damaged in transit"}
+
+    assert (await shop.client.post(url, json=body, headers=ada)).status_code == 403  # not an admin
+    direct = await shop.payment_client.post(f"/payments/{order['payment_id']}/refund", headers=boss)
+    assert direct.status_code == 403  # not even an admin refunds behind order's back
+    assert (await shop.client.post("/orders/nope/refund", json=body, headers=boss)).status_code == 404
+
+    refunded = await shop.client.post(url, json=body, headers=boss)
+    assert refunded.status_code == 200, refunded.text
+    assert refunded.json()["status"] == "refunded"
+    last = refunded.json()["status_history"][-1]
+    assert last["status"] == "refunded" and last["reason"] == "by boss@example.com: damaged in transit"
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert payment["status"] == "refunded"
+    refund_calls = [c for c in shop.hosts.calls if c.url.path.endswith("/refund") and c.url.host == "payment"]
+    principal = await shop.payment.state.verifier.verify(refund_calls[0].headers["authorization"][7:])
+    assert principal.is_service("order")  # order's own token, not the admin's
+    again = await shop.client.post(url, json=body, headers=boss)
+    assert again.status_code == 200 and again.json()["status_history"] == refunded.json()["status_history"]
+    seen = (await shop.client.get(f"/orders/{order['id']}", headers=ada)).json()
+    assert seen["status"] == "refunded"
+    notes = await shop.docs(shop.notification, "outbox", {"kind": "order_refunded"})
+    assert [(n["user_id"], n["recipient"]) for n in notes] == [("ada", "ada@example.com")]
+    replay = await shop.checkout(ada, "k1")  # the same key: still that (refunded) purchase, never a new one
+    assert replay.status_code == 201 and replay.json()["id"] == order["id"]
+
+
+async def test_only_a_paid_order_can_be_refunded(shop: Shop) -> None:
+    ada, boss = shop.user("ada"), shop.tokens.headers(sub="boss", groups=["admin"])
+    await shop.fill_cart(ada, ("headlamp", 1))
+    declined = await shop.checkout(ada, "k1", {**CHECKOUT, "card": DECLINED_CARD})
+    order_id = declined.json()["error"]["details"]["order_id"]
+    refused = await shop.client.post(f"/orders/{order_id}/refund", json={"reason": "x"}, headers=boss)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_refundable"

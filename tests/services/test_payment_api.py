@@ -155,26 +155,57 @@ def test_malformed_json_token_and_unknown_ids(client: TestClient, tokens: TokenF
     forged = TokenFactory().headers()  # a key the service does not trust
     assert client.post("/payments", json=charge_body(), headers=forged).status_code == 401
     assert client.get("/payments/nope", headers=tokens.headers()).status_code == 404
-    assert client.post("/payments/nope/refund", headers=tokens.headers()).status_code == 404
+    assert client.post("/payments/nope/refund", headers=tokens.service_headers("order")).status_code == 404
 
 
-def test_refund_owner_or_admin_once(client: TestClient, tokens: TokenFactory) -> None:
+def test_refund_and_lookup_by_order_answer_to_the_order_service_only(
+    client: TestClient, tokens: TokenFactory
+) -> None:
+    """A shopper cannot refund their own paid order at payment (it would stay paid and ship), nor can an
+    admin behind order's back: refunds go through order, which uses its own identity."""
     payment = client.post("/payments", json=charge_body(), headers=tokens.headers(sub="u1")).json()
     refund_url = f"/payments/{payment['id']}/refund"
-    assert client.post(refund_url, headers=tokens.headers(sub="u2")).status_code == 404
-    refunded = client.post(refund_url, headers=tokens.headers(sub="u1"))
+    lookup_url = "/payments/by-order/order-1"
+    for caller in (
+        tokens.headers(sub="u1"),  # the payment's owner
+        tokens.headers(sub="boss", groups=["customer", "admin"]),
+        tokens.service_headers("shipping"),  # another service's own token
+    ):
+        for method, url in (("POST", refund_url), ("GET", lookup_url)):
+            refused = client.request(method, url, headers=caller)
+            assert refused.status_code == 403, (method, url, refused.text)
+            assert refused.json()["error"]["code"] == "forbidden"
+    assert client.get(f"/payments/{payment['id']}", headers=tokens.headers(sub="u1")).json()["status"] == (
+        "succeeded"
+    )
+    assert client.post(refund_url).status_code == 401
+
+    order = tokens.service_headers("order")
+    found = client.get(lookup_url, headers=order)
+    assert found.status_code == 200 and found.json()["id"] == payment["id"]
+    assert client.get("/payments/by-order/never-charged", headers=order).status_code == 404
+    refunded = client.post(refund_url, headers=order)
     assert refunded.status_code == 200
     assert refunded.json()["status"] == "refunded" and refunded.json()["refunded_at"]
-    again = client.post(refund_url, headers=tokens.headers(sub="admin", groups=["admin"]))
+    again = client.post(refund_url, headers=order)
     assert again.status_code == 200 and again.json()["refunded_at"] == refunded.json()["refunded_at"]
+    assert client.get(lookup_url, headers=order).json()["status"] == "refunded"
 
     declined = client.post(
         "/payments", json=charge_body("o2", card=DECLINED), headers=tokens.headers(sub="u1")
     )
     payment_id = declined.json()["error"]["details"]["payment_id"]
-    not_refundable = client.post(f"/payments/{payment_id}/refund", headers=tokens.headers(sub="u1"))
+    not_refundable = client.post(f"/payments/{payment_id}/refund", headers=order)
     assert not_refundable.status_code == 409
     assert not_refundable.json()["error"]["code"] == "not_refundable"
+    assert client.get("/payments/by-order/o2", headers=order).json()["status"] == "declined"
+
+
+def test_a_service_token_is_nobodys_account(client: TestClient, tokens: TokenFactory) -> None:
+    """Order's own token cannot charge as if it were a shopper: user endpoints refuse service tokens."""
+    charged = client.post("/payments", json=charge_body(), headers=tokens.service_headers("order"))
+    assert charged.status_code == 403
+    assert charged.json()["error"]["code"] == "user_token_required"
 
 
 def test_failure_rate_answers_503_before_charging() -> None:
