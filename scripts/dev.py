@@ -81,7 +81,7 @@ class Stack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.width = max(len(s.name) for s in services)
         # Services with an identity of their own at auth (OAuth 2.0 client credentials: SERVICE_CLIENTS in
-        # services/topology.env). The cluster's secrets come from scripts/secrets.sh; each Stack makes its own.
+        # services/topology.env). Cluster secrets come from scripts/secrets.sh; each Stack makes its own.
         self.client_secrets = {name: secrets.token_hex(32) for name in topology.SERVICE_CLIENTS}
 
     def identity_env(self, name: str) -> dict[str, str]:

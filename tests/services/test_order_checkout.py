@@ -130,7 +130,9 @@ class Shop:
 
 @asynccontextmanager
 async def running_shop(
-    payment: PaymentSettings | None = None, ship_after_seconds: float = 3600
+    payment: PaymentSettings | None = None,
+    ship_after_seconds: float = 3600,
+    deliver_after_seconds: float | None = None,
 ) -> AsyncIterator[Shop]:
     grpc_port = free_port()
     apps = {
@@ -139,7 +141,8 @@ async def running_shop(
         "payment": payment_app(payment or PaymentSettings()),
         "shipping": shipping_app(
             ShippingSettings(
-                ship_after_seconds=ship_after_seconds, deliver_after_seconds=ship_after_seconds * 2
+                ship_after_seconds=ship_after_seconds,
+                deliver_after_seconds=deliver_after_seconds or ship_after_seconds * 2,
             )
         ),
         "notification": notification_app(NotificationSettings()),
@@ -541,7 +544,7 @@ async def test_orders_are_private_and_listed_newest_first(shop: Shop) -> None:
 
 
 async def test_order_page_follows_the_shipment_and_notifies_once() -> None:
-    async with running_shop(ship_after_seconds=0.2) as shop:
+    async with running_shop(ship_after_seconds=0.2, deliver_after_seconds=3) as shop:
         ada = shop.user()
         await shop.fill_cart(ada, ("headlamp", 1))
         order = (await shop.checkout(ada, "k1")).json()
@@ -554,7 +557,7 @@ async def test_order_page_follows_the_shipment_and_notifies_once() -> None:
         assert [h["status"] for h in history].count("shipped") == 1
         kinds = [n["kind"] for n in await shop.docs(shop.notification, "outbox")]
         assert sorted(kinds) == ["order_confirmation", "shipment_update"]
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(3)
         delivered = (await shop.client.get(f"/orders/{order['id']}", headers=ada)).json()
         assert delivered["status"] == "delivered"
         assert [h["status"] for h in delivered["status_history"]][-2:] == ["shipped", "delivered"]
