@@ -52,6 +52,7 @@ else
   run_sh "openssl rand -hex 32 > $TMP/session-secret"
   apply_secret frontend-session "--from-file=secret=$TMP/session-secret"
 fi
+
 # OAuth 2.0 client secrets of the services that act as themselves (SERVICE_CLIENTS: order refunds and
 # looks up payments with its own token). auth mounts key `clients`, each client only its own key.
 if exists service-clients; then
