@@ -22,6 +22,7 @@ from services.kit.errors import ApiError
 log = logging.getLogger("frontend.clients")
 
 SESSION_COOKIES = ("shop_access", "shop_refresh", "shop_csrf")
+IDENTITY_HEADERS = ("authorization", "x-user-id", "x-user-group")  # set from the verified token only
 PRODUCT_SERVED_BY = "frontend.product_served_by"
 Json = dict[str, Any]
 
@@ -70,7 +71,11 @@ class Neighbours:
 
     def _outgoing_headers(self) -> dict[str, str]:
         headers = forwarded_headers()
-        headers.pop("authorization", None)  # only a token the frontend verified goes downstream
+        # Identity comes only from a token the frontend verified: what a client sent as its token, user id or
+        # group never goes downstream (an anonymous visitor could otherwise claim any user or group).
+        # Routing headers a client sets on purpose (`canary`, `user-agent`, the `canary` cookie) do.
+        for name in IDENTITY_HEADERS:
+            headers.pop(name, None)
         cookie = strip_session_cookies(headers.pop("cookie", ""))
         if cookie:
             headers["cookie"] = cookie

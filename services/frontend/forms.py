@@ -12,7 +12,8 @@ Email = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-Quantity = Annotated[int, Field(ge=1, le=99)]
+# Strict: JSON `true` or `"2"` is not a quantity (order refuses them too; lax ints would let them through).
+Quantity = Annotated[int, Field(strict=True, ge=1, le=99)]
 
 
 class Strict(BaseModel):

@@ -117,8 +117,14 @@ def test_checkout_bad_input(client: TestClient, fake: FakeShop) -> None:
         response.json()["error"]["code"] == "card_declined"
         and "order_id" in response.json()["error"]["details"]
     )
-    bad_qty = client.post("/api/cart/items", json={"product_id": "mug-2", "quantity": 0}, headers=auth)
-    assert bad_qty.status_code == 422
+    calls_before = len(fake.calls("order"))
+    for quantity in (0, True, "2", 2.5, 100):  # JSON true is not 1: the same strict rule as order's
+        bad_qty = client.post(
+            "/api/cart/items", json={"product_id": "mug-2", "quantity": quantity}, headers=auth
+        )
+        assert bad_qty.status_code == 422, (quantity, bad_qty.text)
+        assert bad_qty.json()["error"]["details"][0]["loc"][-1] == "quantity"
+    assert len(fake.calls("order")) == calls_before  # refused at the frontend, never sent on
 
 
 def test_cookie_session_works_for_the_api_with_csrf_header_on_writes(client: TestClient) -> None:
@@ -170,11 +176,23 @@ def test_user_group_header_from_the_token(
     assert fake.calls("order")[-1].headers["x-user-group"] == expected
 
 
-def test_anonymous_visitors_send_no_token(client: TestClient, fake: FakeShop) -> None:
-    client.get("/", headers={"x-user-group": "beta"})
-    sent = fake.calls("product")[-1].headers
-    assert "authorization" not in sent and "x-user-id" not in sent
-    assert sent["x-user-group"] == "beta"  # an anonymous caller's routing header passes through
+def test_anonymous_visitors_send_no_identity(client: TestClient, fake: FakeShop) -> None:
+    """The contract: x-user-id and x-user-group come only from a verified token. A visitor claiming to be
+    someone (or an admin) gets nothing passed on; routing headers set on purpose still travel."""
+    spoofed = {
+        "x-user-group": "admin",
+        "x-user-id": "someone-else",
+        "canary": "true",
+        "cookie": "canary=true",
+        "user-agent": "Mobile Safari",
+    }
+    client.get("/", headers=spoofed)
+    client.get("/api/products", headers=spoofed)
+    for call in fake.calls("product")[-2:]:
+        sent = call.headers
+        assert "authorization" not in sent and "x-user-id" not in sent and "x-user-group" not in sent
+        assert sent["canary"] == "true" and sent["cookie"] == "canary=true"
+        assert sent["user-agent"] == "Mobile Safari"
 
 
 def test_expired_access_cookie_is_refreshed_transparently(client: TestClient, fake: FakeShop) -> None:
