@@ -48,6 +48,8 @@ def available() -> list[Service]:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (the kernel picks it). The one helper for this: the tests
+    and the dev runner use it so they never collide with `make dev`'s fixed ports or each other."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

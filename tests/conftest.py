@@ -23,7 +23,8 @@ STACK_ENV = {
 
 
 @pytest.fixture
-def token_factory() -> TokenFactory:
+def tokens() -> TokenFactory:
+    """Mints access tokens with a throw-away key; `tokens.trust_in(app)` makes an app accept them."""
     return TokenFactory()
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from services import topology
-from tests.cluster.conftest import NAMESPACE, checkout_once
+from tests.cluster.helpers import NAMESPACE, checkout_once
 
 SERVICES = list(topology.SERVICES)
 VARIANTS = ["product-canary", "frontend-mobile-optimized", "frontend-beta-features"]

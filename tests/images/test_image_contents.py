@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.dev import free_port
 from services import topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,12 +151,6 @@ assert not leaked, leaked
     assert "LEAKED []" in result.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _image_env(**extra: str) -> dict[str, str]:
     """The image's environment (Dockerfile ENV), with the repo standing in for /app."""
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "TMPDIR")}
@@ -174,7 +168,7 @@ def test_entry_point_without_service_says_what_to_set(runtime_python: Path) -> N
 @pytest.mark.timeout(120)
 def test_entry_point_serves_the_service_named_by_SERVICE(runtime_python: Path) -> None:
     """`python3 -m services` with SERVICE=frontend (needs no MongoDB) answers its probes on $HOST:$PORT."""
-    port = _free_port()
+    port = free_port()
     env = _image_env(SERVICE="frontend", HOST="127.0.0.1", PORT=str(port), VERSION="v9")
     cmd = [str(runtime_python), "-m", "services"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -197,7 +191,7 @@ def test_entry_point_serves_the_service_named_by_SERVICE(runtime_python: Path) -
 
 def test_entry_point_without_mongo_url_stops_with_one_line_saying_what_to_set(runtime_python: Path) -> None:
     """The images have no in-memory store: a service that needs MongoDB and has no MONGO_URL stops at once."""
-    env = _image_env(SERVICE="order", HOST="127.0.0.1", PORT=str(_free_port()))
+    env = _image_env(SERVICE="order", HOST="127.0.0.1", PORT=str(free_port()))
     cmd = [str(runtime_python), "-m", "services"]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1, result.stderr[-2000:]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.conftest import probe_cluster
+from tests.cluster.helpers import probe_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 

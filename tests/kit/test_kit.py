@@ -9,70 +9,19 @@ import sys
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pydantic import BaseModel
 
 from services.kit import ApiError, ServiceSettings, create_app, load_settings, tracing
 from services.kit.http import ServiceClient
 from services.kit.jwt import JwksVerifier, Principal
-from services.kit.security import current_user, require_group
 from services.kit.settings import SettingsError
 from services.kit.testing import TokenFactory
+from tests.kit.demo_app import demo_app
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-class Item(BaseModel):
-    name: str
-    quantity: int
-
-
-def demo_app(downstream: httpx.MockTransport | None = None, **settings: object) -> FastAPI:
-    router = APIRouter()
-
-    @router.post("/items/{item_id}")
-    async def create(item_id: str, item: Item, user: Principal = Depends(current_user)) -> dict[str, object]:
-        return {"id": item_id, "name": item.name, "user": user.sub}
-
-    @router.get("/admin")
-    async def admin(user: Principal = Depends(require_group("admin"))) -> dict[str, str]:
-        return {"hello": user.email}
-
-    @router.get("/call")
-    async def call(request: Request) -> dict[str, int]:
-        response = await request.app.state.http.get("http://product:3000/products")
-        return {"status": response.status_code}
-
-    @router.get("/boom")
-    async def boom() -> None:
-        raise RuntimeError("a bug")
-
-    @router.get("/teapot")
-    async def teapot() -> None:
-        raise ApiError(409, "conflict_here", "already there", {"id": "x"})
-
-    options = {"service_name": "demo", "version": "v7", "max_body_bytes": 2048, **settings}
-    config = ServiceSettings(**options)  # type: ignore[arg-type]
-    app = create_app(config, title="demo", routers=[router])
-    if downstream is not None:
-        app.state.http = ServiceClient(config, transport=downstream)
-    return app
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
-
-
-@pytest.fixture
-def client(tokens: TokenFactory):
-    app = demo_app()
-    tokens.trust_in(app)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def test_operational_endpoints_answer(client: TestClient) -> None:

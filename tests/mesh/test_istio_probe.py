@@ -15,7 +15,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from scripts.dev import free_port
 from scripts.k8svalidate import REPO_ROOT
+from tests.cluster.istio.helpers import BROKEN_SERVER
 
 PROBE = REPO_ROOT / "tests" / "cluster" / "istio" / "probe.py"
 
@@ -98,14 +100,8 @@ def test_mongo_mode_tells_an_answer_from_a_closed_connection() -> None:
 
 
 def test_broken_server_answers_503_to_everything() -> None:
-    conftest = (REPO_ROOT / "tests" / "cluster" / "istio" / "conftest.py").read_text()
-    ns: dict[str, object] = {}
-    start = conftest.index('BROKEN_SERVER = """')
-    exec(conftest[start : conftest.index('"""\n', start + 20) + 3], ns)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    src = str(ns["BROKEN_SERVER"]).replace("PORT", str(port)).replace("0.0.0.0", "127.0.0.1")
+    port = free_port()
+    src = BROKEN_SERVER.replace("PORT", str(port)).replace("0.0.0.0", "127.0.0.1")
     proc = subprocess.Popen([sys.executable, "-c", src])
     try:
         for _ in range(50):

@@ -17,16 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scripts.dev import free_port
 from scripts.k8svalidate import REPO_ROOT
 
 PROVIDER = REPO_ROOT / "mesh" / "istio" / "labs" / "egress" / "provider.py"
 CHARGE = {"amount_cents": 1999, "currency": "EUR", "reference": "order-1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -39,7 +34,7 @@ def provider(tmp_path: Path) -> Iterator[Callable[..., tuple[str, str]]]:
     subprocess.run(cmd, check=True, capture_output=True)
 
     def start(failure_rate: str = "0") -> tuple[str, str]:
-        https, http = _free_port(), _free_port()
+        https, http = free_port(), free_port()
         env = {**os.environ, "TLS_DIR": str(tmp_path), "FAILURE_RATE": failure_rate}
         env.update(HTTPS_PORT=str(https), HTTP_PORT=str(http))
         procs.append(subprocess.Popen([sys.executable, "-B", str(PROVIDER)], env=env))

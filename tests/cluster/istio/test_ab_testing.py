@@ -14,13 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cluster.istio.helpers import require_lab
+
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
 DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
 
 
 @pytest.fixture(autouse=True)
-def _lab(require_lab: Any) -> None:
-    require_lab("ab-testing")
+def _lab(custom_objects: Any, namespace: str) -> None:
+    require_lab(custom_objects, namespace, "ab-testing")
 
 
 def variants(shop_url: str, headers: dict[str, str], n: int = 20, http: Any = None) -> Counter[str]:

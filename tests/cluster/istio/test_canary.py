@@ -11,13 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cluster.helpers import binomial_bounds
+from tests.cluster.istio.helpers import require_lab
+
 PRODUCT = "http://product:3000/products"
 N = 500
 
 
 @pytest.fixture(autouse=True)
-def _lab(require_lab: Any) -> None:
-    require_lab("canary")
+def _lab(custom_objects: Any, namespace: str) -> None:
+    require_lab(custom_objects, namespace, "canary")
 
 
 def canary_weight(custom_objects: Any, namespace: str) -> int:
@@ -29,9 +32,7 @@ def canary_weight(custom_objects: Any, namespace: str) -> int:
     return int(next(d["weight"] for d in split["route"] if d["destination"]["subset"] == "canary"))
 
 
-def test_split_within_binomial_tolerance(
-    mesh_pod: Any, custom_objects: Any, namespace: str, binomial_bounds: Any
-) -> None:
+def test_split_within_binomial_tolerance(mesh_pod: Any, custom_objects: Any, namespace: str) -> None:
     weight = canary_weight(custom_objects, namespace)
     pod = mesh_pod("frontend-sa")
     results = pod.http(PRODUCT, count=N, concurrency=8)

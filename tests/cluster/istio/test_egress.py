@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import checkout_once
+from tests.cluster.helpers import checkout_once
+from tests.cluster.istio.helpers import require_lab
 
 PROVIDER = "http://api.payments.example/v1/charges"
 PROVIDER_CLUSTER = "outbound|80||api.payments.example"
@@ -20,8 +21,8 @@ DIRECT = "http://provider.payments-provider.svc.cluster.local/healthz"
 
 
 @pytest.fixture(autouse=True)
-def _lab(require_lab: Any) -> None:
-    require_lab("egress")
+def _lab(custom_objects: Any, namespace: str) -> None:
+    require_lab(custom_objects, namespace, "egress")
 
 
 def charge(pod: Any, n: int) -> list[dict[str, Any]]:

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.helpers import binomial_bounds
+from tests.cluster.istio.helpers import require_lab
+
 PAYMENT = "http://payment:3000/payments/istio-check"
 USER = "http://user:3000/users/me"
 PAYMENT_CLUSTER = "outbound|3000||payment.ecommerce.svc.cluster.local"
@@ -19,15 +22,15 @@ USER_CLUSTER = "outbound|3000||user.ecommerce.svc.cluster.local"
 
 
 @pytest.fixture(autouse=True)
-def _lab(require_lab: Any) -> None:
-    require_lab("resilience")
+def _lab(custom_objects: Any, namespace: str) -> None:
+    require_lab(custom_objects, namespace, "resilience")
 
 
 def stat(pod: Any, cluster: str, name: str) -> int:
     return sum(v for k, v in pod.envoy_stats(cluster).items() if k.endswith(f".{name}"))
 
 
-def test_delay_hits_about_10_percent_and_lasts_at_least_5s(mesh_pod: Any, binomial_bounds: Any) -> None:
+def test_delay_hits_about_10_percent_and_lasts_at_least_5s(mesh_pod: Any) -> None:
     n = 100
     results = mesh_pod("order-sa").http(
         PAYMENT, count=n, concurrency=10, headers={"x-user-group": "chaos-delay"}
@@ -40,7 +43,7 @@ def test_delay_hits_about_10_percent_and_lasts_at_least_5s(mesh_pod: Any, binomi
     assert all(r["seconds"] < 4.0 for r in results if r not in delayed), "only the injected requests are slow"
 
 
-def test_abort_answers_503_for_about_half(mesh_pod: Any, binomial_bounds: Any) -> None:
+def test_abort_answers_503_for_about_half(mesh_pod: Any) -> None:
     n = 100
     results = mesh_pod("order-sa").http(
         PAYMENT, count=n, concurrency=10, headers={"x-user-group": "chaos-abort"}

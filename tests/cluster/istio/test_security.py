@@ -11,15 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cluster.conftest import checkout_once, register_and_login
+from tests.cluster.helpers import checkout_once, register_and_login
+from tests.cluster.istio.helpers import require_lab
 
 PRODUCTS = "http://product:3000/products"
 ORDERS = "http://order:3000/orders"
 
 
 @pytest.fixture(autouse=True)
-def _lab(require_lab: Any) -> None:
-    require_lab("security")
+def _lab(custom_objects: Any, namespace: str) -> None:
+    require_lab(custom_objects, namespace, "security")
 
 
 def test_plaintext_from_a_pod_without_sidecar_is_refused(mesh_pod: Any) -> None:

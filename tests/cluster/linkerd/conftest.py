@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from l5d import MeshClient, reachable
+
+from tests.cluster.linkerd.helpers import MeshClient, reachable
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from l5d import require_lab
+
+from tests.cluster.linkerd.helpers import require_lab
 
 pytestmark = pytest.mark.cluster
 MOBILE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"

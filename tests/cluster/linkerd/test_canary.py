@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from l5d import binomial_ok, require_lab
+
+from tests.cluster.helpers import binomial_ok
+from tests.cluster.linkerd.helpers import require_lab
 
 pytestmark = pytest.mark.cluster
 N = 600

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from l5d import NAMESPACE, kubectl, linkerd
 
-from tests.cluster.conftest import checkout_once
+from tests.cluster.helpers import NAMESPACE, checkout_once
+from tests.cluster.linkerd.helpers import kubectl, linkerd
 
 pytestmark = pytest.mark.cluster
 

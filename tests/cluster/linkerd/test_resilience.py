@@ -11,7 +11,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from l5d import NAMESPACE, binomial_ok, kubectl, require_lab, stat_outbound
+
+from tests.cluster.helpers import NAMESPACE, binomial_ok
+from tests.cluster.linkerd.helpers import kubectl, require_lab, stat_outbound
 
 pytestmark = pytest.mark.cluster
 NGINX = "docker.io/nginxinc/nginx-unprivileged:1.29.4-alpine3.23"

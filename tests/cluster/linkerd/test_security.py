@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from l5d import NAMESPACE, kubectl, require_lab
 
-from tests.cluster.conftest import checkout_once
+from tests.cluster.helpers import NAMESPACE, checkout_once
+from tests.cluster.linkerd.helpers import kubectl, require_lab
 
 pytestmark = pytest.mark.cluster
 

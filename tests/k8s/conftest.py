@@ -1,8 +1,0 @@
-"""Make `scripts.k8svalidate` importable from the repo root (until pytest's `pythonpath` is configured)."""
-
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))

@@ -1,0 +1,80 @@
+"""auth: failed logins per account are throttled (429 + Retry-After), in MongoDB, reset on success."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from services.auth.app import build_app
+from tests.services.auth.helpers import PASSWORD, auth_settings
+
+
+def make_app(**overrides: Any) -> Any:
+    return build_app(auth_settings(**overrides))
+
+
+def attempt(client: TestClient, password: str, email: str = "victim@example.com") -> Any:
+    return client.post("/auth/login", json={"email": email, "password": password})
+
+
+def test_five_failures_lock_the_account_with_retry_after(auth_with_victim: TestClient) -> None:
+    assert [attempt(auth_with_victim, f"guess {i}").status_code for i in range(5)] == [401] * 5
+    locked = attempt(auth_with_victim, "guess 6")
+    assert locked.status_code == 429
+    assert locked.json()["error"]["code"] == "too_many_attempts"
+    retry_after = int(locked.headers["retry-after"])
+    assert 250 <= retry_after <= 300
+    assert locked.json()["error"]["details"] == {"retry_after_seconds": retry_after}
+    # While locked, even the right password is refused: guessing on cannot find it.
+    assert attempt(auth_with_victim, PASSWORD).status_code == 429
+
+
+def test_unknown_accounts_are_throttled_the_same_way(auth_with_victim: TestClient) -> None:
+    statuses = [attempt(auth_with_victim, "guess", email="ghost@example.com").status_code for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+
+
+def test_other_accounts_are_not_affected(auth_with_victim: TestClient) -> None:
+    auth_with_victim.post(
+        "/auth/register", json={"email": "bystander@example.com", "password": PASSWORD, "name": "B"}
+    )
+    for i in range(6):
+        attempt(auth_with_victim, f"guess {i}")
+    assert attempt(auth_with_victim, PASSWORD, email="bystander@example.com").status_code == 200
+
+
+def test_a_successful_login_resets_the_count(auth_with_victim: TestClient) -> None:
+    assert [attempt(auth_with_victim, "nope").status_code for _ in range(4)] == [401] * 4
+    assert attempt(auth_with_victim, PASSWORD).status_code == 200
+    assert [attempt(auth_with_victim, "nope").status_code for _ in range(5)] == [401] * 5
+    assert attempt(auth_with_victim, "nope").status_code == 429
+
+
+def test_the_lock_ends_after_the_lockout() -> None:
+    app = make_app(login_max_failures=2, login_lockout_seconds=1, login_failure_window_seconds=60)
+    with TestClient(app) as client:
+        client.post("/auth/register", json={"email": "victim@example.com", "password": PASSWORD, "name": "V"})
+        assert [attempt(client, "x").status_code for _ in range(3)] == [401, 401, 429]
+        time.sleep(1.2)
+        assert attempt(client, PASSWORD).status_code == 200
+
+
+def test_the_lock_is_shared_by_replicas_through_mongodb() -> None:
+    first, second = make_app(), make_app()
+    with TestClient(first) as a, TestClient(second) as b:
+        # Two replicas, one database (as in the cluster): point the second at the first's database.
+        b.app.state.db = a.app.state.db  # type: ignore[attr-defined]
+        a.post("/auth/register", json={"email": "victim@example.com", "password": PASSWORD, "name": "V"})
+        statuses = [attempt(a if i % 2 else b, "guess").status_code for i in range(6)]
+        assert statuses == [401] * 5 + [429]
+        assert attempt(a, PASSWORD).status_code == 429
+
+
+def test_a_parallel_burst_of_guesses_cannot_pass_the_limit(auth_with_victim: TestClient) -> None:
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = Counter(pool.map(lambda i: attempt(auth_with_victim, f"guess {i}").status_code, range(20)))
+    assert statuses == Counter({401: 5, 429: 15})

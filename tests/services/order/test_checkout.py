@@ -1,0 +1,490 @@
+"""order service, checkout: the real order, payment, shipping, notification and product apps in one
+process (HTTP between them over httpx.ASGITransport routed by host, product's gRPC Inventory on a
+loopback port). Idempotency under concurrency, failures after reservation, retries, refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+
+import httpx
+import pytest
+
+from services.kit.http import ServiceClient
+from services.order import checkout, store
+from services.order.models import CheckoutIn
+from services.payment.settings import Settings as PaymentSettings
+from tests.services.order.in_process import (
+    ADDRESS,
+    CHECKOUT,
+    DECLINED_CARD,
+    GOOD_CARD,
+    Hosts,
+    Shop,
+    running_shop,
+)
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def test_checkout_pays_ships_notifies_and_empties_the_cart(shop: Shop) -> None:
+    ada = shop.user()
+    before = await shop.stock("headlamp"), await shop.stock("chef-knife")
+    await shop.fill_cart(ada, ("headlamp", 2), ("chef-knife", 1))
+
+    response = await shop.checkout(ada, "key-1")
+    assert response.status_code == 201, response.text
+    assert response.headers["x-served-by"] == "order/v1"
+    order = response.json()
+    assert order["status"] == "paid"
+    assert [h["status"] for h in order["status_history"]] == [
+        "pending", "reserved", "charged", "shipment_created", "confirmation_sent", "paid",
+    ]  # fmt: skip
+    product = (await shop.client.get("/cart", headers=ada)).json()  # cart emptied after success
+    assert product["items"] == []
+    assert order["payment_id"] and order["shipment_id"] and order["tracking_number"].startswith("SP")
+    assert order["total_cents"] == order["subtotal_cents"] + order["shipping_cents"] > order["subtotal_cents"]
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == (before[0] - 2, before[1] - 1)
+
+    payments = await shop.docs(shop.payment, "payments")
+    assert [(p["order_id"], p["status"], p["amount_cents"]) for p in payments] == [
+        (order["id"], "succeeded", order["total_cents"])
+    ]
+    notes = await shop.docs(shop.notification, "outbox")
+    assert [(n["user_id"], n["kind"], n["order_id"]) for n in notes] == [
+        ("ada", "order_confirmation", order["id"])
+    ]
+    # Every downstream call carried the caller's token (zero trust: they verify it) and request id.
+    assert {c.headers.get("authorization") for c in shop.hosts.calls} == {ada["Authorization"]}
+
+
+async def test_same_checkout_20_times_concurrently_is_one_order_one_charge(shop: Shop) -> None:
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 3))
+
+    answers = await asyncio.gather(*(shop.checkout(ada, "same-key") for _ in range(20)))
+
+    assert [a.status_code for a in answers] == [201] * 20, [a.text for a in answers if a.status_code != 201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 19
+    assert len(await shop.docs(shop.order, "orders")) == 1
+    assert len(await shop.docs(shop.payment, "payments")) == 1
+    assert len(await shop.docs(shop.shipping, "shipments")) == 1
+    assert await shop.stock("headlamp") == before - 3
+    charges = [c for c in shop.hosts.calls if c.url.path == "/payments"]
+    assert len(charges) == 1
+
+    again = await shop.checkout(ada, "same-key")  # later, with the cart now empty: still the same order
+    assert again.status_code == 201 and again.json()["id"] == answers[0].json()["id"]
+
+
+@pytest.mark.parametrize("same_key", [True, False], ids=["same-key", "new-key-per-attempt"])
+async def test_payment_failing_half_the_time_with_a_retrying_client(same_key: bool) -> None:
+    async with running_shop(PaymentSettings(failure_rate=0.5)) as shop:
+        shop.payment.state.fault_random = random.Random(1)  # first draws: fail, fail, ... then succeed
+        ada = shop.user()
+        before = await shop.stock("chef-knife")
+        await shop.fill_cart(ada, ("chef-knife", 2))
+
+        key = uuid.uuid4().hex
+        failed_ids, paid = [], None
+        for _ in range(20):  # a client retrying until success
+            response = await shop.checkout(ada, key if same_key else uuid.uuid4().hex)
+            if response.status_code == 201:
+                paid = response.json()
+                break
+            assert response.status_code == 503, response.text
+            error = response.json()["error"]
+            assert error["code"] == "simulated_failure"
+            failed_ids.append(error["details"]["order_id"])
+            assert await shop.stock("chef-knife") == before  # no leaked reservation after each failure
+        assert paid is not None and failed_ids, "expected failures before a success"
+        assert len(set(failed_ids)) == len(failed_ids) and paid["id"] not in failed_ids
+
+        payments = await shop.docs(shop.payment, "payments")
+        assert [(p["order_id"], p["status"]) for p in payments] == [(paid["id"], "succeeded")]
+        assert await shop.stock("chef-knife") == before - 2
+        assert (await shop.client.get("/cart", headers=ada)).json()["items"] == []
+        for order_id in failed_ids:
+            failed = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
+            assert failed["status"] == "failed" and "simulated_failure" in failed["failure_reason"]
+            steps = [h["status"] for h in failed["status_history"]]
+            assert (
+                steps[-3:] == ["released", "failed", "retried"]
+                if same_key
+                else steps[-2:]
+                == [
+                    "released",
+                    "failed",
+                ]
+            )
+        if same_key:  # the key now names the paid order, for good
+            again = await shop.checkout(ada, key)
+            assert again.status_code == 201 and again.json()["id"] == paid["id"]
+            assert again.headers["idempotent-replayed"] == "true"
+            assert len(await shop.docs(shop.payment, "payments")) == 1
+
+
+async def test_retries_of_a_failed_checkout_racing_each_other_make_one_new_attempt(shop: Shop) -> None:
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    http = shop.order.state.http
+    shop.order.state.http = ServiceClient(
+        shop.order.state.settings, transport=Refusing(shop.hosts, "payment")
+    )
+    failed = await shop.checkout(ada, "k1")  # payment unreachable: nothing charged, stock released
+    assert failed.status_code == 503
+    first = failed.json()["error"]["details"]["order_id"]
+    assert await shop.stock("headlamp") == before
+
+    shop.order.state.http = http  # payment is back
+    answers = await asyncio.gather(*(shop.checkout(ada, "k1") for _ in range(10)))
+    assert [a.status_code for a in answers] == [201] * 10, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers} | {first}) == 2
+    assert len(await shop.docs(shop.order, "orders")) == 2
+    assert len(await shop.docs(shop.payment, "payments")) == 1
+    assert await shop.stock("headlamp") == before - 1
+
+
+async def test_a_declined_card_is_not_retried_under_the_same_key(shop: Shop) -> None:
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    body = {"shipping_address": ADDRESS, "card": DECLINED_CARD}
+    first = await shop.checkout(ada, "k1", body)
+    again = await shop.checkout(ada, "k1", body)
+    assert first.status_code == again.status_code == 402
+    assert again.json()["error"]["details"]["order_id"] == first.json()["error"]["details"]["order_id"]
+    assert len(await shop.docs(shop.order, "orders")) == 1
+
+
+async def test_a_lost_payment_answer_keeps_the_order_open_until_a_retry_settles_it() -> None:
+    """Payment slower than order's read timeout: the charge happens after order gave up. The order is not
+    failed (that would release the stock of a paid purchase, and a new attempt would charge again); the
+    retry with the same key resumes it and payment answers the charge it recorded."""
+    async with running_shop(PaymentSettings(delay_ms=300)) as shop:
+        shop.hosts.read_timeout["/payments"] = 0.1
+        ada = shop.user()
+        before = await shop.stock("headlamp")
+        await shop.fill_cart(ada, ("headlamp", 2))
+
+        lost = await shop.checkout(ada, "k1")
+        assert lost.status_code == 504, lost.text
+        error = lost.json()["error"]
+        assert error["code"] == "payment_outcome_unknown" and "same Idempotency-Key" in error["message"]
+        order_id = error["details"]["order_id"]
+        await asyncio.gather(*shop.hosts.late)  # payment finishes the charges order gave up on
+        [payment] = await shop.docs(shop.payment, "payments")
+        assert (payment["order_id"], payment["status"]) == (order_id, "succeeded")
+        pending = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
+        assert pending["status"] == "reserved"
+        assert pending["status_history"][-1]["status"] == "payment_unknown"
+        assert await shop.stock("headlamp") == before - 2  # still reserved for this purchase
+
+        shop.payment.state.settings.delay_ms = 0  # payment is quick again
+        settled = await shop.checkout(ada, "k1")
+        assert settled.status_code == 201, settled.text
+        order = settled.json()
+        assert order["id"] == order_id and order["status"] == "paid"
+        assert order["payment_id"] == payment["_id"]
+        steps = [h["status"] for h in order["status_history"]]
+        assert steps.index("payment_unknown") < steps.index("resumed") < steps.index("charged")
+        assert len(await shop.docs(shop.payment, "payments")) == 1  # charged once
+        assert await shop.stock("headlamp") == before - 2  # taken once
+
+
+async def test_a_charge_still_in_progress_at_payment_is_not_a_failure(shop: Shop) -> None:
+    busy = {"error": {"code": "payment_in_progress", "message": "a charge for this order is still running"}}
+    shop.hosts.fake[("payment", "POST", "/payments")] = httpx.Response(409, json=busy)
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "payment_outcome_unknown"
+    assert await shop.stock("headlamp") == before - 1  # kept for the charge that may still succeed
+
+    del shop.hosts.fake[("payment", "POST", "/payments")]
+    settled = await shop.checkout(ada, "k1")
+    assert settled.status_code == 201 and settled.json()["status"] == "paid"
+    assert await shop.stock("headlamp") == before - 1
+    assert len(await shop.docs(shop.payment, "payments")) == 1
+
+
+async def test_an_odd_success_answer_from_payment_is_not_taken_as_nothing_charged(shop: Shop) -> None:
+    shop.hosts.fake[("payment", "POST", "/payments")] = httpx.Response(201, json={"status": "succeeded"})
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 502 and response.json()["error"]["code"] == "payment_outcome_unknown"
+    assert await shop.stock("headlamp") == before - 1  # kept: a retry with the key settles it
+    again = await shop.checkout(ada, "k1")  # still odd: the same open order, never a new attempt
+    assert again.json()["error"]["details"]["order_id"] == response.json()["error"]["details"]["order_id"]
+    assert len(await shop.docs(shop.order, "orders")) == 1
+
+
+async def test_an_unreachable_payment_charged_nothing_so_the_order_fails_and_releases(shop: Shop) -> None:
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    shop.order.state.http = ServiceClient(
+        shop.order.state.settings, transport=Refusing(shop.hosts, "payment")
+    )
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "dependency_unavailable"
+    order_id = response.json()["error"]["details"]["order_id"]
+    assert await shop.stock("headlamp") == before
+    order = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
+    assert order["status"] == "failed"
+
+
+class Refusing(httpx.AsyncBaseTransport):
+    """Connections to `host` are refused; everything else goes to `hosts`."""
+
+    def __init__(self, hosts: Hosts, host: str) -> None:
+        self.hosts, self.host = hosts, host
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == self.host:
+            raise httpx.ConnectError("connection refused (test)", request=request)
+        return await self.hosts.handle_async_request(request)
+
+
+async def test_declined_card_fails_the_order_and_the_same_key_replays_it(shop: Shop) -> None:
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    declined_body = {"shipping_address": ADDRESS, "card": DECLINED_CARD}
+
+    declined = await shop.checkout(ada, "k-declined", declined_body)
+    assert declined.status_code == 402
+    error = declined.json()["error"]
+    assert error["code"] == "card_declined"
+    order_id = error["details"]["order_id"]
+    assert await shop.stock("headlamp") == before  # released
+    assert len((await shop.client.get("/cart", headers=ada)).json()["items"]) == 1  # cart kept
+
+    replay = await shop.checkout(ada, "k-declined", declined_body)
+    assert replay.status_code == 402 and replay.json()["error"]["details"]["order_id"] == order_id
+    assert replay.headers["idempotent-replayed"] == "true"
+
+    fresh = await shop.checkout(ada, "k-new")  # a new key is a new order
+    assert fresh.status_code == 201 and fresh.json()["id"] != order_id
+    stored = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
+    assert stored["status"] == "failed" and stored["failure_reason"].startswith("card_declined")
+
+
+async def test_not_enough_stock_at_checkout_is_409_and_nothing_is_charged(shop: Shop) -> None:
+    ada = shop.user()
+    await shop.fill_cart(ada, ("chef-knife", 3))
+    await shop.product.state.db["products"].update_one({"_id": "chef-knife"}, {"$set": {"stock": 2}})
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "insufficient_stock"
+    assert await shop.docs(shop.payment, "payments") == []
+    assert await shop.stock("chef-knife") == 2
+
+
+async def test_checkout_input_rules(shop: Shop) -> None:
+    ada = shop.user()
+    empty = await shop.checkout(ada, "k0")
+    assert empty.status_code == 409 and empty.json()["error"]["code"] == "cart_empty"
+    await shop.fill_cart(ada, ("headlamp", 1))
+
+    missing = await shop.checkout(ada, None)
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "idempotency_key_required"
+    for bad in ("has space", "x" * 129, "ümlaut"):
+        headers = {**ada, "Idempotency-Key": bad.encode()}
+        invalid = await shop.client.post("/orders", json=CHECKOUT, headers=headers)
+        assert invalid.status_code == 400 and invalid.json()["error"]["code"] == "invalid_idempotency_key"
+
+    assert (await shop.checkout(ada, "k1")).status_code == 201
+    other_body = {"shipping_address": {**ADDRESS, "street": "Damrak 2"}, "card": GOOD_CARD}
+    reused = await shop.checkout(ada, "k1", other_body)
+    assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
+
+    for body in (
+        {"shipping_address": ADDRESS},
+        {"shipping_address": {**ADDRESS, "country": "Netherlands"}, "card": GOOD_CARD},
+        {**CHECKOUT, "card": {**GOOD_CARD, "number": "4242 4242 4242 4241"}},
+        {**CHECKOUT, "card": {**GOOD_CARD, "expiry": "01/21"}},
+        {**CHECKOUT, "total_cents": 1},
+    ):
+        assert (await shop.checkout(ada, "k2", body)).status_code == 422
+    assert (
+        await shop.client.post("/orders", json=CHECKOUT, headers={"Idempotency-Key": "k3"})
+    ).status_code == 401
+
+
+async def test_same_key_with_a_different_cart_is_409(shop: Shop) -> None:
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    declined = await shop.checkout(ada, "k1", {"shipping_address": ADDRESS, "card": DECLINED_CARD})
+    assert declined.status_code == 402
+    await shop.fill_cart(ada, ("chef-knife", 1))
+    reused = await shop.checkout(ada, "k1", {"shipping_address": ADDRESS, "card": DECLINED_CARD})
+    assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_notification_outage_does_not_fail_a_paid_order(shop: Shop) -> None:
+    shop.hosts.down("notification", "POST", "/notifications")
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 201
+    order = response.json()
+    assert order["status"] == "paid"
+    assert "notification_failed" in [h["status"] for h in order["status_history"]]
+
+
+async def test_shipping_outage_after_the_charge_refunds_and_releases(shop: Shop) -> None:
+    shop.hosts.down("shipping", "POST", "/shipments")
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 2))
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 503
+    order_id = response.json()["error"]["details"]["order_id"]
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert payment["order_id"] == order_id and payment["status"] == "refunded"
+    assert await shop.stock("headlamp") == before
+    history = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()["status_history"]
+    assert [h["status"] for h in history][-4:] == ["charged", "released", "refunded", "failed"]
+
+
+async def test_refund_is_retried_and_a_lasting_failure_is_recorded(shop: Shop) -> None:
+    shop.hosts.down("shipping", "POST", "/shipments")
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    for key, failures, outcome, status in (
+        ("k1", 2, "refunded", "refunded"),
+        ("k2", 3, "refund_failed", "succeeded"),
+    ):
+        shop.hosts.flaky = {"/refund": failures}  # refunds answer 503 this many times
+        response = await shop.checkout(ada, key)
+        assert response.status_code == 503
+        order_id = response.json()["error"]["details"]["order_id"]
+        order = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
+        assert outcome in [h["status"] for h in order["status_history"]]
+        [payment] = await shop.docs(shop.payment, "payments", {"order_id": order_id})
+        assert payment["status"] == status
+
+
+async def test_orders_are_private_and_listed_newest_first(shop: Shop) -> None:
+    ada, bob = shop.user("ada"), shop.user("bob")
+    ids = []
+    for key in ("k1", "k2"):
+        await shop.fill_cart(ada, ("headlamp", 1))
+        ids.append((await shop.checkout(ada, key)).json()["id"])
+    listed = await shop.client.get("/orders", headers=ada)
+    assert listed.status_code == 200
+    assert [o["id"] for o in listed.json()["items"]] == ids[::-1]
+    assert (await shop.client.get("/orders", headers=bob)).json() == {"items": []}
+    assert (await shop.client.get(f"/orders/{ids[0]}", headers=bob)).status_code == 404
+    assert (await shop.client.get("/orders/nope", headers=ada)).status_code == 404
+    assert (await shop.client.get("/orders")).status_code == 401
+    assert (await shop.client.get("/orders?limit=0", headers=ada)).status_code == 422
+
+
+async def test_order_page_follows_the_shipment_and_notifies_once() -> None:
+    async with running_shop(ship_after_seconds=0.2, deliver_after_seconds=3) as shop:
+        ada = shop.user()
+        await shop.fill_cart(ada, ("headlamp", 1))
+        order = (await shop.checkout(ada, "k1")).json()
+        await asyncio.sleep(0.3)
+        seen = await asyncio.gather(
+            *(shop.client.get(f"/orders/{order['id']}", headers=ada) for _ in range(5))
+        )
+        assert {s.json()["status"] for s in seen} == {"shipped"}
+        history = seen[0].json()["status_history"]
+        assert [h["status"] for h in history].count("shipped") == 1
+        kinds = [n["kind"] for n in await shop.docs(shop.notification, "outbox")]
+        assert sorted(kinds) == ["order_confirmation", "shipment_update"]
+        await asyncio.sleep(3)
+        delivered = (await shop.client.get(f"/orders/{order['id']}", headers=ada)).json()
+        assert delivered["status"] == "delivered"
+        assert [h["status"] for h in delivered["status_history"]][-2:] == ["shipped", "delivered"]
+        assert len(await shop.docs(shop.notification, "outbox")) == 2
+
+
+async def test_an_odd_answer_from_a_neighbour_fails_cleanly(shop: Shop) -> None:
+    shop.hosts.fake[("shipping", "POST", "/shipping/quote")] = httpx.Response(200, json={"price": "free"})
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 502 and response.json()["error"]["code"] == "bad_gateway"
+    assert await shop.stock("headlamp") == before
+    assert await shop.docs(shop.payment, "payments") == []
+
+
+async def test_a_checkout_whose_process_died_is_resumed_by_a_retry(shop: Shop) -> None:
+    """Crash after the reservation: the order is stuck in `reserved`. A retry with the same key waits
+    while the lease runs, then takes over; the steps are idempotent, so stock is taken once."""
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 2))
+    principal = await shop.order.state.verifier.verify(ada["Authorization"].removeprefix("Bearer "))
+    cart = await store.get_cart(shop.order.state.db, "ada")
+    doc = await checkout._new_order(shop.order, principal, "k1", cart, CheckoutIn.model_validate(CHECKOUT))
+    await shop.order.state.inventory.reserve(doc["_id"], [("headlamp", 2)])
+    await store.insert_order(
+        shop.order.state.db, {**doc, "status": "reserved", "lease_until": store.now_iso(0.5)}
+    )
+
+    shop.order.state.settings.checkout_wait_seconds = 0.2
+    busy = await shop.checkout(ada, "k1")
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "checkout_in_progress"
+
+    await asyncio.sleep(0.5)
+    resumed = await shop.checkout(ada, "k1")
+    assert resumed.status_code == 201, resumed.text
+    order = resumed.json()
+    assert order["id"] == doc["_id"] and order["status"] == "paid"
+    assert "resumed" in [h["status"] for h in order["status_history"]]
+    assert await shop.stock("headlamp") == before - 2
+    assert len(await shop.docs(shop.payment, "payments")) == 1
+
+
+async def test_an_admin_refunds_through_order_which_records_it(shop: Shop) -> None:
+    """The only way to refund: order asks payment with its own identity and records the refund."""
+    ada, boss = shop.user("ada"), shop.tokens.headers(sub="boss", email="boss@example.com", groups=["admin"])
+    await shop.fill_cart(ada, ("headlamp", 1))
+    order = (await shop.checkout(ada, "k1")).json()
+    url = f"/orders/{order['id']}/refund"
+    body = {"reason": "damaged in transit"}
+
+    assert (await shop.client.post(url, json=body, headers=ada)).status_code == 403  # not an admin
+    direct = await shop.payment_client.post(f"/payments/{order['payment_id']}/refund", headers=boss)
+    assert direct.status_code == 403  # not even an admin refunds behind order's back
+    assert (await shop.client.post("/orders/nope/refund", json=body, headers=boss)).status_code == 404
+
+    refunded = await shop.client.post(url, json=body, headers=boss)
+    assert refunded.status_code == 200, refunded.text
+    assert refunded.json()["status"] == "refunded"
+    last = refunded.json()["status_history"][-1]
+    assert last["status"] == "refunded" and last["reason"] == "by boss@example.com: damaged in transit"
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert payment["status"] == "refunded"
+    refund_calls = [c for c in shop.hosts.calls if c.url.path.endswith("/refund") and c.url.host == "payment"]
+    principal = await shop.payment.state.verifier.verify(refund_calls[0].headers["authorization"][7:])
+    assert principal.is_service("order")  # order's own token, not the admin's
+    again = await shop.client.post(url, json=body, headers=boss)
+    assert again.status_code == 200 and again.json()["status_history"] == refunded.json()["status_history"]
+    seen = (await shop.client.get(f"/orders/{order['id']}", headers=ada)).json()
+    assert seen["status"] == "refunded"
+    notes = await shop.docs(shop.notification, "outbox", {"kind": "order_refunded"})
+    assert [(n["user_id"], n["recipient"]) for n in notes] == [("ada", "ada@example.com")]
+    replay = await shop.checkout(ada, "k1")  # the same key: still that (refunded) purchase, never a new one
+    assert replay.status_code == 201 and replay.json()["id"] == order["id"]
+
+
+async def test_only_a_paid_order_can_be_refunded(shop: Shop) -> None:
+    ada, boss = shop.user("ada"), shop.tokens.headers(sub="boss", groups=["admin"])
+    await shop.fill_cart(ada, ("headlamp", 1))
+    declined = await shop.checkout(ada, "k1", {**CHECKOUT, "card": DECLINED_CARD})
+    order_id = declined.json()["error"]["details"]["order_id"]
+    refused = await shop.client.post(f"/orders/{order_id}/refund", json={"reason": "x"}, headers=boss)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_refundable"

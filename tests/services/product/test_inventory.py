@@ -1,0 +1,354 @@
+"""product service, gRPC Inventory over a real loopback port: stock, reserve, release, races, health."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pymongo.errors import ServerSelectionTimeoutError
+
+from scripts.dev import free_port
+from services.product import grpc_api, inventory
+from services.product.app import build_app
+from services.product.settings import Settings
+from services.protos import inventory_pb2 as pb
+from tests.services.product.in_process import Shop
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def grpc_error(call: Any) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
+
+
+# --- GetStock ---------------------------------------------------------------------------------
+
+
+async def test_get_stock_for_known_products(shop: Shop) -> None:
+    reply = await shop.stub.GetStock(pb.GetStockRequest(product_ids=["headlamp", "chef-knife"]), timeout=5)
+    assert [(level.product_id, level.available) for level in reply.levels] == [
+        ("headlamp", 55),
+        ("chef-knife", 20),
+    ]
+    everything = await shop.stub.GetStock(pb.GetStockRequest(), timeout=5)
+    assert len(everything.levels) == 26
+
+
+async def test_get_stock_errors(shop: Shop) -> None:
+    missing = await grpc_error(
+        shop.stub.GetStock(pb.GetStockRequest(product_ids=["headlamp", "nope"]), timeout=5)
+    )
+    assert missing.code() == grpc.StatusCode.NOT_FOUND
+    assert "nope" in (missing.details() or "")
+    blank = await grpc_error(shop.stub.GetStock(pb.GetStockRequest(product_ids=[""]), timeout=5))
+    assert blank.code() == grpc.StatusCode.INVALID_ARGUMENT
+    not_a_slug = await grpc_error(shop.stub.GetStock(pb.GetStockRequest(product_ids=["Lamp"]), timeout=5))
+    assert not_a_slug.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_grpc_answers_say_which_version_served_them(shop: Shop) -> None:
+    call = shop.stub.GetStock(pb.GetStockRequest(product_ids=["headlamp"]), timeout=5)
+    await call
+    assert dict(await call.initial_metadata())["x-served-by"] == "product/v1"
+    failing = shop.stub.GetStock(pb.GetStockRequest(product_ids=["unicorn"]), timeout=5)
+    await grpc_error(failing)
+    assert dict(await failing.initial_metadata())["x-served-by"] == "product/v1"
+
+
+# --- Reserve ----------------------------------------------------------------------------------
+
+
+async def test_reserve_takes_units_out_of_stock_visible_over_rest(shop: Shop) -> None:
+    reply = await shop.reserve("order-1", ("headlamp", 2), ("chef-knife", 1))
+    assert reply.order_id == "order-1" and reply.status == "RESERVED"
+    assert sorted((i.product_id, i.quantity) for i in reply.items) == [("chef-knife", 1), ("headlamp", 2)]
+    assert await shop.stock("headlamp") == 53
+    product = (await shop.http.get("/products/headlamp")).json()
+    assert product["stock"] == 53
+
+
+async def test_the_same_product_twice_is_merged(shop: Shop) -> None:
+    reply = await shop.reserve("order-merge", ("headlamp", 2), ("headlamp", 3))
+    assert [(i.product_id, i.quantity) for i in reply.items] == [("headlamp", 5)]
+    assert await shop.stock("headlamp") == 50
+
+
+async def test_reserve_is_idempotent_per_order_id(shop: Shop) -> None:
+    first = await shop.reserve("order-2", ("headlamp", 3))
+    again = await shop.reserve("order-2", ("headlamp", 3))
+    other_items = await shop.reserve("order-2", ("chef-knife", 9))
+    assert first == again == other_items  # a repeat answers the first reservation
+    assert await shop.stock("headlamp") == 52
+    assert await shop.stock("chef-knife") == 20
+
+
+async def test_not_enough_stock_reserves_nothing(shop: Shop) -> None:
+    await shop.set_stock("chef-knife", 1)
+    error = await grpc_error(shop.reserve("order-3", ("headlamp", 2), ("chef-knife", 2)))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.details() == "not enough stock for chef-knife: 2 requested, 1 available"
+    trailers = dict(error.trailing_metadata() or ())
+    assert trailers["inventory-error"] == "out_of_stock"
+    assert (trailers["inventory-product_id"], trailers["inventory-available"]) == ("chef-knife", "1")
+    assert await shop.stock("headlamp") == 55  # the first item was given back
+    assert await shop.stock("chef-knife") == 1
+    # A repeat of the failed order answers the same, even though stock came back in between.
+    await shop.set_stock("chef-knife", 10)
+    repeat = await grpc_error(shop.reserve("order-3", ("headlamp", 2), ("chef-knife", 2)))
+    assert repeat.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert await shop.stock("chef-knife") == 10
+
+
+async def test_unknown_product_reserves_nothing(shop: Shop) -> None:
+    error = await grpc_error(shop.reserve("order-4", ("headlamp", 1), ("unicorn", 1)))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert "unicorn" in (error.details() or "")
+    assert await shop.stock("headlamp") == 55
+
+
+@pytest.mark.parametrize(
+    ("order_id", "items", "words"),
+    [
+        ("", [("headlamp", 1)], "order_id"),
+        ("   ", [("headlamp", 1)], "order_id"),
+        ("o" * 129, [("headlamp", 1)], "order_id"),
+        ("order-5", [], "at least one item"),
+        ("order-5", [("headlamp", 0)], "quantity"),
+        ("order-5", [("headlamp", -3)], "quantity"),
+        ("order-5", [("headlamp", 10_001)], "quantity"),
+        ("order-5", [("", 1)], "product_id"),
+        ("order 5", [("headlamp", 1)], "printable ASCII"),
+        ("bestelling-ü", [("headlamp", 1)], "printable ASCII"),
+        ("order-5", [("Headlamp", 1)], "product slug"),
+        ("order-5", [("headlamp\n", 1)], "product slug"),
+    ],
+)
+async def test_invalid_reservations(
+    shop: Shop, order_id: str, items: list[tuple[str, int]], words: str
+) -> None:
+    error = await grpc_error(shop.reserve(order_id, *items))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in (error.details() or "")
+    assert await shop.stock("headlamp") == 55
+
+
+# --- Release ----------------------------------------------------------------------------------
+
+
+async def test_release_gives_units_back_exactly_once(shop: Shop) -> None:
+    await shop.reserve("order-6", ("headlamp", 4))
+    assert await shop.stock("headlamp") == 51
+    assert await shop.release("order-6") == "RELEASED"
+    assert await shop.release("order-6") == "RELEASED"
+    assert await shop.stock("headlamp") == 55
+    # Reserving a released order again does not take the units a second time.
+    again = await shop.reserve("order-6", ("headlamp", 4))
+    assert again.status == "RELEASED"
+    assert await shop.stock("headlamp") == 55
+
+
+async def test_release_of_unknown_or_failed_orders_is_not_found(shop: Shop) -> None:
+    assert await shop.release("never-reserved") == "NOT_FOUND"
+    await grpc_error(shop.reserve("order-7", ("headlamp", 999)))
+    assert await shop.release("order-7") == "NOT_FOUND"
+    assert await shop.stock("headlamp") == 55
+    error = await grpc_error(shop.stub.Release(pb.ReleaseRequest(order_id=""), timeout=5))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# --- Races ------------------------------------------------------------------------------------
+
+
+async def outcome(call: Any) -> str:
+    try:
+        return str((await call).status)
+    except grpc.aio.AioRpcError as exc:
+        return str(exc.code().name)
+
+
+async def test_twenty_concurrent_reservations_for_the_last_unit(shop: Shop) -> None:
+    await shop.set_stock("desk-lamp", 1)
+    calls = [shop.reserve(f"race-{n}", ("desk-lamp", 1)) for n in range(20)]
+    outcomes = await asyncio.gather(*(outcome(call) for call in calls))
+    assert outcomes.count("RESERVED") == 1, outcomes
+    assert outcomes.count("FAILED_PRECONDITION") == 19, outcomes
+    assert await shop.stock("desk-lamp") == 0
+
+
+async def test_concurrent_duplicates_of_one_order_reserve_once(shop: Shop) -> None:
+    await shop.set_stock("desk-lamp", 5)
+    replies = await asyncio.gather(*(shop.reserve("dup-order", ("desk-lamp", 2)) for _ in range(10)))
+    assert {(r.order_id, r.status, r.items[0].quantity) for r in replies} == {("dup-order", "RESERVED", 2)}
+    assert await shop.stock("desk-lamp") == 3
+
+
+async def test_concurrent_duplicate_failures_answer_the_same(shop: Shop) -> None:
+    await shop.set_stock("desk-lamp", 1)
+    outcomes = await asyncio.gather(*(outcome(shop.reserve("too-big", ("desk-lamp", 2))) for _ in range(10)))
+    assert set(outcomes) == {"FAILED_PRECONDITION"}
+    assert await shop.stock("desk-lamp") == 1
+
+
+async def test_concurrent_releases_return_units_once(shop: Shop) -> None:
+    await shop.reserve("order-8", ("headlamp", 5))
+    statuses = await asyncio.gather(*(shop.release("order-8") for _ in range(10)))
+    assert set(statuses) == {"RELEASED"}
+    assert await shop.stock("headlamp") == 55
+
+
+async def test_release_racing_its_reserve_never_loses_units(shop: Shop) -> None:
+    reserved, released = await asyncio.gather(
+        shop.reserve("order-9", ("headlamp", 5)), shop.release("order-9")
+    )
+    stock = await shop.stock("headlamp")
+    # Either the release came first (nothing to release) or it waited for the reservation.
+    assert (released, stock) in {("NOT_FOUND", 50), ("RELEASED", 55)}
+    assert reserved.status == "RESERVED"
+
+
+def stale_claim(order_id: str, taken: list[tuple[str, int]], lease_left: float = -1.0) -> dict[str, Any]:
+    """What a product process that died in the middle of a Reserve leaves behind."""
+    items = [{"product_id": pid, "quantity": qty} for pid, qty in taken]
+    return {
+        "_id": order_id,
+        "status": "PENDING",
+        "owner": "a-process-that-died",
+        "lease_until": time.time() + lease_left,
+        "items": items,
+        "taken": items,
+    }
+
+
+async def test_a_claim_left_by_a_dead_process_is_taken_over(shop: Shop) -> None:
+    await shop.set_stock("headlamp", 53)  # the dead writer had taken 2 and listed them
+    await shop.db.reservations.insert_one(stale_claim("crashed-1", [("headlamp", 2)]))
+    reply = await shop.reserve("crashed-1", ("headlamp", 2), ("chef-knife", 1))
+    assert reply.status == "RESERVED"
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == (53, 19)
+    # The same for a Release: the units come back and nothing stays reserved.
+    await shop.db.reservations.insert_one(stale_claim("crashed-2", [("chef-knife", 4)]))
+    await shop.set_stock("chef-knife", 15)
+    assert await shop.release("crashed-2") == "NOT_FOUND"
+    assert await shop.stock("chef-knife") == 19
+    assert await shop.release("crashed-2") == "NOT_FOUND"
+    assert await shop.stock("chef-knife") == 19
+
+
+async def test_a_claim_still_being_worked_on_answers_aborted(shop: Shop) -> None:
+    await shop.db.reservations.insert_one(stale_claim("busy-1", [], lease_left=30))
+    error = await grpc_error(shop.reserve("busy-1", ("headlamp", 1)))
+    assert error.code() == grpc.StatusCode.ABORTED
+    assert await shop.stock("headlamp") == 55
+
+
+async def test_a_writer_whose_claim_was_taken_over_returns_what_it_holds(shop: Shop) -> None:
+    db = shop.app.state.inventory.db
+    await db.reservations.insert_one({**stale_claim("slow-1", [], lease_left=30), "owner": "the-new-owner"})
+    assert await inventory._take(db, "slow-1", "the-old-owner", (("headlamp", 2),)) is None
+    assert await shop.stock("headlamp") == 55
+
+
+class Broken:
+    """A collection whose `method` raises a database error while `broken` is true."""
+
+    def __init__(self, target: Any, method: str) -> None:
+        self._target, self._method, self.broken = target, method, True
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if name != self._method:
+            return attr
+
+        def fail_now() -> None:
+            if self.broken:
+                raise ServerSelectionTimeoutError("mongodb:27017: timed out")
+
+        if not inspect.iscoroutinefunction(attr):  # find(): fails when called
+            fail_now()
+            return attr
+
+        async def maybe_fail(*args: Any, **kwargs: Any) -> Any:
+            fail_now()
+            return await attr(*args, **kwargs)
+
+        return maybe_fail
+
+
+class BrokenDb:
+    def __init__(self, db: Any, collection: str, method: str) -> None:
+        self._db, self._name = db, collection
+        self.collection = Broken(getattr(db, collection), method)
+
+    def __getattr__(self, name: str) -> Any:
+        return self.collection if name == self._name else getattr(self._db, name)
+
+
+async def test_a_database_outage_is_unavailable_and_a_retry_succeeds(shop: Shop) -> None:
+    real_db = shop.app.state.inventory.db
+    # The reservation document cannot be marked RESERVED: the units taken so far must go back.
+    broken = BrokenDb(real_db, "reservations", "update_one")
+    shop.app.state.inventory.db = broken
+    error = await grpc_error(shop.reserve("order-15", ("headlamp", 2), ("chef-knife", 1)))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert error.details() == "inventory database is unavailable"
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == (55, 20)
+    broken.collection.broken = False
+    assert (await shop.reserve("order-15", ("headlamp", 2), ("chef-knife", 1))).status == "RESERVED"
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == (53, 19)
+
+
+async def test_get_stock_during_an_outage_is_unavailable(shop: Shop) -> None:
+    shop.app.state.inventory.db = BrokenDb(shop.app.state.inventory.db, "products", "find")
+    error = await grpc_error(shop.stub.GetStock(pb.GetStockRequest(product_ids=["headlamp"]), timeout=5))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+# --- Health, readiness, logs ------------------------------------------------------------------
+
+
+async def test_grpc_health_reports_serving(shop: Shop) -> None:
+    health = health_pb2_grpc.HealthStub(shop.channel)
+    for service in ("shop.inventory.v1.Inventory", ""):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_readiness_fails_when_the_grpc_server_is_down() -> None:
+    app = build_app(Settings(grpc_port=free_port(), mongo_url=None))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://p") as http,
+    ):
+        assert (await http.get("/readyz")).status_code == 200
+        await grpc_api.stop_grpc(app)
+        response = await http.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["error"]["details"]["grpc_inventory"].startswith("failed")
+
+
+async def test_the_server_stops_with_the_app() -> None:
+    port = free_port()
+    app = build_app(Settings(grpc_port=port, mongo_url=None))
+    async with app.router.lifespan_context(app):
+        pass
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        error = await grpc_error(health.Check(health_pb2.HealthCheckRequest(), timeout=2))
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_calls_are_logged_with_the_callers_request_id(shop: Shop, json_log: Any) -> None:
+    request = pb.ReserveRequest(order_id="order-10", items=[pb.Item(product_id="headlamp", quantity=1)])
+    await shop.stub.Reserve(request, timeout=5, metadata=(("x-request-id", "req-123"),))
+    entries = [e for e in json_log() if e.get("rpc") == "Reserve"]
+    assert entries and entries[-1]["request_id"] == "req-123"
+    assert entries[-1]["order_id"] == "order-10"
