@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -19,24 +18,13 @@ from services.kit import ApiError, ServiceSettings
 from services.kit.http import ServiceClient
 from services.kit.jwt import JwksVerifier
 from services.kit.service_identity import ServiceIdentity
+from tests.services.auth.helpers import OAUTH_SECRET as SECRET
 
-SECRET = "0123456789abcdef0123456789abcdef-order"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:
     return {"authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
-
-
-@pytest.fixture
-def auth_app() -> FastAPI:
-    return build_app(Settings(oauth_clients=SecretStr(f"order={SECRET}, chaos={SECRET}x")))
-
-
-@pytest.fixture
-def auth(auth_app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(auth_app) as client:
-        yield client
 
 
 def verifier_of(auth_app: FastAPI) -> JwksVerifier:
