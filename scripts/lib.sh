@@ -261,6 +261,24 @@ image_content_tag() {
   echo "${id:0:12}"
 }
 
+# Load images into the kind node. `kind load docker-image` fails on Docker's containerd image store
+# (kubernetes-sigs/kind#3795: "content digest ... not found"); then the same images go through an archive:
+# `docker save` + `kind load image-archive`. The pods never pull them (imagePullPolicy: Never), so an image
+# that did not arrive shows as ErrImageNeverPull, not as a pull of someone else's shop/<service> image.
+load_images() {
+  if run kind load docker-image --name "$CLUSTER_NAME" "$@"; then return 0; fi
+  log "kind load docker-image failed (known with Docker's containerd image store, kubernetes-sigs/kind#3795):" \
+    "loading the same images with docker save + kind load image-archive"
+  local dir
+  dir="$(mktemp -d)"
+  run docker save -o "$dir/shop-images.tar" "$@" &&
+    run kind load image-archive --name "$CLUSTER_NAME" "$dir/shop-images.tar" || {
+    rm -rf "$dir"
+    die "could not load the images into the kind node (docs/kubernetes.md, Troubleshooting: images)"
+  }
+  rm -rf "$dir"
+}
+
 # The shop images the cluster's Deployments run (shop/<service>:<tag>, one a line; read-only, empty without
 # a cluster), so that make mesh / make lab / make lab-reset keep the images make up loaded last.
 deployed_images() {

@@ -56,7 +56,7 @@ done
 
 log "[4/7] load images into the kind node"
 # :dev too (the same images): the live checks start helper pods from shop/order:dev.
-run kind load docker-image --name "$CLUSTER_NAME" "${images[@]}" "${dev_images[@]}"
+load_images "${images[@]}" "${dev_images[@]}"
 
 log "[5/7] secrets (generated here, never committed)"
 "$ROOT/scripts/secrets.sh"

@@ -47,6 +47,22 @@ def image_error(image: str) -> str | None:
     return None
 
 
+def pull_policy_error(container: Doc) -> str | None:
+    """The shop's images must never be pulled: `shop/<service>` would mean docker.io/shop/<service>.
+
+    `make up` builds them and loads them into the kind node. With IfNotPresent (the default for a tag other
+    than latest) a node that lacks one pulls someone else's public image, or fails with a confusing pull
+    error; with Never it reports ErrImageNeverPull, which says what happened.
+    """
+    image = str(container.get("image", ""))
+    if image.startswith("shop/") and container.get("imagePullPolicy") != "Never":
+        policy = container.get("imagePullPolicy", "unset (IfNotPresent)")
+        return (
+            f"image {image} is built and side-loaded by make up: imagePullPolicy must be Never, not {policy}"
+        )
+    return None
+
+
 def _probe_errors(where: str, c: Doc) -> list[str]:
     errors = []
     shop_image = str(c.get("image", "")).startswith("shop/")
@@ -78,9 +94,9 @@ def crossref_errors(docs: list[Doc]) -> list[str]:
             errors.append(f"{describe(doc)}: ServiceAccount {ns}/{sa} does not exist")
         for c in _containers(pod):
             where = f"{describe(doc)} container {c.get('name')}"
-            problem = image_error(str(c.get("image", "")))
-            if problem:
-                errors.append(f"{where}: {problem}")
+            for problem in (image_error(str(c.get("image", ""))), pull_policy_error(c)):
+                if problem:
+                    errors.append(f"{where}: {problem}")
             errors.extend(_probe_errors(where, c))
 
     for svc in (d for d in docs if d.get("kind") == "Service"):

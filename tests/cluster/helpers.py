@@ -118,6 +118,12 @@ NON_ROOT = {
 }
 
 
+def pull_policy_for(image: str) -> str:
+    """Never for the shop's images (built and loaded into the node by make up: `shop/order` would mean
+    docker.io/shop/order), IfNotPresent for public ones (curl, nginx)."""
+    return "Never" if image.startswith("shop/") else "IfNotPresent"
+
+
 def idle_pod(
     name: str,
     image: str,
@@ -126,7 +132,6 @@ def idle_pod(
     labels: dict[str, str],
     annotations: dict[str, str] | None = None,
     container: str = "app",
-    pull_policy: str = "IfNotPresent",
 ) -> Doc:
     """A pod that idles (`command` sleeps) so tests can exec requests from it; deleted fast."""
     return {
@@ -141,7 +146,7 @@ def idle_pod(
                 {
                     "name": container,
                     "image": image,
-                    "imagePullPolicy": pull_policy,
+                    "imagePullPolicy": pull_policy_for(image),
                     "command": command,
                     "securityContext": NON_ROOT,
                 }

@@ -165,8 +165,28 @@ def test_probe_on_missing_port_or_path_fails(dev_docs: list[Doc]) -> None:
 )
 def test_images_must_be_built_or_pinned(dev_docs: list[Doc], image: str, ok: bool) -> None:
     docs = planted(dev_docs)
-    find(docs, "StatefulSet", "mongodb")["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    container = find(docs, "StatefulSet", "mongodb")["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = image
+    if image.startswith("shop/"):
+        container["imagePullPolicy"] = "Never"  # (pull policies: test_shop_images_must_never_be_pulled)
     assert (crossref_errors(docs) == []) is ok
+
+
+@pytest.mark.parametrize("policy", ["IfNotPresent", "Always", None])
+def test_shop_images_must_never_be_pulled(dev_docs: list[Doc], policy: str | None) -> None:
+    """shop/<service> means docker.io/shop/<service>: a node without the side-loaded image must not pull."""
+    docs = planted(dev_docs)
+    container = find(docs, "Deployment", "product-canary")["spec"]["template"]["spec"]["containers"][0]
+    if policy is None:
+        del container["imagePullPolicy"]
+    else:
+        container["imagePullPolicy"] = policy
+    errors = crossref_errors(docs)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(
+        "Deployment ecommerce/product-canary container product: image shop/product:dev"
+    )
+    assert "imagePullPolicy must be Never" in errors[0]
 
 
 def test_cli_exit_code(capsys: pytest.CaptureFixture[str]) -> None:

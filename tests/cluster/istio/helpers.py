@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.helpers import exec_in_pod, idle_pod
+from tests.cluster.helpers import exec_in_pod, idle_pod, pull_policy_for
 
 PROBE = (Path(__file__).parent / "probe.py").read_text()
 # An image the cluster already has with Python 3 in it: the shop's own (distroless: `python3`, no shell).
@@ -170,7 +170,7 @@ def broken_deployment(apps_v1: Any, core_v1: Any, namespace: str, service: str) 
                         {
                             "name": service,
                             "image": container.image,
-                            "imagePullPolicy": "IfNotPresent",
+                            "imagePullPolicy": pull_policy_for(container.image),
                             "command": ["python3", "-c", BROKEN_SERVER.replace("PORT", str(port))],
                             "ports": [{"containerPort": port, "name": "http"}],
                             "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.helpers import NAMESPACE, binomial_ok
+from tests.cluster.helpers import NAMESPACE, binomial_ok, pull_policy_for
 from tests.cluster.linkerd.helpers import kubectl, require_lab, stat_outbound
 
 pytestmark = pytest.mark.cluster
@@ -48,6 +48,7 @@ def _nginx_pod(app: str, conf: str, annotations: dict[str, str] | None = None) -
                 {
                     "name": "nginx",
                     "image": NGINX,
+                    "imagePullPolicy": pull_policy_for(NGINX),
                     "ports": [{"name": "http", "containerPort": 3000}],
                     "readinessProbe": {"tcpSocket": {"port": 3000}},
                     "volumeMounts": [{"name": "conf", "mountPath": "/etc/nginx/conf.d"}],
