@@ -63,6 +63,34 @@ def pull_policy_error(container: Doc) -> str | None:
     return None
 
 
+# Programs that start a language runtime or a full client: seconds of CPU and tens of MB per run. Fine in a
+# startupProbe (runs until the first success), not in a probe that runs every period for the pod's life.
+HEAVY_PROBE_PROGRAMS = ("mongosh", "mongo", "node", "python", "python3", "java", "psql", "mysql", "redis-cli")
+
+
+def exec_probe_errors(where: str, kind: str, probe: Doc) -> list[str]:
+    """Exec probes are cheap and tolerant: no client runtime in readiness/liveness, a timeout set.
+
+    MongoDB's readiness used to run mongosh (Node.js) every 10 s inside MongoDB's own limits; on a busy
+    laptop it timed out and the pod, and with it the `mongodb` DNS name, went away.
+    """
+    command = " ".join(str(a) for a in (probe.get("exec") or {}).get("command") or [])
+    if not command:
+        return []
+    errors = []
+    words = set(re.findall(r"[A-Za-z0-9_.-]+", command))
+    heavy = sorted(words & set(HEAVY_PROBE_PROGRAMS))
+    if heavy and kind != "startupProbe":
+        errors.append(
+            f"{where}: {kind} runs {', '.join(heavy)} every period: do that in a startupProbe instead"
+        )
+    if probe.get("timeoutSeconds", 1) < 2:
+        errors.append(
+            f"{where}: {kind} exec probe with timeoutSeconds {probe.get('timeoutSeconds', 1)} (default 1)"
+        )
+    return errors
+
+
 def _probe_errors(where: str, c: Doc) -> list[str]:
     errors = []
     shop_image = str(c.get("image", "")).startswith("shop/")
@@ -70,6 +98,7 @@ def _probe_errors(where: str, c: Doc) -> list[str]:
         probe = c.get(kind)
         if not probe:
             continue
+        errors.extend(exec_probe_errors(where, kind, probe))
         for handler in ("httpGet", "tcpSocket", "grpc"):
             h = probe.get(handler)
             if h is None:
@@ -99,6 +128,7 @@ def crossref_errors(docs: list[Doc]) -> list[str]:
                     errors.append(f"{where}: {problem}")
             errors.extend(_probe_errors(where, c))
 
+    errors.extend(governing_service_errors(docs))
     for svc in (d for d in docs if d.get("kind") == "Service"):
         spec = svc.get("spec") or {}
         selector = spec.get("selector")
@@ -121,4 +151,26 @@ def crossref_errors(docs: list[Doc]) -> list[str]:
                     errors.append(
                         f"{describe(svc)}: targetPort {target} is not a container port of pods {labels}"
                     )
+    return errors
+
+
+def governing_service_errors(docs: list[Doc]) -> list[str]:
+    """A StatefulSet's headless governing Service publishes not-ready addresses.
+
+    Its DNS names (mongodb, mongodb-0.mongodb) are how clients find the pod; without
+    publishNotReadyAddresses they vanish whenever a probe fails once too often, and clients get DNS errors
+    instead of a connection they can retry.
+    """
+    services = {(_ns(d), d["metadata"]["name"]): d for d in docs if d.get("kind") == "Service"}
+    errors = []
+    for sts in (d for d in docs if d.get("kind") == "StatefulSet"):
+        svc = services.get((_ns(sts), (sts.get("spec") or {}).get("serviceName")))
+        if svc is None:
+            continue
+        spec = svc.get("spec") or {}
+        if spec.get("clusterIP") == "None" and not spec.get("publishNotReadyAddresses"):
+            errors.append(
+                f"{describe(svc)}: headless Service of StatefulSet {sts['metadata']['name']} needs "
+                "publishNotReadyAddresses: true (its DNS names must not vanish while the pod is unready)"
+            )
     return errors

@@ -204,10 +204,13 @@ def test_mongodb_statefulset(docs: list[Doc]) -> None:
     assert sts["spec"]["serviceName"] == "mongodb"
 
 
-def test_mongodb_readiness_asks_the_real_server_with_either_shell(docs: list[Doc]) -> None:
-    """Not 127.0.0.1 (the entrypoint's temporary init server listens there) and both mongosh and mongo."""
+def test_mongodb_startup_probe_asks_the_real_server_with_either_shell(docs: list[Doc]) -> None:
+    """Not 127.0.0.1 (the entrypoint's temporary init server listens there) and both mongosh and mongo.
+
+    The real ping runs once, as the startup probe; readiness and liveness are a TCP connect to the same
+    address (test_validator: test_mongodb_pings_once_at_startup_and_probes_cheaply_after)."""
     c = container(get(docs, "StatefulSet", "mongodb"))
-    script = c["readinessProbe"]["exec"]["command"][-1]
+    script = c["startupProbe"]["exec"]["command"][-1]
     shells = [part.split()[0] for part in script.split("||")]
     assert shells == ["mongosh", "mongo"]
     assert script.count('--host "$POD_IP"') == 2 and "ping" in script

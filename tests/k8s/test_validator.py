@@ -189,6 +189,39 @@ def test_shop_images_must_never_be_pulled(dev_docs: list[Doc], policy: str | Non
     assert "imagePullPolicy must be Never" in errors[0]
 
 
+def test_mongodb_pings_once_at_startup_and_probes_cheaply_after(dev_docs: list[Doc]) -> None:
+    container = find(dev_docs, "StatefulSet", "mongodb")["spec"]["template"]["spec"]["containers"][0]
+    assert "ping" in " ".join(container["startupProbe"]["exec"]["command"])
+    for kind in ("readinessProbe", "livenessProbe"):
+        assert container[kind]["exec"]["command"] == ["bash", "-c", "exec 3<>/dev/tcp/$POD_IP/27017"]
+        assert container[kind]["failureThreshold"] * container[kind]["periodSeconds"] >= 60, "tolerant"
+    assert find(dev_docs, "Service", "mongodb")["spec"]["publishNotReadyAddresses"] is True
+
+
+def test_the_old_mongodb_readiness_probe_is_caught(dev_docs: list[Doc]) -> None:
+    """mongosh (Node.js) every 10 s inside MongoDB's limits: on a busy laptop it timed out."""
+    docs = planted(dev_docs)
+    container = find(docs, "StatefulSet", "mongodb")["spec"]["template"]["spec"]["containers"][0]
+    container["readinessProbe"] = copy.deepcopy(container["startupProbe"])
+    container["livenessProbe"]["timeoutSeconds"] = 1
+    errors = crossref_errors(docs)
+    assert errors == [
+        "StatefulSet ecommerce/mongodb container mongodb: livenessProbe exec probe with timeoutSeconds 1 "
+        "(default 1)",
+        "StatefulSet ecommerce/mongodb container mongodb: readinessProbe runs mongo, mongosh every period: "
+        "do that in a startupProbe instead",
+    ]
+
+
+def test_a_headless_service_that_hides_unready_pods_is_caught(dev_docs: list[Doc]) -> None:
+    docs = planted(dev_docs)
+    del find(docs, "Service", "mongodb")["spec"]["publishNotReadyAddresses"]
+    errors = crossref_errors(docs)
+    assert (
+        len(errors) == 1 and "Service ecommerce/mongodb: headless Service of StatefulSet mongodb" in errors[0]
+    )
+
+
 def test_cli_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["k8s/overlays/dev"]) == 0
     out = capsys.readouterr().out
