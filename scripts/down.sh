@@ -4,7 +4,7 @@ source "$(dirname "$0")/lib.sh"
 
 case "$(cluster_state)" in
   docker-down) die "Docker is not running, so kind cannot see its clusters: start Docker, then make down again" ;;
-  absent)
+  absent | no-kind)
     log "no kind cluster named $CLUSTER_NAME: nothing to delete"
     finish
     ;;

@@ -160,9 +160,14 @@ ensure_tool() {
 
 cluster_exists() { query kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; }
 
-# The state of the kind cluster, read-only (also under DRY_RUN): up, absent, docker-down or unreachable.
+# The state of the kind cluster, read-only (also under DRY_RUN): up, absent, no-kind, docker-down or
+# unreachable.
 cluster_state() {
   local clusters
+  command -v kind >/dev/null || {
+    echo no-kind
+    return 0
+  }
   clusters="$(query kind get clusters 2>/dev/null)" || {
     echo docker-down
     return 0
@@ -183,6 +188,7 @@ no_cluster_reason() {
   case "$(cluster_state)" in
     up) ;;
     absent) echo "no cluster: run make up (kind has no cluster named $CLUSTER_NAME)" ;;
+    no-kind) echo "no cluster: run make up (kind is not installed yet; make up installs it into ./bin)" ;;
     docker-down) echo "no cluster: Docker is not running (kind cannot list clusters); start Docker, then make up" ;;
     unreachable)
       echo "no cluster: kind cluster $CLUSTER_NAME exists but its API server does not answer" \
