@@ -28,7 +28,7 @@ fi
 cat <<URLS
 Kiali       http://localhost:20001/kiali   (Graph > namespace ecommerce; Display: Security, Traffic Distribution)
 Grafana     http://localhost:3000    (Dashboards > Istio > Istio Service Dashboard)
-Jaeger      http://localhost:16686/jaeger   (Service: frontend.ecommerce)
+Jaeger      http://localhost:16686/jaeger   (empty: tracing is not enabled yet, docs/lesson-corrections.md#tracing)
 Prometheus  http://localhost:9090    (e.g. istio_requests_total{destination_app="product"})
 URLS
 wait
