@@ -471,3 +471,43 @@ def test_mesh_comparison_covers_every_lab_and_the_lessons_table() -> None:
         assert row[1:3] == [istio, linkerd], f"{feature}: the lesson's wording, verbatim"
         if feature != "Multi-cluster":
             assert "make verify" in row[3] or "make load" in row[3] or "make up" in row[3], row
+
+
+# API groups served only by extensions that are archived upstream: a lab using one is optional and says why.
+ARCHIVED_API_GROUPS = {"split.smi-spec.io": "linkerd-smi (archived upstream since October 2025)"}
+
+
+def archived_dependency_errors(
+    lab: str, lab_docs: list[Doc], guide: str, readmes: dict[str, str]
+) -> list[str]:
+    """A lab whose resources need an archived extension is marked optional in its guide and lab tables."""
+    groups = {d["apiVersion"].split("/")[0] for d in lab_docs if "/" in d["apiVersion"]}
+    archived = sorted(groups & set(ARCHIVED_API_GROUPS))
+    if not archived:
+        return []
+    errors = []
+    opening = "\n".join(guide.splitlines()[:8])
+    if "Optional" not in opening or "archived" not in opening:
+        errors.append(f"guide of lab {lab}: the opening must say Optional and that {archived} is archived")
+    for readme, text in readmes.items():
+        rows = [ln for ln in text.splitlines() if ln.startswith("|") and f"{lab}.md" in ln]
+        if not rows or not all("optional" in r.lower() for r in rows):
+            errors.append(f"{readme}: the row of lab {lab} must say optional")
+    return errors
+
+
+def _readmes() -> dict[str, str]:
+    return {p: (REPO_ROOT / p).read_text() for p in ("README.md", "docs/linkerd/README.md")}
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_labs_on_archived_extensions_are_marked_optional(lab: str) -> None:
+    guide = (REPO_ROOT / "docs" / "linkerd" / f"{lab}.md").read_text()
+    assert archived_dependency_errors(lab, rendered(lab), guide, _readmes()) == []
+    planted = [*rendered(lab), {"apiVersion": "split.smi-spec.io/v1alpha1", "kind": "TrafficSplit"}]
+    if lab == "legacy":
+        assert archived_dependency_errors(lab, planted, "# legacy\n", _readmes()) == [
+            "guide of lab legacy: the opening must say Optional and that ['split.smi-spec.io'] is archived"
+        ]
+    else:
+        assert len(archived_dependency_errors(lab, planted, guide, _readmes())) == 3, "guide, both READMEs"
