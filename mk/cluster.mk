@@ -11,7 +11,7 @@ GATEWAY_API_VERSION := $(shell sed -n 's/^GATEWAY_API=//p' scripts/versions.env)
 LINKERD_VERSION := $(shell sed -n 's/^LINKERD=//p' scripts/versions.env)
 LINKERD_SMI_VERSION := $(shell sed -n 's/^LINKERD_SMI=//p' scripts/versions.env)
 
-.PHONY: up down status logs images secrets tools crds validate mesh lab lab-reset dashboards verify
+.PHONY: up down status logs images secrets crds validate mesh lab lab-reset dashboards verify
 
 up: ## create the kind cluster and deploy the shop (MESH=none|istio|linkerd, DRY_RUN=1 to print only)
 	scripts/up.sh $(MESH)
@@ -33,9 +33,6 @@ images: ## build the eight service images (shop/<service>:dev) and show their si
 
 secrets: ## create the Secrets in the cluster (generated, idempotent, never committed)
 	scripts/secrets.sh
-
-tools: ## install pinned kind, kubectl (and istioctl, linkerd) into ./bin, checksum verified
-	@source scripts/lib.sh && for t in kind kubectl istioctl linkerd; do ensure_tool $$t; done
 
 crds: ## download the pinned CRD schemas `make validate` needs into .cache/crds (when ../shared/crds is absent)
 	scripts/crds.sh $(CRD_CACHE)

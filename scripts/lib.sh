@@ -3,7 +3,8 @@
 #   run CMD...      print the command, then run it unless DRY_RUN=1
 #   run_sh 'A | B'  same for a shell pipeline / redirect (never put secret values in it)
 #   query CMD...    read-only command that also runs under DRY_RUN=1 (kind get clusters, docker info)
-#   ensure_tool T   install the pinned kind|kubectl|istioctl|linkerd into ./bin, checksum verified
+#   ensure_tool T   the pinned tool T of scripts/tools.conf into ./bin: from the tool cache, PATH, a verified
+#                   release download, or a build of its Go module source (scripts/lib-tools.sh)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -73,90 +74,9 @@ os_arch() {
   printf '%s %s\n' "$os" "$arch"
 }
 
-# The version a tool in ./bin reports, or "" when it is missing.
-tool_version() {
-  local bin="$BIN/$1"
-  [[ -x "$bin" ]] || return 0
-  case "$1" in
-    kind) "$bin" version 2>/dev/null | awk '{print $2}' ;;
-    kubectl) "$bin" version --client -o json 2>/dev/null | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p' ;;
-    istioctl) "$bin" version --remote=false 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1 ;;
-    linkerd) "$bin" version --client --short 2>/dev/null ;;
-  esac
-}
-
-pinned_version() {
-  case "$1" in
-    kind) echo "$KIND" ;; kubectl) echo "$KUBECTL" ;; istioctl) echo "$ISTIO" ;; linkerd) echo "$LINKERD" ;;
-    *) die "unknown tool $1" ;;
-  esac
-}
-
-# URL of the binary (or archive) and of the upstream checksum file published next to it.
-tool_urls() {
-  local tool="$1" os="$2" arch="$3" url
-  case "$tool" in
-    kind)
-      url="https://github.com/kubernetes-sigs/kind/releases/download/$KIND/kind-$os-$arch"
-      echo "$url $url.sha256sum"
-      ;;
-    kubectl) url="https://dl.k8s.io/release/$KUBECTL/bin/$os/$arch/kubectl" && echo "$url $url.sha256" ;;
-    istioctl)
-      local ios="$os"
-      [[ "$os" == darwin ]] && ios=osx
-      url="https://github.com/istio/istio/releases/download/$ISTIO/istioctl-$ISTIO-$ios-$arch.tar.gz"
-      echo "$url $url.sha256"
-      ;;
-    linkerd)
-      local suffix="$os-$arch"
-      [[ "$suffix" == darwin-amd64 ]] && suffix=darwin
-      url="https://github.com/linkerd/linkerd2/releases/download/$LINKERD/linkerd2-cli-$LINKERD-$suffix"
-      echo "$url $url.sha256"
-      ;;
-  esac
-}
-
-sha256_of() {
-  if command -v sha256sum >/dev/null; then sha256sum "$1" | awk '{print $1}'; else shasum -a 256 "$1" | awk '{print $1}'; fi
-}
-
-# Download, verify against the upstream checksum file, install into ./bin. Skipped when the pinned
-# version is already there. No checksums are hard-coded: the published .sha256 files are the source.
-ensure_tool() {
-  local tool="$1" want have os arch url sum_url
-  want="$(pinned_version "$tool")"
-  have="$(tool_version "$tool")"
-  if [[ "$have" == "$want" ]]; then
-    log "$tool $want already in ./bin"
-    return 0
-  fi
-  local platform urls
-  platform="$(os_arch)" || exit 1
-  read -r os arch <<<"$platform"
-  urls="$(tool_urls "$tool" "$os" "$arch")"
-  read -r url sum_url <<<"$urls"
-  log "installing $tool $want into ./bin${have:+ (found $have)}"
-  local tmp="$ROOT/.cache/download"
-  run mkdir -p "$BIN" "$tmp"
-  run curl -fsSL --retry 3 -o "$tmp/$tool.download" "$url"
-  run curl -fsSL --retry 3 -o "$tmp/$tool.sha256" "$sum_url"
-  [[ "$DRY_RUN" == 1 ]] && {
-    echo "+ verify sha256 of $tmp/$tool.download against $tmp/$tool.sha256"
-    return 0
-  }
-  local expected actual
-  expected="$(awk '{print $1; exit}' "$tmp/$tool.sha256")"
-  actual="$(sha256_of "$tmp/$tool.download")"
-  [[ -n "$expected" && "$expected" == "$actual" ]] ||
-    die "checksum mismatch for $tool $want: expected '$expected', got '$actual' ($url)"
-  if [[ "$tool" == istioctl ]]; then
-    tar -xzf "$tmp/$tool.download" -C "$tmp" istioctl && mv "$tmp/istioctl" "$BIN/istioctl"
-  else
-    mv "$tmp/$tool.download" "$BIN/$tool"
-  fi
-  chmod +x "$BIN/$tool"
-  rm -f "$tmp/$tool.sha256" "$tmp/$tool.download"
-}
+# The pinned cluster tools: ensure_tool NAME (recipes in scripts/tools.conf, cache in SHOP_CACHE).
+# shellcheck source=lib-tools.sh
+source "$ROOT/scripts/lib-tools.sh"
 
 cluster_exists() { query kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; }
 

@@ -79,6 +79,7 @@ def make(stubs: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
         "PATH": f"{stubs}:{os.environ['PATH']}",
         "REAL_KUBECTL": str(REAL_KUBECTL),
         "SHOP_BIN": str(stubs.parent / "empty-bin"),  # no pinned tools yet: the download is printed
+        "SHOP_CACHE": str(stubs.parent / "empty-cache"),  # nor in the tool cache
         "DRY_RUN": "1",
         **env,
     }

@@ -78,8 +78,13 @@ def stubs(tmp_path: Path):
         _stub(tmp_path, "kind", 'if [ "$1 $2" = "get clusters" ]; then echo shop; fi\nexit 0\n')
         _stub(tmp_path, "docker", "exit 0\n")
         env = {k: v for k, v in os.environ.items() if k not in ("CLUSTER_NAME", "MESH", "LAB")}
-        # SHOP_BIN: an empty ./bin, so a student's installed tools never shadow the stubs
-        env.update(PATH=f"{tmp_path}:{env['PATH']}", DRY_RUN="1", SHOP_BIN=str(tmp_path / "empty-bin"))
+        # SHOP_BIN, SHOP_CACHE: no pinned tools yet, so a student's installed tools never shadow the stubs
+        env.update(
+            PATH=f"{tmp_path}:{env['PATH']}",
+            DRY_RUN="1",
+            SHOP_BIN=str(tmp_path / "empty-bin"),
+            SHOP_CACHE=str(tmp_path / "empty-cache"),
+        )
         return env
 
     return make
