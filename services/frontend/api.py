@@ -11,8 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from services.contracts import CartItemIn, CheckoutIn
 from services.frontend.clients import PRODUCT_SERVED_BY, Neighbours
-from services.frontend.forms import CartItemIn, CheckoutIn, LoginIn, RegisterIn
+from services.frontend.forms import LoginIn, RegisterIn
 from services.frontend.session import CSRF_HEADER, Session, check_csrf, resolve_session, start_session
 from services.kit.errors import ApiError
 

@@ -12,8 +12,9 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
+from services.contracts import CheckoutIn
 from services.frontend.clients import Neighbours
-from services.frontend.forms import CheckoutIn, LoginIn, RegisterIn, parse_form
+from services.frontend.forms import LoginIn, RegisterIn, parse_form
 from services.frontend.rendering import cart_view, render
 from services.frontend.session import (
     CANARY_COOKIE,
@@ -309,6 +310,7 @@ async def checkout(request: Request, session: Session = Depends(_shopper)) -> Re
     neighbours = _neighbours(request, session)
     key = str(form.get("idempotency_key", ""))
     values = {k: form.get(k, "") for k in ADDRESS_FIELDS}
+    values["country"] = str(values["country"]).upper()  # a shopper may type "nl"; the contract wants NL
     body = {
         "shipping_address": values,
         "card": {

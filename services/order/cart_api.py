@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 
+from services.contracts import CartItemIn
 from services.kit import ApiError
 from services.kit.jwt import Principal
 from services.kit.security import current_user
 from services.order import store
 from services.order.clients import Neighbours
-from services.order.models import CartItemIn, CartItemOut, CartOut, QuantityIn
+from services.order.models import CartItemOut, CartOut, QuantityIn
 
 router = APIRouter(tags=["cart"])
 User = Annotated[Principal, Depends(current_user)]

@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from services.contracts import CheckoutIn
 from services.kit import ApiError, clock
 from services.kit.jwt import Principal
 from services.order import store
 from services.order.clients import Neighbours, error_of
-from services.order.models import CheckoutIn
 from services.order.settings import Settings
 
 log = logging.getLogger("order.checkout")

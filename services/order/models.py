@@ -1,4 +1,5 @@
-"""Request and response models of the order service."""
+"""Order's own request and response models. The bodies other services send (`CartItemIn`, `CheckoutIn`)
+and the `Address` are the shared contracts in `services.contracts`."""
 
 from __future__ import annotations
 
@@ -6,16 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.payment import cards  # pure card-format checks, shared with the payment service
-
-ProductId = Field(pattern=r"^[A-Za-z0-9._-]{1,100}$", examples=["espresso-cup"])
-
-
-class CartItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    product_id: str = ProductId
-    quantity: int = Field(1, strict=True, ge=1, le=99)
+from services.contracts import Address
 
 
 class QuantityIn(BaseModel):
@@ -40,24 +32,6 @@ class CartOut(BaseModel):
     subtotal_cents: int
     total_cents: int = Field(description="the items' total; shipping is added at checkout")
     currency: str
-
-
-class Address(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    label: str | None = Field(None, max_length=50)
-    name: str = Field(min_length=1, max_length=100, examples=["Ada Lovelace"])
-    street: str = Field(min_length=1, max_length=200, examples=["Kerkstraat 1"])
-    city: str = Field(min_length=1, max_length=100, examples=["Amsterdam"])
-    postal_code: str = Field(min_length=1, max_length=20, examples=["1017 GA"])
-    country: str = Field(pattern=r"^[A-Z]{2}$", examples=["NL"])
-
-
-class CheckoutIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    shipping_address: Address
-    card: cards.CardIn
 
 
 class HistoryEntry(BaseModel):

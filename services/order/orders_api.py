@@ -10,13 +10,14 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.contracts import CheckoutIn
 from services.kit import ApiError
 from services.kit.jwt import Principal
 from services.kit.security import current_user, require_group
 from services.order import store
 from services.order.checkout import REFUNDABLE, place_order
 from services.order.clients import Neighbours
-from services.order.models import CheckoutIn, OrderList, OrderOut, order_out
+from services.order.models import OrderList, OrderOut, order_out
 
 log = logging.getLogger("order.api")
 router = APIRouter(tags=["orders"])

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.contracts import CardIn
+from services.contracts.card import parse_expiry
 from services.kit import ApiError, clock
 from services.kit.clock import now_iso
 from services.kit.jwt import Principal
@@ -44,7 +46,7 @@ class ChargeIn(BaseModel):
     order_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", examples=["9f1c2e3d4b5a69788796a5b4c3d2e1f0"])
     amount_cents: int = Field(strict=True, ge=1, le=100_000_000, examples=[2599])
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
-    card: cards.CardIn
+    card: CardIn
 
 
 class CardOut(BaseModel):
@@ -148,7 +150,7 @@ async def _await_recorded(request: Request, body: ChargeIn, user: Principal) -> 
 async def charge(body: ChargeIn, request: Request, response: Response, user: User) -> PaymentOut:
     db = request.app.state.db
     settings: Settings = request.app.state.settings
-    month, year = cards.parse_expiry(body.card.expiry)
+    month, year = parse_expiry(body.card.expiry)
     for _ in range(3):
         now = clock.now_iso()
         doc: dict[str, Any] = {

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.contracts import Address
 from services.kit import ApiError, clock
 from services.kit.jwt import Principal
 from services.kit.security import current_caller, current_user, require_group
@@ -22,17 +23,6 @@ User = Annotated[Principal, Depends(current_user)]
 Caller = Annotated[Principal, Depends(current_caller)]
 Admin = Annotated[Principal, Depends(require_group("admin"))]
 Status = Literal["created", "shipped", "delivered"]
-
-
-class Address(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    label: str | None = Field(None, max_length=50, examples=["home"])
-    name: str = Field(min_length=1, max_length=100, examples=["Ada Lovelace"])
-    street: str = Field(min_length=1, max_length=200, examples=["Damrak 1"])
-    city: str = Field(min_length=1, max_length=100, examples=["Amsterdam"])
-    postal_code: str = Field(min_length=1, max_length=20, examples=["1012 LG"])
-    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2", examples=["NL"])
 
 
 Weight = Field(strict=True, ge=1, le=30_000, description="grams; parcels up to 30 kg", examples=[1200])

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from services.contracts import SavedAddress
 from services.kit import ApiError
 from services.kit.db import Database
 from services.kit.jwt import Principal
@@ -16,11 +17,7 @@ from services.user.settings import Settings
 
 router = APIRouter(tags=["users"])
 
-Text20 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
-Text40 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Country = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=60)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 ()\-]{4,24}$")]
 AddressId = Annotated[str, Path(min_length=1, max_length=64)]
 Caller = Annotated[Principal, Depends(current_user)]
@@ -31,17 +28,6 @@ class ProfileUpdate(BaseModel):
 
     name: Text100 = Field(examples=["Ada Lovelace"])
     phone: Phone | None = Field(None, examples=["+31 20 123 4567"], description="omit or null to clear")
-
-
-class AddressIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    label: Text40 = Field(examples=["home"])
-    name: Text100 = Field(examples=["Ada Lovelace"])
-    street: Text200 = Field(examples=["Damrak 1"])
-    city: Text100 = Field(examples=["Amsterdam"])
-    postal_code: Text20 = Field(examples=["1012 LG"])
-    country: Country = Field(examples=["NL"])
 
 
 class AddressOut(BaseModel):
@@ -130,7 +116,7 @@ async def list_addresses(request: Request, caller: Caller) -> list[AddressOut]:
     summary="Add an address",
     responses={409: {"description": "address limit reached"}},
 )
-async def add_address(body: AddressIn, request: Request, caller: Caller) -> AddressOut:
+async def add_address(body: SavedAddress, request: Request, caller: Caller) -> AddressOut:
     settings: Settings = request.app.state.settings
     await _ensure_profile(request, caller)
     address = await store.add_address(_db(request), caller.sub, body.model_dump(), settings.max_addresses)
@@ -145,7 +131,9 @@ async def add_address(body: AddressIn, request: Request, caller: Caller) -> Addr
 
 
 @router.put("/users/me/addresses/{address_id}", response_model=AddressOut, summary="Replace an address")
-async def put_address(address_id: AddressId, body: AddressIn, request: Request, caller: Caller) -> AddressOut:
+async def put_address(
+    address_id: AddressId, body: SavedAddress, request: Request, caller: Caller
+) -> AddressOut:
     address = await store.replace_address(_db(request), caller.sub, address_id, body.model_dump())
     if address is None:
         raise _address_not_found()

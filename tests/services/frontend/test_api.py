@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.services.frontend.fake_shop import DECLINED, FakeShop, csrf, log_in
+from tests.services.helpers import PLANTED_ADDRESS_VALUES, PLANTED_IDS, assert_refused_field, planted_address
 
 CHECKOUT = {
     "shipping_address": {
@@ -240,3 +241,16 @@ def test_cross_site_form_cannot_log_in_through_the_api(client: TestClient) -> No
     response = client.post("/api/login", content=body, headers={"content-type": "text/plain"})
     assert response.status_code == 422
     assert "shop_access" not in client.cookies
+
+
+@pytest.mark.parametrize(("field", "value"), PLANTED_ADDRESS_VALUES, ids=PLANTED_IDS)
+def test_planted_address_values_are_refused_before_order_sees_them(
+    client: TestClient, fake: FakeShop, field: str, value: str
+) -> None:
+    """The one Address rule (services.contracts): the JSON API refuses what order would, naming the field."""
+    auth = bearer(fake)
+    client.post("/api/cart/items", json={"product_id": "mug-2"}, headers=auth)
+    body = {**CHECKOUT, "shipping_address": planted_address(field, value, CHECKOUT["shipping_address"])}
+    response = client.post("/api/checkout", json=body, headers={"Idempotency-Key": "key-planted-1", **auth})
+    assert_refused_field(response, field)
+    assert fake.calls("order", "/orders") == []

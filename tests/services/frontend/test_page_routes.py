@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.services.frontend.fake_shop import DECLINED, FakeShop, csrf, log_in
+from tests.services.helpers import PLANTED_ADDRESS_VALUES, PLANTED_IDS
 
 CHECKOUT = {
     "name": "Ada Lovelace",
@@ -350,3 +351,20 @@ def test_joining_the_canary_sets_the_cookie_the_mesh_routes_on(client: TestClien
     assert "HttpOnly" not in cookie and "Max-Age=86400" in cookie
     left = client.post("/canary", data={"join": "false", "csrf_token": csrf(client)})
     assert "You left the canary." in left.text and "canary" not in client.cookies
+
+
+@pytest.mark.parametrize(("field", "value"), PLANTED_ADDRESS_VALUES, ids=PLANTED_IDS)
+def test_planted_address_values_are_refused_in_the_checkout_form(
+    client: TestClient, fake: FakeShop, field: str, value: str
+) -> None:
+    """The checkout form applies the one Address rule too: the field is marked, nothing reaches order.
+    (Only the country's case is forgiven: a shopper typing `nl` means NL.)"""
+    _fill_cart(client)
+    form = {**CHECKOUT, field: value, "csrf_token": csrf(client)}
+    response = client.post("/checkout", data=form, follow_redirects=False)
+    if (field, value) == ("country", "nl"):
+        assert response.status_code == 303  # upper-cased to NL and placed
+        return
+    assert response.status_code == 422
+    assert f'id="{field}-error"' in response.text  # the field is marked, with the reason
+    assert fake.calls("order", "/orders") == []

@@ -11,10 +11,11 @@ import uuid
 import httpx
 import pytest
 
+from services.contracts import CheckoutIn
 from services.kit.http import ServiceClient
 from services.order import checkout, store
-from services.order.models import CheckoutIn
 from services.payment.settings import Settings as PaymentSettings
+from tests.services.helpers import PLANTED_ADDRESS_VALUES, PLANTED_IDS, assert_refused_field, planted_address
 from tests.services.order.in_process import (
     ADDRESS,
     CHECKOUT,
@@ -488,3 +489,16 @@ async def test_only_a_paid_order_can_be_refunded(shop: Shop) -> None:
     order_id = declined.json()["error"]["details"]["order_id"]
     refused = await shop.client.post(f"/orders/{order_id}/refund", json={"reason": "x"}, headers=boss)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_refundable"
+
+
+@pytest.mark.parametrize(("field", "value"), PLANTED_ADDRESS_VALUES, ids=PLANTED_IDS)
+async def test_planted_address_values_are_refused_as_everywhere(shop: Shop, field: str, value: str) -> None:
+    """The one Address rule (services.contracts): refused before an order exists, nothing reserved."""
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    body = {"shipping_address": planted_address(field, value, ADDRESS), "card": GOOD_CARD}
+    response = await shop.checkout(ada, "k-planted", body)
+    assert_refused_field(response, field)
+    assert await shop.docs(shop.order, "orders") == []
+    assert await shop.stock("headlamp") == before

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from services.kit.testing import TokenFactory
 from services.shipping.settings import Settings
+from tests.services.helpers import PLANTED_ADDRESS_VALUES, PLANTED_IDS, assert_refused_field, planted_address
 from tests.services.shipping.helpers import shipping_app
 
 HOME = {
@@ -140,3 +141,17 @@ def test_admin_advances_one_step_at_a_time(shop: tuple[TestClient, TokenFactory]
 def test_deliver_before_ship_is_a_settings_error() -> None:
     with pytest.raises(ValueError):
         Settings(ship_after_seconds=10, deliver_after_seconds=5)
+
+
+@pytest.mark.parametrize(("field", "value"), PLANTED_ADDRESS_VALUES, ids=PLANTED_IDS)
+def test_planted_address_values_are_refused_as_everywhere(
+    shop: tuple[TestClient, TokenFactory], field: str, value: str
+) -> None:
+    """The one Address rule (services.contracts) for quotes and shipments: a 422 naming the field."""
+    client, tokens = shop
+    address = planted_address(field, value, HOME)
+    quote = client.post("/shipping/quote", json={"address": address, "weight_grams": 100})
+    assert_refused_field(quote, field)
+    body = {"order_id": "o-planted", "address": address, "weight_grams": 100}
+    shipment = client.post("/shipments", json=body, headers=tokens.headers(sub="ada"))
+    assert_refused_field(shipment, field)

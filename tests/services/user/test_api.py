@@ -8,7 +8,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.kit.testing import TokenFactory
-from tests.services.helpers import error_code
+from tests.services.helpers import (
+    PLANTED_ADDRESS_VALUES,
+    PLANTED_IDS,
+    assert_refused_field,
+    error_code,
+    planted_address,
+)
 
 ADDRESS = {
     "label": "home",
@@ -267,3 +273,19 @@ def test_operational_endpoints_answer(user: TestClient) -> None:
     assert user.get("/healthz").json() == {"status": "ok"}
     assert user.get("/readyz").status_code == 200
     assert "http_request" in user.get("/metrics").text
+
+
+@pytest.mark.parametrize(("field", "value"), PLANTED_ADDRESS_VALUES, ids=PLANTED_IDS)
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_planted_address_values_are_refused_as_everywhere(
+    user: TestClient, tokens: TokenFactory, method: str, field: str, value: str
+) -> None:
+    """The one Address rule (services.contracts): what checkout would refuse never enters the address book."""
+    headers = as_user(tokens)
+    target = "/users/me/addresses"
+    if method == "PUT":
+        target += "/" + user.post(target, headers=headers, json=ADDRESS).json()["id"]
+    response = user.request(method, target, headers=headers, json=planted_address(field, value, ADDRESS))
+    assert_refused_field(response, field)
+    stored = user.get("/users/me/addresses", headers=headers).json()
+    assert all(a[field] == ADDRESS[field] for a in stored)

@@ -46,7 +46,14 @@ def test_refreshed_tokens_work_and_the_limit_holds_under_parallel_posts(
     pair = auth.post("/auth/login", json={"email": "busy@example.com", "password": PASSWORD}).json()
     fresh = auth.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]}).json()
     headers = {"Authorization": f"Bearer {fresh['access_token']}"}
-    address = {"label": "x", "name": "B", "street": "s 1", "city": "c", "postal_code": "1", "country": "NL"}
+    address = {
+        "label": "x",
+        "name": "B",
+        "street": "s 1",
+        "city": "c",
+        "postal_code": "1011",
+        "country": "NL",
+    }
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = Counter(
             pool.map(
