@@ -131,6 +131,11 @@ _reported_version() {
   grep -oE '(v|edge-|stable-)?[0-9]+\.[0-9]+\.[0-9]+[^ ,"]*' <<<"$out" | head -n1 || true
 }
 
+# CPU seconds (user + system) used so far by this shell's finished children (from `times`).
+_children_cpu() {
+  times | tail -n1 | awk '{ t = 0; for (i = 1; i <= NF; i++) { split($i, p, "m"); t += p[1] * 60 + p[2] } printf "%d", t }'
+}
+
 _elapsed() {
   local s=$((SECONDS - $1))
   if ((s >= 60)); then printf '%dm%02ds' $((s / 60)) $((s % 60)); else printf '%ds' "$s"; fi
@@ -288,7 +293,8 @@ _prepare_source() {
 
 # Build the loaded recipe's pinned module source with the `go` on PATH into the cache.
 _build() {
-  local start=$SECONDS t logfile moddir srcdir tmpdir modflag=-mod=readonly step
+  local start=$SECONDS cpu t logfile moddir srcdir tmpdir modflag=-mod=readonly step
+  cpu="$(_children_cpu)"
   if [[ -z "$R_module" || -z "$R_source" ]]; then
     TOOL_REASON="build: no Go module source in its recipe"
     return 1
@@ -360,7 +366,8 @@ _build() {
     rm -rf "$tmpdir"
     return 1
   }
-  log "  $R_name $R_label: built in $(_elapsed "$start")"
+  cpu=$(($(_children_cpu) - cpu))
+  log "  $R_name $R_label: built in $(_elapsed "$start") (CPU time $((cpu / 60))m$((cpu % 60))s)"
 }
 
 # The recipes to try for a tool: its own, then its fallbacks.

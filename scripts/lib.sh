@@ -78,6 +78,9 @@ os_arch() {
 # shellcheck source=lib-tools.sh
 source "$ROOT/scripts/lib-tools.sh"
 
+# Does the internet answer (Docker Hub's registry; any HTTP answer counts)? Gives up after a 5 s connect timeout.
+online() { curl -s -o /dev/null --connect-timeout 5 --max-time 15 https://registry-1.docker.io/v2/; }
+
 cluster_exists() { query kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; }
 
 # The state of the kind cluster, read-only (also under DRY_RUN): up, absent, no-kind, docker-down or

@@ -23,6 +23,11 @@ preflight() {
           "(see: sudo lsof -i :$port) or delete an old kind cluster (kind get clusters)."
       fi
     done
+    # A new cluster pulls kind's node image, the shop's base images and the meshes' images from registries.
+    if [[ "$DRY_RUN" != 1 ]] && ! query docker image inspect "$KIND_NODE_IMAGE" >/dev/null 2>&1 && ! online; then
+      die "no internet: a new cluster needs kind's node image ($KIND_NODE_IMAGE), the shop's base images and" \
+        "the mesh images from their registries. Connect and run make up again (offline, make dev and make test work)."
+    fi
   fi
 }
 

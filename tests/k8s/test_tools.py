@@ -165,3 +165,27 @@ def test_the_installed_tools_print_their_pinned_versions() -> None:
         )
         proc = subprocess.run(["bash", "-c", check], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, f"{bin_dir / name} does not print its pinned version: {proc.stderr}"
+
+
+def test_make_up_without_internet_says_in_one_line_what_needs_it(tmp_path: Path) -> None:
+    """Docker runs, no cluster yet, the node image is not local and nothing outside answers: one line."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    _stub(stubs, "docker", '[ "$1" = info ] && { echo 16000000000; exit 0; }\nexit 1\n')
+    _stub(stubs, "kind", "exit 0\n")
+    _stub(stubs, "curl", "exit 6\n")  # curl's exit code for "could not resolve host"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("MESH", "DRY_RUN", "MAKEFLAGS")},
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        "SHOP_BIN": str(tmp_path / "bin"),
+        "SHOP_CACHE": str(tmp_path / "cache"),
+    }
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "up.sh")], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert proc.returncode == 1
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR")]
+    assert len(errors) == 1, proc.stderr
+    assert errors[0].startswith("ERROR: no internet: a new cluster needs kind's node image")
+    assert "Connect and run make up again" in errors[0]
+    assert "[1/7]" not in proc.stderr  # stopped before doing anything
