@@ -91,6 +91,32 @@ def exec_probe_errors(where: str, kind: str, probe: Doc) -> list[str]:
     return errors
 
 
+VERSION_FROM_LABEL = {"fieldRef": {"fieldPath": "metadata.labels['version']"}}
+
+
+def version_name_error(pod: Doc, container: Doc) -> str | None:
+    """A shop container reports the name of its version that the mesh uses: VERSION = the `version` label.
+
+    x-served-by says `<service>/<VERSION>`; DestinationRule subsets, Linkerd's per-version Services, Kiali
+    and linkerd viz say the pod's `version` label. The canary used to be labelled `canary` and report
+    `product/v2`: two names for one version.
+    """
+    if not str(container.get("image", "")).startswith("shop/") or "command" in container:
+        return None  # not a shop service (the egress lab's provider only borrows payment's Python)
+    label = ((pod.get("metadata") or {}).get("labels") or {}).get("version")
+    env = {e.get("name"): e for e in container.get("env") or []}
+    version = env.get("VERSION")
+    if label is None:
+        return "pod template has no `version` label (x-served-by reports it)"
+    if version is None or (version.get("valueFrom") != VERSION_FROM_LABEL and version.get("value") != label):
+        shown = "unset" if version is None else version.get("value", version.get("valueFrom"))
+        return (
+            f"VERSION is {shown}, but the pod is labelled version: {label}: take it from the label "
+            "(valueFrom.fieldRef metadata.labels['version'])"
+        )
+    return None
+
+
 def _probe_errors(where: str, c: Doc) -> list[str]:
     errors = []
     shop_image = str(c.get("image", "")).startswith("shop/")
@@ -123,7 +149,11 @@ def crossref_errors(docs: list[Doc]) -> list[str]:
             errors.append(f"{describe(doc)}: ServiceAccount {ns}/{sa} does not exist")
         for c in _containers(pod):
             where = f"{describe(doc)} container {c.get('name')}"
-            for problem in (image_error(str(c.get("image", ""))), pull_policy_error(c)):
+            for problem in (
+                image_error(str(c.get("image", ""))),
+                pull_policy_error(c),
+                version_name_error(pod, c),
+            ):
                 if problem:
                     errors.append(f"{where}: {problem}")
             errors.extend(_probe_errors(where, c))

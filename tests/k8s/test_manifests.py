@@ -22,7 +22,8 @@ Doc = dict[str, Any]
 SERVICES = list(topology.SERVICES)
 DB_SERVICES = list(topology.WITH_DATABASE)
 VARIANTS = {  # Deployment -> (stable Deployment, version label, env that differs)
-    "product-canary": ("product", "canary", {"VERSION": "v2"}),
+    # the canary build v2: VERSION comes from the label, so it answers x-served-by: product/v2
+    "product-canary": ("product", "v2", {}),
     "frontend-mobile-optimized": ("frontend", "mobile-optimized", {"VARIANT": "mobile-optimized"}),
     "frontend-beta-features": ("frontend", "beta-features", {"VARIANT": "beta-features"}),
 }
@@ -70,8 +71,10 @@ def workloads(docs: list[Doc]) -> list[Doc]:
 def test_each_service_has_its_account_deployment_and_named_ports(docs: list[Doc], service: str) -> None:
     account = get(docs, "ServiceAccount", f"{service}-sa")
     deployment = get(docs, "Deployment", service)
-    labels = {"app": service, "version": "stable"}
+    labels = {"app": service, "version": "v1"}
     assert deployment["spec"]["selector"]["matchLabels"] == labels
+    # x-served-by reports <service>/<the version label>: one name per version
+    assert env(container(deployment))["VERSION"] == {"fieldRef": {"fieldPath": "metadata.labels['version']"}}
     assert labels.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert pod(deployment)["serviceAccountName"] == account["metadata"]["name"]
     assert container(deployment)["image"] == f"shop/{service}:dev"

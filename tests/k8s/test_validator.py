@@ -167,8 +167,9 @@ def test_images_must_be_built_or_pinned(dev_docs: list[Doc], image: str, ok: boo
     docs = planted(dev_docs)
     container = find(docs, "StatefulSet", "mongodb")["spec"]["template"]["spec"]["containers"][0]
     container["image"] = image
-    if image.startswith("shop/"):
-        container["imagePullPolicy"] = "Never"  # (pull policies: test_shop_images_must_never_be_pulled)
+    if image.startswith("shop/"):  # (pull policy and VERSION: tests of their own)
+        container["imagePullPolicy"] = "Never"
+        container["env"].append({"name": "VERSION", "value": "v1"})
     assert (crossref_errors(docs) == []) is ok
 
 
@@ -220,6 +221,38 @@ def test_a_headless_service_that_hides_unready_pods_is_caught(dev_docs: list[Doc
     assert (
         len(errors) == 1 and "Service ecommerce/mongodb: headless Service of StatefulSet mongodb" in errors[0]
     )
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        # the canary as it was: labelled canary, VERSION=v2, reporting product/v2
+        (
+            {"label": "canary", "env": {"name": "VERSION", "value": "v2"}},
+            "VERSION is v2, but the pod is labelled version: canary",
+        ),
+        ({"label": None, "env": None}, "pod template has no `version` label"),
+        ({"label": "v2", "env": None}, "VERSION is unset"),
+        ({"label": "v2", "env": {"name": "VERSION", "value": "v2"}}, None),
+    ],
+)
+def test_one_name_per_version(dev_docs: list[Doc], edit: dict[str, Any], expected: str | None) -> None:
+    docs = planted(dev_docs)
+    canary = find(docs, "Deployment", "product-canary")
+    labels = canary["spec"]["template"]["metadata"]["labels"]
+    if edit["label"] is None:
+        del labels["version"]
+    else:
+        labels["version"] = edit["label"]
+    container = canary["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [e for e in container["env"] if e["name"] != "VERSION"] + (
+        [edit["env"]] if edit["env"] else []
+    )
+    errors = [e for e in crossref_errors(docs) if "product-canary container" in e]
+    if expected is None:
+        assert errors == []
+    else:
+        assert len(errors) == 1 and expected in errors[0], errors
 
 
 def test_cli_exit_code(capsys: pytest.CaptureFixture[str]) -> None:

@@ -167,9 +167,9 @@ def test_canary_route_splits_90_10_and_header_or_cookie_goes_to_canary() -> None
     }
     # Each per-version Service selects exactly the pods of its version.
     versions = {t.labels["version"] for t in workload_pods(docs) if t.labels.get("app") == "product"}
-    assert versions == {"stable", "canary"}
-    for version in versions:
-        assert one(docs, "Service", f"product-{version}")["spec"]["selector"] == {
+    assert versions == {"v1", "v2"}  # what x-served-by reports: product/v1, product/v2
+    for role, version in (("stable", "v1"), ("canary", "v2")):
+        assert one(docs, "Service", f"product-{role}")["spec"]["selector"] == {
             "app": "product",
             "version": version,
         }
@@ -314,7 +314,7 @@ def test_route_kind_check_catches_an_httproute_on_a_grpc_server() -> None:
 
 def test_grpc_probe_route_is_open_to_the_kubelet_and_inventory_only_to_order() -> None:
     docs = rendered("security")
-    probe = next(t for t in workload_pods(docs) if t.labels == {"app": "product", "version": "stable"})
+    probe = next(t for t in workload_pods(docs) if t.labels == {"app": "product", "version": "v1"})
     (container,) = probe.containers
     assert container["startupProbe"]["grpc"]["port"] == 9000, "the probe this route exists for"
     health = one(docs, "GRPCRoute", "product-grpc-health")["spec"]["rules"][0]["matches"]
