@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
-import stat
 import subprocess
 from pathlib import Path
 
@@ -20,83 +18,19 @@ import yaml
 from scripts.k8svalidate import render
 from scripts.k8svalidate.crossref import pod_templates
 from services import topology
+from tests.k8s.stubs import DRY_RUN_NOTICE, REAL_KUBECTL, commands, make, write_stubs
 
 ROOT = Path(__file__).resolve().parents[2]
-REAL_KUBECTL = shutil.which("kubectl")
 SERVICES = list(topology.SERVICES)
 DEPLOYMENTS = sorted([*SERVICES, "product-canary", "frontend-mobile-optimized", "frontend-beta-features"])
 CTX = "kubectl --context kind-shop"
 
 pytestmark = pytest.mark.skipif(REAL_KUBECTL is None, reason="needs kubectl for `kubectl kustomize`")
 
-STUBS = {
-    # docker info prints the memory Docker has; STUB_DOCKER=down simulates a stopped Docker.
-    "docker": """#!/bin/sh
-[ "$STUB_DOCKER" = down ] && { echo "Cannot connect to the Docker daemon" >&2; exit 1; }
-[ "$1" = info ] && { echo "${STUB_MEM:-8300000000}"; exit 0; }
-exit 1
-""",
-    # kind get clusters lists STUB_CLUSTERS; with STUB_DOCKER=down it fails, as kind does without Docker.
-    # Nothing is downloaded in these tests, even if a check is broken and a real run goes on.
-    "curl": "#!/bin/sh\necho 'curl: stubbed out in tests' >&2\nexit 7\n",
-    "kind": """#!/bin/sh
-[ "$STUB_DOCKER" = down ] && { echo "ERROR: failed to list clusters" >&2; exit 1; }
-[ "$1 $2" = "get clusters" ] && { [ -n "$STUB_CLUSTERS" ] && echo "$STUB_CLUSTERS"; exit 0; }
-exit 1
-""",
-    # Offline rendering goes to the real kubectl; cluster queries answer from STUB_* variables.
-    "kubectl": """#!/bin/sh
-[ "$1" = kustomize ] && exec "$REAL_KUBECTL" "$@"
-case "$*" in
-  *"get --raw /readyz"*) [ "$STUB_API" != down ] ;;
-  *"-n istio-system get deploy istiod"*) [ "$STUB_MESH" = istio ] ;;
-  *"get namespace linkerd"*) [ "$STUB_MESH" = linkerd ] ;;
-  *"get secret"*) [ -n "$STUB_SECRETS" ] ;;
-  *"get service frontend"*) echo NodePort ;;
-  *"api-resources"*) printf 'deployments\\nservices\\nvirtualservices.networking.istio.io\\n' ;;
-  *"-n ecommerce get "*" -l lab "*) [ -n "$STUB_APPLIED_LABS" ] && printf '%s\\n' $STUB_APPLIED_LABS ;;
-  *"-n ecommerce get deployments -o jsonpath="*) printf '%s\\n' $STUB_IMAGES ;;
-  *) exit 1 ;;
-esac
-""",
-}
-
 
 @pytest.fixture
 def stubs(tmp_path: Path) -> Path:
-    bin_dir = tmp_path / "stubs"
-    bin_dir.mkdir()
-    for name, body in STUBS.items():
-        f = bin_dir / name
-        f.write_text(body)
-        f.chmod(f.stat().st_mode | stat.S_IEXEC)
-    return bin_dir
-
-
-def make(stubs: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {
-        **os.environ,
-        "PATH": f"{stubs}:{os.environ['PATH']}",
-        "REAL_KUBECTL": str(REAL_KUBECTL),
-        "SHOP_BIN": str(stubs.parent / "empty-bin"),  # no pinned tools yet: the download is printed
-        "SHOP_CACHE": str(stubs.parent / "empty-cache"),  # nor in the tool cache
-        "DRY_RUN": "1",
-        **env,
-    }
-    for var in ("MESH", "LAB", "S", "CLUSTER_NAME", "NAMESPACE", "MAKEFLAGS", "MFLAGS", "SHOP_SCRIPT_DEPTH"):
-        if var not in env:
-            full_env.pop(var, None)
-    cmd = ["make", "--no-print-directory", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60)
-
-
-DRY_RUN_NOTICE = (
-    "DRY_RUN=1: nothing was changed; the '+' lines above are the commands a real run would execute."
-)
-
-
-def commands(proc: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line[2:] for line in proc.stdout.splitlines() if line.startswith("+ ")]
+    return write_stubs(tmp_path / "stubs")
 
 
 def step(cmd: str) -> str:
@@ -469,6 +403,7 @@ NO_CLUSTER_NEEDED = {
     "down": "deletes it if there is one",
     "images": "docker build only",
     "tools": "downloads or builds the CLIs",
+    "load": "load test against any HOST (make dev by default)",
     "crds": "downloads schemas",
     "validate": "renders manifests offline",
 }
@@ -476,7 +411,8 @@ NO_KUBECONFIG = {"KUBECONFIG": "/nonexistent/kubeconfig"}  # make verify's pytes
 
 
 def cluster_targets() -> set[str]:
-    text = (ROOT / "mk" / "cluster.mk").read_text()
+    """Every documented target of the mk/*.mk files (the cluster, tools and load targets)."""
+    text = "\n".join(p.read_text() for p in sorted((ROOT / "mk").glob("*.mk")))
     return {
         line.split(":")[0] for line in text.splitlines() if "## " in line and not line.startswith(("#", "\t"))
     }
@@ -588,6 +524,8 @@ NO_CLUSTER_SCRIPTS = {
     "scripts/up.sh": "creates the cluster, then calls require_cluster for an existing one",
     "scripts/down.sh": "deletes a cluster if there is one (says when Docker is down)",
     "scripts/crds.sh": "downloads schemas",
+    "scripts/tools.sh": "installs the pinned CLIs",
+    "scripts/lib-tools.sh": "tool recipes, sourced by lib.sh",
     "scripts/verify.sh": "pytest --live fails without a cluster (tests/cluster/conftest.py)",
     "mesh/linkerd/labs/security/post-reset.sh": "runs post-apply.sh, which checks",
 }

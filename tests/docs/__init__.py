@@ -1,0 +1,1 @@
+"""The guides as tested tasks (offline checks of every shell block, path, link and sample)."""
