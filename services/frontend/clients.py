@@ -22,6 +22,8 @@ from services.kit.errors import ApiError
 log = logging.getLogger("frontend.clients")
 
 SESSION_COOKIES = ("shop_access", "shop_refresh", "shop_csrf")
+NOTICE_COOKIE = "shop_notice"  # a one-off notice for the page after a redirect (flash)
+OWN_COOKIES = (*SESSION_COOKIES, NOTICE_COOKIE)  # the frontend's alone: never passed on
 IDENTITY_HEADERS = ("authorization", "x-user-id", "x-user-group")  # set from the verified token only
 PRODUCT_SERVED_BY = "frontend.product_served_by"
 Json = dict[str, Any]
@@ -32,7 +34,7 @@ def strip_session_cookies(cookie_header: str) -> str:
     kept = []
     for part in cookie_header.split(";"):
         name = part.split("=", 1)[0].strip()
-        if name and name not in SESSION_COOKIES:
+        if name and name not in OWN_COOKIES:
             kept.append(part.strip())
     return "; ".join(kept)
 
@@ -164,6 +166,21 @@ class Neighbours:
     # user
     async def addresses(self) -> list[Json]:
         return items_of(await self.json("user", "GET", "/users/me/addresses"))
+
+    async def profile(self) -> Json:
+        result: Json = await self.json("user", "GET", "/users/me")
+        return result
+
+    async def update_profile(self, name: str, phone: str | None) -> Json:
+        result: Json = await self.json("user", "PUT", "/users/me", json={"name": name, "phone": phone})
+        return result
+
+    async def add_address(self, address: Json) -> Json:
+        result: Json = await self.json("user", "POST", "/users/me/addresses", json=address)
+        return result
+
+    async def delete_address(self, address_id: str) -> None:
+        await self.call("user", "DELETE", f"/users/me/addresses/{quote(address_id, safe='')}")
 
     # order
     async def cart(self) -> Json:

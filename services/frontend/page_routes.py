@@ -12,9 +12,9 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from services.contracts import CheckoutIn
-from services.frontend.clients import Neighbours
-from services.frontend.forms import LoginIn, RegisterIn, parse_form
+from services.contracts import CheckoutIn, SavedAddress
+from services.frontend.clients import NOTICE_COOKIE, Neighbours
+from services.frontend.forms import LoginIn, ProfileIn, RegisterIn, parse_form, plain_errors
 from services.frontend.rendering import cart_view, render
 from services.frontend.session import (
     CANARY_COOKIE,
@@ -45,10 +45,11 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
-def _redirect(path: str, notice: str = "") -> RedirectResponse:
-    """A 303 to `path`, with a notice the page shows ("Added to your cart.")."""
+def _redirect(request: Request, path: str, notice: str = "") -> RedirectResponse:
+    """A 303 to `path` (post/redirect/get), with a one-off notice the next page shows ("Added to your
+    cart."): a flash cookie that page clears, so a reload does not show it again."""
     if notice:
-        path += ("&" if "?" in path else "?") + urlencode({"notice": notice})
+        queue_cookie(request, NOTICE_COOKIE, notice, 60)
     return RedirectResponse(path, status_code=303)
 
 
@@ -86,13 +87,16 @@ async def catalog(request: Request, session: Session = Depends(resolve_session))
     products = result.get("items", [])
     total = int(result.get("total") or 0)
     pages = max(1, -(-total // settings.page_size))
-    recommended: list[dict[str, Any]] = []
-    if settings.variant == "beta-features":
-        recommended = [p for p in products if p.get("badge")][:4] or products[:3]
 
     def link(to_page: int) -> str:
         query = {k: v for k, v in {"category": category, "q": q, "page": to_page}.items() if v}
         return "/?" + urlencode(query)
+
+    if page > pages:  # "Page 99 of 3": show the last page instead
+        return RedirectResponse(link(pages), status_code=303)
+    recommended: list[dict[str, Any]] = []
+    if settings.variant == "beta-features":
+        recommended = [p for p in products if p.get("badge")][:4] or products[:3]
 
     heading = next((c["name"] for c in categories if c["id"] == category), category)
     return render(
@@ -194,14 +198,14 @@ async def _log_in(
     request: Request, neighbours: Neighbours, email: str, password: str, target: str, notice: str
 ) -> Response:
     await start_session(request, await neighbours.login(email, password))
-    return _redirect(target, notice)
+    return _redirect(request, target, notice)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     await _form(request)
     clear_session(request)
-    return _redirect("/", "logged_out")
+    return _redirect(request, "/", "logged_out")
 
 
 @router.post("/canary")
@@ -210,7 +214,7 @@ async def canary(request: Request) -> Response:
     form = await _form(request)
     join = form.get("join") == "true"
     queue_cookie(request, CANARY_COOKIE, "true" if join else None, 86400)
-    return _redirect(_safe_next(str(form.get("next", "/"))), "canary_on" if join else "canary_off")
+    return _redirect(request, _safe_next(str(form.get("next", "/"))), "canary_on" if join else "canary_off")
 
 
 # --- cart and checkout ---------------------------------------------------------------------------
@@ -227,13 +231,35 @@ async def add_to_cart(request: Request) -> Response:
     form = await _form(request)
     product_id = str(form.get("product_id", ""))[:100]
     session = await resolve_session(request)
-    if not session.logged_in:
-        return RedirectResponse(f"/login?next={quote('/products/' + product_id, safe='')}", status_code=303)
+    if not session.logged_in:  # say why the shopper lands on the login page, and come back afterwards
+        return _redirect(request, f"/login?next={quote('/products/' + product_id, safe='')}", "login_to_add")
     quantity = _int(str(form.get("quantity", "1")), 1, 1, 99)
     if not product_id:
         raise ApiError(400, "bad_request", "no product chosen")
-    await _neighbours(request, session).add_to_cart(product_id, quantity)
-    return _redirect("/cart", "added")
+    neighbours = _neighbours(request, session)
+    try:
+        await neighbours.add_to_cart(product_id, quantity)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        product = await neighbours.product(product_id)  # the page again, the quantity field marked
+        errors = {"quantity": _stock_message(exc)}
+        return render(request, "product.html", 409, product=product, errors=errors, quantity=quantity)
+    return _redirect(request, "/cart", "added")
+
+
+def _stock_message(exc: ApiError) -> str:
+    """Plain words for order's 409 on a cart change (more than in stock, more than 99, a race)."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    if exc.code == "insufficient_stock" and "available" in details:
+        available, requested = details["available"], details.get("requested")
+        if not available:
+            return "Sorry, this product is sold out."
+        asked = f"You asked for {requested}; " if requested else ""
+        return f"{asked}only {available} left in stock. Please choose {available} or fewer."
+    if exc.code == "quantity_limit":
+        return "At most 99 of a product per order."
+    return "Your cart changed meanwhile. Please try again."
 
 
 @router.post("/cart/items/{product_id}")
@@ -250,9 +276,16 @@ async def change_quantity(
         )
     if int(quantity) == 0:
         await neighbours.remove_from_cart(product_id)
-        return _redirect("/cart", "removed")
-    await neighbours.set_quantity(product_id, int(quantity))
-    return _redirect("/cart", "updated")
+        return _redirect(request, "/cart", "removed")
+    try:
+        await neighbours.set_quantity(product_id, int(quantity))
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        return render(
+            request, "cart.html", 409, cart=cart_view(await neighbours.cart()), error=_stock_message(exc)
+        )
+    return _redirect(request, "/cart", "updated")
 
 
 @router.post("/cart/items/{product_id}/remove")
@@ -261,7 +294,7 @@ async def remove_from_cart(
 ) -> Response:
     await _form(request)
     await _neighbours(request, session).remove_from_cart(product_id)
-    return _redirect("/cart", "removed")
+    return _redirect(request, "/cart", "removed")
 
 
 ADDRESS_FIELDS = ("name", "street", "city", "postal_code", "country")
@@ -278,7 +311,7 @@ async def checkout_form(request: Request, session: Session = Depends(_shopper)) 
     neighbours = _neighbours(request, session)
     cart = cart_view(await neighbours.cart())
     if not cart["lines"]:
-        return _redirect("/cart", "empty")
+        return _redirect(request, "/cart", "empty")
     values: dict[str, Any] = {}
     try:  # pre-fill from the address book; checkout still works while the user service is down
         addresses = await neighbours.addresses()
@@ -336,13 +369,28 @@ async def checkout(request: Request, session: Session = Depends(_shopper)) -> Re
             return _checkout(request, cart, values, retry, exc.status, key)
         if exc.status not in (402, 409, 422):
             raise
-        reasons = {
-            "card_declined": "Your card was declined. Try another card.",
-            "insufficient_funds": "The card has insufficient funds. Try another card.",
-        }
-        message = reasons.get(exc.code, exc.message)
-        return _checkout(request, cart_view(await neighbours.cart()), values, {"form": message}, exc.status)
-    return _redirect(f"/orders/{quote(str(order['id']), safe='')}", "placed")
+        cart = cart_view(await neighbours.cart())
+        return _checkout(request, cart, values, _checkout_errors(exc), exc.status)
+    return _redirect(request, f"/orders/{quote(str(order['id']), safe='')}", "placed")
+
+
+DECLINES = {
+    "card_declined": "Your card was declined. Please try another card.",
+    "insufficient_funds": "The card has insufficient funds. Please try another card.",
+}
+
+
+def _checkout_errors(exc: ApiError) -> dict[str, str]:
+    """Why the order service (or payment behind it) refused, on the field it concerns, in plain words."""
+    if exc.status == 402:
+        declined = DECLINES.get(exc.code, "The payment was refused. Please try another card.")
+        return {"card_number": declined, "form": "The payment did not go through."}
+    if exc.status == 422 and isinstance(exc.details, list):
+        fields = plain_errors([d for d in exc.details if isinstance(d, dict)])
+        return {**fields, "form": "Please check the highlighted fields."}
+    if exc.code == "insufficient_stock":
+        return {"form": f"Some items are no longer in stock ({exc.message}). Please change your cart."}
+    return {"form": "Your order could not be placed. Please check your cart and try again."}
 
 
 # --- orders and notifications --------------------------------------------------------------------
@@ -364,3 +412,85 @@ async def order_page(request: Request, order_id: str, session: Session = Depends
 async def notifications_page(request: Request, session: Session = Depends(_shopper)) -> Response:
     notifications = await _neighbours(request, session).notifications()
     return render(request, "notifications.html", notifications=notifications)
+
+
+# --- account: profile and address book (the user service's API) ---------------------------------------
+
+ADDRESS_FORM_FIELDS = ("label", *ADDRESS_FIELDS)
+
+
+async def _account(
+    request: Request,
+    neighbours: Neighbours,
+    status: int = 200,
+    profile_values: dict[str, Any] | None = None,
+    profile_errors: dict[str, str] | None = None,
+    address_values: dict[str, Any] | None = None,
+    address_errors: dict[str, str] | None = None,
+) -> Response:
+    profile = await neighbours.profile()
+    addresses = await neighbours.addresses()
+    return render(
+        request,
+        "account.html",
+        status,
+        profile=profile,
+        addresses=addresses,
+        profile_values=profile_values
+        or {"name": profile.get("name", ""), "phone": profile.get("phone") or ""},
+        profile_errors=profile_errors or {},
+        address_values=address_values or {},
+        address_errors=address_errors or {},
+    )
+
+
+@router.get("/account")
+async def account_page(request: Request, session: Session = Depends(_shopper)) -> Response:
+    return await _account(request, _neighbours(request, session))
+
+
+@router.post("/account")
+async def save_profile(request: Request, session: Session = Depends(_shopper)) -> Response:
+    form = await _form(request)
+    values = {"name": form.get("name", ""), "phone": form.get("phone", "")}
+    data, errors = parse_form(ProfileIn, {"name": values["name"], "phone": values["phone"] or None})
+    neighbours = _neighbours(request, session)
+    if data is None:
+        return await _account(request, neighbours, 422, profile_values=values, profile_errors=errors)
+    try:
+        await neighbours.update_profile(data.name, data.phone)
+    except ApiError as exc:
+        if exc.status != 422 or not isinstance(exc.details, list):
+            raise
+        errors = plain_errors(exc.details)
+        return await _account(request, neighbours, 422, profile_values=values, profile_errors=errors)
+    return _redirect(request, "/account", "profile_saved")
+
+
+@router.post("/account/addresses")
+async def add_address(request: Request, session: Session = Depends(_shopper)) -> Response:
+    form = await _form(request)
+    values = {k: form.get(k, "") for k in ADDRESS_FORM_FIELDS}
+    values["country"] = str(values["country"]).upper()  # a shopper may type "nl"; the contract wants NL
+    data, errors = parse_form(SavedAddress, values)
+    neighbours = _neighbours(request, session)
+    if data is None:
+        return await _account(request, neighbours, 422, address_values=values, address_errors=errors)
+    try:
+        await neighbours.add_address(data.model_dump())
+    except ApiError as exc:
+        if exc.status == 409:  # the address book is full
+            errors = {"form": exc.message[:1].upper() + exc.message[1:] + "."}
+        elif exc.status == 422 and isinstance(exc.details, list):
+            errors = plain_errors(exc.details)
+        else:
+            raise
+        return await _account(request, neighbours, exc.status, address_values=values, address_errors=errors)
+    return _redirect(request, "/account", "address_added")
+
+
+@router.post("/account/addresses/{address_id}/delete")
+async def delete_address(request: Request, address_id: str, session: Session = Depends(_shopper)) -> Response:
+    await _form(request)
+    await _neighbours(request, session).delete_address(address_id)
+    return _redirect(request, "/account", "address_removed")

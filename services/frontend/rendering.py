@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,8 +16,8 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.frontend.clients import PRODUCT_SERVED_BY, items_of
-from services.frontend.session import CANARY_COOKIE, Session, csrf_token
+from services.frontend.clients import NOTICE_COOKIE, PRODUCT_SERVED_BY, items_of
+from services.frontend.session import CANARY_COOKIE, Session, csrf_token, queue_cookie
 from services.kit.errors import ApiError
 
 log = logging.getLogger("frontend.rendering")
@@ -96,9 +96,16 @@ def banner(request: Request) -> dict[str, str]:
 
 
 def _here(request: Request) -> str:
-    """This page's path and query, without the one-off notice (where a footer form returns to)."""
-    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "notice"])
-    return request.url.path + (f"?{query}" if query else "")
+    """This page's path and query (where a footer form returns to)."""
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def take_notice(request: Request) -> str:
+    """The one-off notice a redirect left in the flash cookie; cleared, so a reload shows nothing."""
+    notice = request.cookies.get(NOTICE_COOKIE, "")
+    if notice:
+        queue_cookie(request, NOTICE_COOKIE, None)
+    return notice
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
@@ -108,7 +115,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         csrf=csrf_token(request),
         banner=banner(request),
         test_cards=TEST_CARDS,
-        notice=request.query_params.get("notice", ""),
+        notice=take_notice(request),
         in_canary=request.cookies.get(CANARY_COOKIE) == "true",
         here=_here(request),
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from fastapi import FastAPI
 
 from services.kit import create_app, load_settings
 from services.kit.service_identity import ServiceIdentity
-from services.order import store
+from services.order import store, tracking
 from services.order.cart_api import router as cart_router
 from services.order.inventory_client import InventoryClient
 from services.order.orders_api import router as orders_router
@@ -26,10 +28,18 @@ async def _start(app: FastAPI) -> None:
         app.state.http, settings.auth_url, settings.oauth_client_id, settings.oauth_client_secret
     )
     if not app.state.identity.configured:
-        log.warning("OAUTH_CLIENT_SECRET is unset: order has no identity of its own, so refunds will fail")
+        log.warning(
+            "OAUTH_CLIENT_SECRET is unset: order has no identity of its own (no refunds, no tracking)"
+        )
+    app.state.tracker = asyncio.create_task(tracking.run(app), name="shipment-tracker")
 
 
 async def _stop(app: FastAPI) -> None:
+    tracker = getattr(app.state, "tracker", None)
+    if tracker is not None:
+        tracker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tracker
     inventory = getattr(app.state, "inventory", None)
     if inventory is not None and hasattr(inventory, "aclose"):
         await inventory.aclose()

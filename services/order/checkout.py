@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from services.contracts import CheckoutIn
 from services.kit import ApiError, clock
 from services.kit.jwt import Principal
-from services.order import store
+from services.order import store, tracking
 from services.order.clients import Neighbours, error_of
 from services.order.settings import Settings
 
@@ -207,7 +207,11 @@ async def _run(app: FastAPI, order: Doc, body: CheckoutIn) -> Doc:
         )
 
         shipment = await neighbours.create_shipment(order_id, address, order["weight_grams"])
-        shipped = {"shipment_id": str(shipment["id"]), "tracking_number": str(shipment["tracking_number"])}
+        shipped = {
+            "shipment_id": str(shipment["id"]),
+            "tracking_number": str(shipment["tracking_number"]),
+            "track_at": tracking.next_look(app.state.settings, shipment.get("next_update_at")),
+        }
         await store.record(db, order_id, shipped, store.entry("shipment_created"))
     except OutcomeUnknown as unknown:
         return await _leave_open(app, order, unknown.error)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -14,7 +14,7 @@ from services.contracts import CheckoutIn
 from services.kit import ApiError
 from services.kit.jwt import Principal
 from services.kit.security import current_user, require_group
-from services.order import store
+from services.order import store, tracking
 from services.order.checkout import REFUNDABLE, place_order
 from services.order.clients import Neighbours
 from services.order.models import OrderList, OrderOut, order_out
@@ -24,8 +24,6 @@ router = APIRouter(tags=["orders"])
 User = Annotated[Principal, Depends(current_user)]
 Admin = Annotated[Principal, Depends(require_group("admin"))]
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Shipment status -> order status, in the order they happen.
-_SHIPMENT_STEPS = {"shipped": ["shipped"], "delivered": ["shipped", "delivered"]}
 
 
 @router.post(
@@ -65,41 +63,13 @@ async def list_orders(
 @router.get(
     "/orders/{order_id}",
     response_model=OrderOut,
-    summary="One of the caller's orders, with the shipment status refreshed from shipping",
+    summary="One of the caller's orders, its shipment status brought up to date first",
 )
 async def get_order(order_id: str, request: Request, user: User) -> OrderOut:
     doc = await store.get_order(request.app.state.db, order_id)
     if doc is None or doc["user_id"] != user.sub:
         raise ApiError(404, "order_not_found", "no such order")
-    return order_out(await _refresh_shipment(request, doc))
-
-
-async def _refresh_shipment(request: Request, order: dict[str, Any]) -> dict[str, Any]:
-    """paid -> shipped -> delivered as the shipment moves; one `shipment_update` when it ships."""
-    if order["status"] not in ("paid", "shipped") or not order.get("shipment_id"):
-        return order
-    neighbours = Neighbours(request.app.state.http, request.app.state.settings)
-    try:
-        shipment = await neighbours.shipment(order["shipment_id"])
-    except ApiError as exc:
-        log.warning("order %s: shipment status unavailable: %s", order["_id"], exc.code)
-        return order  # show what we know
-    steps = [s for s in _SHIPMENT_STEPS.get(str(shipment.get("status")), []) if s != order["status"]]
-    if not steps or order["status"] == steps[-1]:
-        return order
-    entries = [store.entry(step) for step in steps]
-    updated = await store.record(
-        request.app.state.db, order["_id"], {"status": steps[-1]}, *entries, when_status=[order["status"]]
-    )
-    if updated is None:  # another request moved it first (and notified)
-        return await store.get_order(request.app.state.db, order["_id"]) or order
-    if "shipped" in steps:
-        body = f"Order {order['_id'][:8]} is on its way. Tracking number: {order.get('tracking_number')}."
-        try:
-            await neighbours.notify("shipment_update", "Your order has shipped", body, order["_id"])
-        except ApiError as exc:
-            log.warning("shipment update for order %s not sent: %s", order["_id"], exc.code)
-    return updated
+    return order_out(await tracking.follow(request.app, doc))
 
 
 class RefundIn(BaseModel):

@@ -19,5 +19,9 @@ class Settings(ServiceSettings):
     # Order's own identity at auth (OAuth 2.0 client credentials, services/kit/service_identity.py), for
     # what order does on its own behalf: refunds and payment lookups (payment answers those to order only).
     # The secret is generated at deploy time (scripts/secrets.sh, `make dev`); unset, refunds fail.
+    # Following shipments (services/order/tracking.py): how often the background loop looks for orders
+    # due for a look, and the longest wait between two looks at one shipment.
+    track_poll_seconds: float = Field(1.0, gt=0)
+    track_interval_seconds: float = Field(30.0, gt=0)
     oauth_client_id: str = "order"
     oauth_client_secret: SecretStr | None = None

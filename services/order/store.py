@@ -26,6 +26,7 @@ def orders(db: Database) -> Any:
 async def ensure_indexes(db: Database) -> None:
     await orders(db).create_index([("user_id", 1), ("idempotency_key", 1)], unique=True)
     await orders(db).create_index([("user_id", 1), ("created_at", -1)])
+    await orders(db).create_index([("track_at", 1)], sparse=True)
 
 
 # --- carts ---------------------------------------------------------------------------------------
@@ -112,6 +113,17 @@ async def record(
         update["$push"] = {"status_history": {"$each": list(history)}}
     doc: Doc | None = await orders(db).find_one_and_update(
         query, update, return_document=ReturnDocument.AFTER
+    )
+    return doc
+
+
+async def claim_due(db: Database, statuses: list[str], now: str, lease: str) -> Doc | None:
+    """One order in `statuses` whose `track_at` has come, with `track_at` moved to `lease` (only one caller
+    wins it); None when none is due."""
+    doc: Doc | None = await orders(db).find_one_and_update(
+        {"status": {"$in": statuses}, "track_at": {"$ne": None, "$lte": now}},
+        {"$set": {"track_at": lease}},
+        return_document=ReturnDocument.AFTER,
     )
     return doc
 

@@ -63,6 +63,9 @@ class ShipmentOut(BaseModel):
     shipped_at: str | None
     delivered_at: str | None
     estimated_delivery: str
+    next_update_at: str | None = Field(
+        description="when the status is planned to change next (null once delivered): when to look again"
+    )
 
 
 def _quote(address: Address, weight_grams: int) -> QuoteOut:
@@ -91,6 +94,7 @@ def _out(doc: dict[str, Any]) -> ShipmentOut:
         shipped_at=doc["shipped_at"] if status != "created" else None,
         delivered_at=doc["delivered_at"] if status == "delivered" else None,
         estimated_delivery=doc["delivered_at"],
+        next_update_at={"created": doc["shipped_at"], "shipped": doc["delivered_at"]}.get(status),
     )
 
 

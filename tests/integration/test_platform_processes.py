@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import grpc
@@ -65,8 +66,11 @@ def test_a_traceparent_shows_up_in_the_service_log(running_stack: Stack) -> None
     response = httpx.get(f"{running_stack.url('product')}/products", headers={"traceparent": traceparent})
     assert response.status_code == 200
     assert running_stack.log_dir is not None
-    log = (running_stack.log_dir / "product.log").read_text()
-    assert f'"trace_id": "{TRACE_ID}"' in log
+    log_file = running_stack.log_dir / "product.log"
+    deadline = time.monotonic() + 10  # the process writes its access log line just after answering
+    while f'"trace_id": "{TRACE_ID}"' not in log_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert f'"trace_id": "{TRACE_ID}"' in log_file.read_text()
 
 
 async def _reserve(stub: inventory_pb2_grpc.InventoryStub, order_id: str, product_id: str, qty: int) -> str:

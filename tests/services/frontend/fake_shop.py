@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
+from services.contracts import CardIn
 from services.frontend.app import build_app
 from services.frontend.settings import Settings
 from services.kit.http import ServiceClient
@@ -59,6 +61,7 @@ class FakeShop:
     failing: dict[str, int] = field(default_factory=dict)  # service -> status it answers everything with
     errors: dict[str, httpx.Response] = field(default_factory=dict)  # exact path -> canned answer
     product_version: str = "v2"
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> profile with addresses
 
     def calls(self, service: str, path: str = "") -> list[httpx.Request]:
         return [r for r in self.requests if r.url.host == f"{service}.test" and r.url.path.startswith(path)]
@@ -169,6 +172,13 @@ class FakeShop:
             product = next((p for p in PRODUCTS if p["id"] == body["product_id"]), None)
             if product is None:
                 return _error(404, "product_not_found", "no such product")
+            if body["quantity"] > product["stock"]:  # as order answers it
+                details = {
+                    "product_id": product["id"],
+                    "available": product["stock"],
+                    "requested": body["quantity"],
+                }
+                return _error(409, "insufficient_stock", f"only {product['stock']} available", details)
             line = {
                 "product_id": product["id"],
                 "name": product["name"],
@@ -214,6 +224,13 @@ class FakeShop:
             return _json(201, self.orders[self.by_key[key]], {"Idempotent-Replayed": "true"})
         if not cart:
             return _error(409, "cart_empty", "the cart is empty")
+        try:  # the card rules order applies (payment's), with the kit's 422 details
+            CardIn.model_validate(body["card"])
+        except ValidationError as exc:
+            details = [
+                {"loc": ["body", "card", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+            ]
+            return _error(422, "validation_error", "request did not validate", details)
         order_id = uuid.uuid4().hex
         failed = body["card"]["number"] == DECLINED
         status = "failed" if failed else "paid"
@@ -261,6 +278,8 @@ class FakeShop:
         )
 
     def _user(self, request: httpx.Request, path: str, body: dict[str, Any]) -> httpx.Response:
+        """The user service's profile and address book, per the token's user."""
+        user_id = self._user_id(request)
         address = {
             "id": "a1",
             "label": "home",
@@ -270,7 +289,32 @@ class FakeShop:
             "postal_code": "1017 GA",
             "country": "NL",
         }
-        return _json(200, [address])
+        email = next((u["email"] for u in self.users.values() if u["id"] == user_id), "x@example.com")
+        profile = self.profiles.setdefault(
+            user_id, {"id": user_id, "email": email, "name": "Ada", "phone": None, "addresses": [address]}
+        )
+        if path == "/users/me" and request.method == "PUT":
+            profile.update(name=body["name"], phone=body.get("phone"))
+        if path == "/users/me":
+            return _json(200, {k: v for k, v in profile.items() if k != "addresses"})
+        if path == "/users/me/addresses" and request.method == "POST":
+            if len(body.get("country", "")) != 2:  # as the user service would refuse it
+                details = [
+                    {
+                        "loc": ["body", "country"],
+                        "msg": "String should match pattern",
+                        "type": "string_pattern_mismatch",
+                    }
+                ]
+                return _error(422, "validation_error", "request did not validate", details)
+            added = {"id": uuid.uuid4().hex[:8], **body}
+            profile["addresses"].append(added)
+            return _json(201, added)
+        if request.method == "DELETE":
+            address_id = path.rsplit("/", 1)[-1]
+            profile["addresses"] = [a for a in profile["addresses"] if a["id"] != address_id]
+            return httpx.Response(204)
+        return _json(200, profile["addresses"])
 
 
 def make_client(fake: FakeShop, **settings: Any) -> Iterator[TestClient]:

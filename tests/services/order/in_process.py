@@ -52,6 +52,7 @@ class Hosts(httpx.AsyncBaseTransport):
         self.read_timeout: dict[str, float] = {}  # path -> seconds before the caller gives up
         self.late: list[asyncio.Task[httpx.Response]] = []  # calls that go on after the caller gave up
         self.calls: list[httpx.Request] = []
+        self.fake_prefix: tuple[str, str, str] | None = None  # (host, method, path prefix) answered 503
 
     def down(self, host: str, method: str, path: str) -> None:
         body = {"error": {"code": "unavailable", "message": "down for the test"}}
@@ -63,6 +64,13 @@ class Hosts(httpx.AsyncBaseTransport):
         if suffix is not None and self.flaky[suffix] > 0:
             self.flaky[suffix] -= 1
             return httpx.Response(503, json={"error": {"code": "unavailable", "message": "flaky"}})
+        prefix = self.fake_prefix
+        if (
+            prefix
+            and (request.url.host, request.method) == prefix[:2]
+            and request.url.path.startswith(prefix[2])
+        ):
+            return httpx.Response(503, json={"error": {"code": "unavailable", "message": "down (test)"}})
         fake = self.fake.get((request.url.host, request.method, request.url.path))
         if fake is not None:
             return httpx.Response(fake.status_code, content=fake.content, headers=fake.headers)
@@ -119,6 +127,7 @@ async def running_shop(
     payment: PaymentSettings | None = None,
     ship_after_seconds: float = 3600,
     deliver_after_seconds: float | None = None,
+    track_poll_seconds: float = 0.05,
 ) -> AsyncIterator[Shop]:
     grpc_port = free_port()
     apps = {
@@ -136,6 +145,7 @@ async def running_shop(
     settings = OrderSettings(
         auth_url="http://auth",
         oauth_client_secret=ORDER_SECRET,  # type: ignore[arg-type]
+        track_poll_seconds=track_poll_seconds,
         product_url="http://product",
         payment_url="http://payment",
         shipping_url="http://shipping",

@@ -390,7 +390,8 @@ async def test_orders_are_private_and_listed_newest_first(shop: Shop) -> None:
 
 
 async def test_order_page_follows_the_shipment_and_notifies_once() -> None:
-    async with running_shop(ship_after_seconds=0.2, deliver_after_seconds=3) as shop:
+    """Opening the order page brings it up to date at once (here the background tracker is off)."""
+    async with running_shop(ship_after_seconds=0.2, deliver_after_seconds=3, track_poll_seconds=3600) as shop:
         ada = shop.user()
         await shop.fill_cart(ada, ("headlamp", 1))
         order = (await shop.checkout(ada, "k1")).json()
@@ -407,7 +408,59 @@ async def test_order_page_follows_the_shipment_and_notifies_once() -> None:
         delivered = (await shop.client.get(f"/orders/{order['id']}", headers=ada)).json()
         assert delivered["status"] == "delivered"
         assert [h["status"] for h in delivered["status_history"]][-2:] == ["shipped", "delivered"]
-        assert len(await shop.docs(shop.notification, "outbox")) == 2
+        kinds = [n["kind"] for n in await shop.docs(shop.notification, "outbox")]
+        assert sorted(kinds) == ["order_confirmation", "order_delivered", "shipment_update"]
+
+
+async def test_shipments_progress_and_notify_without_anyone_looking() -> None:
+    """Nobody opens the order page: the tracker moves the order to shipped and delivered, with the times
+    shipping recorded (not when order noticed), and the shopper gets one notification per step."""
+    async with running_shop(ship_after_seconds=0.3, deliver_after_seconds=0.9) as shop:
+        ada = shop.user()
+        await shop.fill_cart(ada, ("headlamp", 1))
+        order = (await shop.checkout(ada, "k1")).json()
+        for _ in range(200):
+            kinds = {n["kind"] for n in await shop.docs(shop.notification, "outbox")}
+            if "order_delivered" in kinds:
+                break
+            await asyncio.sleep(0.05)
+        notes = await shop.docs(shop.notification, "outbox")
+        assert sorted((n["kind"], n["user_id"], n["recipient"]) for n in notes) == [
+            ("order_confirmation", "ada", "ada@example.com"),
+            ("order_delivered", "ada", "ada@example.com"),
+            ("shipment_update", "ada", "ada@example.com"),
+        ]
+        [stored] = await shop.docs(shop.order, "orders")
+        assert stored["status"] == "delivered" and stored["track_at"] is None  # nothing left to follow
+        [shipment] = await shop.docs(shop.shipping, "shipments")
+        times = {h["status"]: h["at"] for h in stored["status_history"]}
+        assert times["shipped"] == shipment["shipped_at"] and times["delivered"] == shipment["delivered_at"]
+        assert [h["status"] for h in stored["status_history"]][-2:] == ["shipped", "delivered"]
+        page = (await shop.client.get(f"/orders/{order['id']}", headers=ada)).json()
+        assert page["status"] == "delivered"
+        assert [(h["status"], h["at"]) for h in page["status_history"]] == [
+            (h["status"], h["at"]) for h in stored["status_history"]
+        ]
+        assert len(await shop.docs(shop.notification, "outbox")) == 3  # opening the page sends nothing more
+
+
+async def test_tracking_waits_for_a_shipping_outage_and_catches_up() -> None:
+    async with running_shop(ship_after_seconds=0.2, deliver_after_seconds=0.4) as shop:
+        shop.order.state.settings.track_interval_seconds = 0.5
+        shop.hosts.fake_prefix = ("shipping", "GET", "/shipments/")
+        ada = shop.user()
+        await shop.fill_cart(ada, ("headlamp", 1))
+        await shop.checkout(ada, "k1")
+        await asyncio.sleep(1.5)
+        [stored] = await shop.docs(shop.order, "orders")
+        assert stored["status"] == "paid" and stored["track_at"]  # still due for a look
+        shop.hosts.fake_prefix = None
+        for _ in range(100):
+            [stored] = await shop.docs(shop.order, "orders")
+            if stored["status"] == "delivered":
+                break
+            await asyncio.sleep(0.05)
+        assert stored["status"] == "delivered"
 
 
 async def test_an_odd_answer_from_a_neighbour_fails_cleanly(shop: Shop) -> None:

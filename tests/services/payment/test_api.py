@@ -328,3 +328,22 @@ def test_a_charge_left_processing_by_a_dead_process_is_taken_over() -> None:
         assert response.status_code == 201
         assert response.json()["id"] == "p-stuck" and response.json()["status"] == "succeeded"
         assert client.portal.call(payments.count_documents, {"order_id": "order-1"}) == 1
+
+
+@pytest.mark.parametrize(
+    ("card", "field", "kind"),
+    [
+        ({"expiry": "01/20"}, "expiry", "card_expired"),
+        ({"expiry": "13/30"}, "expiry", "card_expiry_month"),
+        ({"number": "4242 4242 4242 4241"}, "number", "card_number_luhn"),
+        ({"number": "4242 4242 42x4 4242"}, "number", "card_number_length"),
+    ],
+)
+def test_a_refused_card_says_which_field_and_why(
+    client: TestClient, tokens: TokenFactory, card: dict[str, str], field: str, kind: str
+) -> None:
+    """The reason travels as the error type (order passes the details on; the web shop marks the field)."""
+    response = client.post("/payments", json=charge_body(card={**GOOD, **card}), headers=tokens.headers())
+    assert response.status_code == 422
+    [detail] = response.json()["error"]["details"]
+    assert detail["loc"] == ["body", "card", field] and detail["type"] == kind

@@ -92,6 +92,10 @@ def test_shipment_is_idempotent_per_order(shop: tuple[TestClient, TokenFactory])
     assert client.get(f"/shipments/{shipment['id']}", headers=tokens.headers(sub="u2")).status_code == 404
     admin = tokens.headers(sub="boss", groups=["admin"])
     assert client.get(f"/shipments/{shipment['id']}", headers=admin).status_code == 200
+    # The order service follows every shipment with its own token; other services may not.
+    url = f"/shipments/{shipment['id']}"
+    assert client.get(url, headers=tokens.service_headers("order")).status_code == 200
+    assert client.get(url, headers=tokens.service_headers("user")).status_code == 404
 
 
 def test_shipments_need_a_token_and_valid_input(shop: tuple[TestClient, TokenFactory]) -> None:
@@ -114,9 +118,12 @@ def test_status_moves_with_time() -> None:
         time.sleep(0.35)
         shipped = client.get(f"/shipments/{shipment['id']}", headers=headers).json()
         assert shipped["status"] == "shipped" and shipped["shipped_at"] and shipped["delivered_at"] is None
+        assert shipment["next_update_at"] == shipped["shipped_at"]  # announced, then it happened
+        assert shipped["next_update_at"] == shipped["estimated_delivery"]
         time.sleep(0.3)
         delivered = client.get(f"/shipments/{shipment['id']}", headers=headers).json()
         assert delivered["status"] == "delivered" and delivered["delivered_at"]
+        assert delivered["next_update_at"] is None
 
 
 def test_admin_advances_one_step_at_a_time(shop: tuple[TestClient, TokenFactory]) -> None:
