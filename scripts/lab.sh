@@ -4,8 +4,12 @@
 # Without MESH (or MESH=none) the mesh installed in the cluster is used.
 # A lab may ship mesh/<mesh>/labs/<lab>/pre-apply.sh (e.g. to create a TLS Secret), run first, and
 # post-apply.sh (e.g. to restart pods that read an annotation only at start), run after the apply, and
-# post-reset.sh, run by `make lab-reset` when that lab was applied.
+# post-reset.sh, run by `make lab-reset` when that lab was applied. A lab listed in
+# mesh/<mesh>/labs/standalone.txt runs alone (refused before its hooks run). The lifecycle itself (lab kinds,
+# applied labs, deletion, the standalone rule) is scripts/labs.sh, shared with the mesh uninstall scripts.
 source "$(dirname "$0")/lib.sh"
+# shellcheck source=labs.sh
+source "$(dirname "$0")/labs.sh"
 
 ACTION="${1:-}"
 MESH="${2:-${MESH:-}}"
@@ -28,50 +32,18 @@ if [[ -z "$MESH" || "$MESH" == none ]]; then MESH="$installed"; fi
 # The images the shop runs now (make up's content tags) stay: a lab must not change the code.
 read -r -a images <<<"$(deployed_images | tr '\n' ' ')"
 
-# Every namespaced kind a lab can add, if the cluster knows it (comma-separated, for one kubectl call).
-lab_kinds_known() {
-  local lab_kinds=(
-    deployments services configmaps serviceaccounts secrets
-    virtualservices.networking.istio.io destinationrules.networking.istio.io gateways.networking.istio.io
-    serviceentries.networking.istio.io sidecars.networking.istio.io envoyfilters.networking.istio.io
-    peerauthentications.security.istio.io authorizationpolicies.security.istio.io
-    requestauthentications.security.istio.io
-    httproutes.gateway.networking.k8s.io grpcroutes.gateway.networking.k8s.io
-    serviceprofiles.linkerd.io servers.policy.linkerd.io authorizationpolicies.policy.linkerd.io
-    meshtlsauthentications.policy.linkerd.io networkauthentications.policy.linkerd.io
-    httproutes.policy.linkerd.io serverauthorizations.policy.linkerd.io trafficsplits.split.smi-spec.io
-  )
-  local known selected=() kind
-  known="$(query "${K[@]}" api-resources --namespaced -o name 2>/dev/null || true)"
-  for kind in "${lab_kinds[@]}"; do
-    if [[ "$DRY_RUN" == 1 && -z "$known" ]] || grep -qx "$kind" <<<"$known"; then selected+=("$kind"); fi
-  done
-  ((${#selected[@]})) || die "the cluster knows none of the lab resource kinds"
-  local IFS=,
-  echo "${selected[*]}"
-}
-
-# The labs of this mesh applied now: the `lab` labels found on resources in the cluster.
-applied_labs() {
-  local kinds="$1" ns name
-  for ns in "$NAMESPACE" istio-system; do
-    query "${K[@]}" -n "$ns" get "$kinds" -l lab -o jsonpath='{range .items[*]}{.metadata.labels.lab}{"\n"}{end}' \
-      2>/dev/null || true
-  done | sed '/^$/d' | sort -u | while read -r name; do
-    if [[ -f "$ROOT/mesh/$MESH/labs/$name/kustomization.yaml" ]]; then echo "$name"; fi
-  done
-}
-
 if [[ "$ACTION" == apply ]]; then
   dir="mesh/$MESH/labs/$LAB"
   if [[ -z "$LAB" || ! -f "$ROOT/$dir/kustomization.yaml" ]]; then
     die "unknown lab '$LAB'; labs for $MESH: $(cd "$ROOT/mesh/$MESH/labs" && ls -d */ 2>/dev/null | tr -d / | xargs)"
   fi
-  if [[ -x "$ROOT/$dir/pre-apply.sh" ]]; then "$ROOT/$dir/pre-apply.sh"; fi
   # Labs stack: the labs already applied are rendered again with the new one, so applying a second lab
   # keeps the first one's changes to existing resources (kubectl apply would otherwise undo them).
   labs=()
-  for other in $(applied_labs "$(lab_kinds_known)"); do [[ "$other" == "$LAB" ]] || labs+=("$other"); done
+  for other in $(applied_labs "$MESH" "$(lab_kinds_known)"); do [[ "$other" == "$LAB" ]] || labs+=("$other"); done
+  # Before anything runs: a standalone lab (mesh/<mesh>/labs/standalone.txt) never joins another.
+  refuse_mixing_with_standalone "$MESH" "$LAB" ${labs[@]+"${labs[@]}"}
+  if [[ -x "$ROOT/$dir/pre-apply.sh" ]]; then "$ROOT/$dir/pre-apply.sh"; fi
   labs+=("$LAB")
   tmp=".cache/lab/$MESH-$LAB"
   write_app_kustomization "$tmp" "$MESH" "${labs[*]}" ${images[@]+"${images[@]}"}
@@ -83,12 +55,8 @@ fi
 
 # reset: delete what the labs added, in the shop's namespace and istio-system, then re-apply the overlay.
 kinds="$(lab_kinds_known)"
-was_applied="$(applied_labs "$kinds")"
-for ns in "$NAMESPACE" istio-system; do
-  run "${K[@]}" -n "$ns" delete "$kinds" -l lab --ignore-not-found
-done
-# Namespaces a lab created (e.g. the egress lab's stand-in provider) go too.
-run "${K[@]}" delete namespace -l lab --ignore-not-found
+was_applied="$(applied_labs "$MESH" "$kinds")"
+delete_lab_resources "$kinds"
 write_app_kustomization ".cache/app/$MESH" "$MESH" "" ${images[@]+"${images[@]}"}
 run "${K[@]}" apply -k "$ROOT/.cache/app/$MESH"
 # A lab whose effect outlives its resources ships post-reset.sh (Linkerd's security lab: pods keep the

@@ -5,13 +5,16 @@
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
+# shellcheck source=../../scripts/labs.sh
+source "$ROOT/scripts/labs.sh"
 
 ensure_tool linkerd
 
 if namespace_exists "$NAMESPACE"; then
-  log "removing lab resources and Linkerd annotations from namespace $NAMESPACE"
-  run $K -n "$NAMESPACE" delete httproutes.gateway.networking.k8s.io,grpcroutes.gateway.networking.k8s.io,service,deployment,configmap \
-    -l lab --ignore-not-found
+  log "removing every lab and the Linkerd annotations from namespace $NAMESPACE"
+  # The labs go first (the same deletion as make lab-reset): HTTPRoutes outlive Linkerd (Gateway API CRDs
+  # stay), and so would a lab's Deployments, Services and ConfigMaps.
+  delete_lab_resources "$(lab_kinds_known)"
   run $K annotate namespace "$NAMESPACE" linkerd.io/inject- config.linkerd.io/opaque-ports- \
     config.linkerd.io/default-inbound-policy-
 fi

@@ -528,6 +528,7 @@ NO_CLUSTER_SCRIPTS = {
     "scripts/lib-tools.sh": "tool recipes, sourced by lib.sh",
     "scripts/verify.sh": "pytest --live fails without a cluster (tests/cluster/conftest.py)",
     "mesh/linkerd/labs/security/post-reset.sh": "runs post-apply.sh, which checks",
+    "scripts/labs.sh": "the lab lifecycle library, sourced by lab.sh and mesh/*/uninstall.sh, which check",
 }
 
 

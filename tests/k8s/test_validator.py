@@ -21,7 +21,7 @@ from scripts.k8svalidate import (
 )
 from scripts.k8svalidate.__main__ import check, main
 from scripts.k8svalidate.checks import Target, all_checkers
-from scripts.k8svalidate.labs import lab_label_errors
+from scripts.k8svalidate.labs import kubectl_name, lab_kind_errors, lab_kinds, lab_label_errors
 from scripts.k8svalidate.render import base_for_component, standalone_labs
 from services import topology
 
@@ -353,6 +353,30 @@ def test_lab_resources_without_lab_label_are_reported() -> None:
             assert len(errors) == 1 and f"has no label lab: {lab}" in errors[0]
             return
     pytest.skip("no lab adds a resource yet")
+
+
+def test_every_kind_a_lab_adds_is_in_the_one_list_of_lab_kinds() -> None:
+    """mesh/lab-kinds.txt is what make lab-reset and a mesh switch delete (scripts/labs.sh)."""
+    kinds = lab_kinds()
+    security = render("mesh/linkerd/labs/security")
+    base = render("mesh/linkerd/overlay")
+    assert lab_kind_errors("security", security, base, kinds) == []
+    errors = lab_kind_errors("security", security, base, kinds - {"servers.policy.linkerd.io"})
+    assert errors and all("adds a servers.policy.linkerd.io but mesh/lab-kinds.txt" in e for e in errors)
+    assert len(errors) == len([d for d in security if d["kind"] == "Server"])
+    names = {kubectl_name(d) for d in security if d["kind"] in ("Server", "GRPCRoute", "Namespace")}
+    assert names == {"servers.policy.linkerd.io", "grpcroutes.gateway.networking.k8s.io", "namespaces"}
+
+
+def test_lab_kinds_are_read_by_the_lab_scripts_not_written_out_again() -> None:
+    """One list: scripts/labs.sh reads mesh/lab-kinds.txt; no script spells a list of lab kinds itself."""
+    labs_sh = (REPO_ROOT / "scripts" / "labs.sh").read_text()
+    assert 'LAB_KINDS_FILE="$ROOT/mesh/lab-kinds.txt"' in labs_sh
+    scripts = [*REPO_ROOT.glob("scripts/*.sh"), *REPO_ROOT.glob("mesh/**/*.sh")]
+    for script in scripts:
+        text = script.read_text()
+        spelled = [k for k in lab_kinds() if "." in k and k in text]
+        assert len(spelled) <= 1, f"{script.relative_to(REPO_ROOT)} lists lab kinds itself: {spelled}"
 
 
 def test_missing_crds_give_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -32,13 +32,21 @@ INSTALL = [
     *[f"{K} apply -f {ADDONS}/{a}.yaml" for a in ADDON_NAMES],
     f"{K} -n istio-system wait --for=condition=available --timeout=600s deployment --all",
 ]
+# The one list of lab kinds, mesh/lab-kinds.txt (the stub answers no api-resources: under DRY_RUN, all).
+LAB_KINDS = ",".join(
+    ln
+    for ln in (REPO_ROOT / "mesh" / "lab-kinds.txt").read_text().splitlines()
+    if ln and not ln.startswith("#")
+)
 UNINSTALL = [
     f"{K} label namespace ecommerce istio-injection-",
     *[
         f"{K} delete -f {ADDONS}/{a}.yaml --ignore-not-found"
         for a in ("prometheus", "grafana", "jaeger", "kiali")
     ],
-    f"{K} delete namespace payments-provider --ignore-not-found",
+    # every lab goes first, as in make lab-reset (scripts/labs.sh; the egress lab's namespace too)
+    *[f"{K} -n {ns} delete {LAB_KINDS} -l lab --ignore-not-found" for ns in ("ecommerce", "istio-system")],
+    f"{K} delete namespace -l lab --ignore-not-found",
     f"{ISTIOCTL} uninstall --purge -y",
     f"{K} delete namespace istio-system --ignore-not-found",
 ]

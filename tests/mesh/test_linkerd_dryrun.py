@@ -34,9 +34,20 @@ INSTALL = [
     f"{L} viz check",
 ]
 ANNOTATE = [f"{K} annotate namespace ecommerce linkerd.io/inject=enabled --overwrite"]
+# The one list of lab kinds, mesh/lab-kinds.txt (the stub answers no api-resources: under DRY_RUN, all).
+LAB_KINDS = ",".join(
+    ln
+    for ln in (REPO_ROOT / "mesh" / "lab-kinds.txt").read_text().splitlines()
+    if ln and not ln.startswith("#")
+)
+# Every lab goes first: the same deletion as make lab-reset (scripts/labs.sh delete_lab_resources).
+DELETE_LABS = [
+    f"{K} -n ecommerce delete {LAB_KINDS} -l lab --ignore-not-found",
+    f"{K} -n istio-system delete {LAB_KINDS} -l lab --ignore-not-found",
+    f"{K} delete namespace -l lab --ignore-not-found",
+]
 UNINSTALL = [
-    f"{K} -n ecommerce delete httproutes.gateway.networking.k8s.io,grpcroutes.gateway.networking.k8s.io,"
-    "service,deployment,configmap -l lab --ignore-not-found",
+    *DELETE_LABS,
     f"{K} annotate namespace ecommerce linkerd.io/inject- config.linkerd.io/opaque-ports- "
     "config.linkerd.io/default-inbound-policy-",
     f"{L} viz uninstall | {K} delete -f -",
@@ -63,8 +74,9 @@ def stubs(tmp_path: Path):
     ) -> dict[str, str]:
         """labs: resource kind -> the `lab` label of one such resource in the cluster (get KIND -l lab)."""
         existing = set(namespaces) | ({"linkerd"} if mesh == "linkerd" else set())
+        # `get KINDS -l lab`: one call for the comma-separated list of lab kinds (scripts/labs.sh)
         ns_cases = "".join(
-            f'    *" get {kind} "*) echo {lab}; exit 0 ;;\n' for kind, lab in (labs or {}).items()
+            f'    *" get "*{kind}*" -l lab "*) echo {lab}; exit 0 ;;\n' for kind, lab in (labs or {}).items()
         )
         ns_cases += "".join(f'    *" namespace {ns} "*) exit 0 ;;\n' for ns in sorted(existing))
         istiod = "exit 0" if mesh == "istio" else "exit 1"

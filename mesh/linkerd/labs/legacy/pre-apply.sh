@@ -2,13 +2,10 @@
 # Before `make lab LAB=legacy MESH=linkerd`: install the deprecated linkerd-smi extension (pinned
 # LINKERD_SMI in scripts/versions.env), which serves the TrafficSplit CRD and turns TrafficSplits into
 # ServiceProfiles. Its CLI goes into ./bin, checked against the .sha256 file published with the release.
-# First of all: this lab runs alone (labs/standalone.txt).
+# (This lab runs alone: scripts/lab.sh refuses before this hook runs, see labs/standalone.txt.)
 set -euo pipefail
 # shellcheck source=../../common.sh
 source "$(dirname "$0")/../../common.sh"
-
-# Standalone: refuse while resources of another lab (routes, Servers) are applied.
-refuse_mixing_with_standalone legacy
 
 smi_version="${LINKERD_SMI#v}"
 if [[ ! -x "$BIN/linkerd-smi-$smi_version" ]]; then
