@@ -932,7 +932,9 @@ def _kept(stat: str, regexps: list[str]) -> bool:
 
 
 def _lab_stats_regexps() -> list[str]:
-    patch = yaml.safe_load((ISTIO / "labs" / "resilience" / "proxy-stats-callers.yaml").read_text())
+    patch = yaml.safe_load(
+        (ISTIO / "labs" / "resilience" / "deployment-callers-proxy-stats.yaml").read_text()
+    )
     config = yaml.safe_load(patch["spec"]["template"]["metadata"]["annotations"]["proxy.istio.io/config"])
     return list(config["proxyStatsMatcher"]["inclusionRegexps"])
 
