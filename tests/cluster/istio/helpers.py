@@ -49,7 +49,12 @@ LAB_MARKERS = {
 # The sidecar keeps the cluster stats the checks read (Istio trims Envoy's stats by default): the same
 # proxyStatsMatcher the resilience lab gives the shop's callers (one source).
 STATS_PATCH = (
-    Path(__file__).parents[3] / "mesh" / "istio" / "labs" / "resilience" / "deployment-callers-proxy-stats.yaml"
+    Path(__file__).parents[3]
+    / "mesh"
+    / "istio"
+    / "labs"
+    / "resilience"
+    / "deployment-callers-proxy-stats.yaml"
 )
 STATS_ANNOTATION = dict(
     yaml.safe_load(STATS_PATCH.read_text())["spec"]["template"]["metadata"]["annotations"]

@@ -16,6 +16,7 @@ from tests.cluster.helpers import checkout_once
 from tests.cluster.istio.helpers import require_lab
 
 PROVIDER = "http://api.payments.example/v1/charges"
+PROVIDER_HEALTH = "http://api.payments.example/healthz"
 PROVIDER_CLUSTER = "outbound|80||api.payments.example"
 DIRECT = "http://provider.payments-provider.svc.cluster.local/healthz"
 
@@ -48,8 +49,12 @@ def test_provider_reachable_by_host_name_over_mesh_tls(mesh_pod: Any) -> None:
 
 
 def test_unknown_destination_is_blocked_but_exists(mesh_pod: Any) -> None:
-    meshed = mesh_pod("payment-sa").http(DIRECT)[0]
-    assert meshed["status"] == 502, (
+    pod = mesh_pod("payment-sa")
+    # the allowed path from the same pod first: the registered provider host answers
+    registered = pod.http(PROVIDER_HEALTH)[0]
+    assert registered["status"] == 200 and registered["served_by"] == "payments-provider/v1", registered
+    meshed = pod.http(DIRECT)[0]
+    assert (meshed["status"], meshed["served_by"]) == (502, ""), (
         f"REGISTRY_ONLY: not in the sidecar's registry -> BlackHoleCluster {meshed}"
     )
     plain = mesh_pod("default", sidecar=False).http(DIRECT)[0]

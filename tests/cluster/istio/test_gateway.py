@@ -40,5 +40,6 @@ def test_https_uses_the_generated_certificate(shop_url: str, core_v1: Any, names
     r = httpx.get(f"https://{host}/healthz", verify=False, timeout=10)
     assert r.status_code == 200 and r.headers["x-served-by"].startswith("frontend/")
     # the lesson's mistake would be a secret in the app namespace: the gateway cannot read it there
-    with pytest.raises(ApiException):
+    with pytest.raises(ApiException) as missing:
         core_v1.read_namespaced_secret("ecommerce-tls-secret", namespace)
+    assert missing.value.status == 404, "not there (a 403 would only mean we may not look)"

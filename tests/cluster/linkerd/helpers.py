@@ -79,9 +79,14 @@ def require_lab(kind: str, name: str, lab: str) -> Doc:
 
 @dataclass
 class Reply:
+    """One answer: status (000 = no HTTP answer), who served it (empty: not the shop, e.g. the proxy refused),
+    duration, and the `l5d-proxy-error` header a Linkerd proxy adds to answers it makes itself (to meshed
+    clients only, e.g. "unauthorized request on route")."""
+
     status: int
     served_by: str
     seconds: float
+    proxy_error: str = ""
 
 
 class MeshClient:
@@ -103,19 +108,20 @@ class MeshClient:
         max_time: float = 15,
         pause: float = 0,
     ) -> list[Reply]:
-        """n sequential GETs (`pause` seconds apart); status, x-served-by and duration of each."""
+        """n sequential GETs (`pause` seconds apart): a Reply for each."""
         hdrs = " ".join(f"-H '{k}: {v}'" for k, v in (headers or {}).items())
         wait = f"sleep {pause}; " if pause else ""
+        fields = "%{http_code}|%header{x-served-by}|%{time_total}|%header{l5d-proxy-error}"
         script = (
             f"i=0; while [ $i -lt {n} ]; do i=$((i+1)); {wait}"
             f"curl -s -o /dev/null --max-time {max_time} {hdrs} "
-            f"-w '%{{http_code}} %header{{x-served-by}} %{{time_total}}\\n' '{url}'; done"
+            f"-w '{fields}\\n' '{url}'; done"
         )
         proc = self.sh(script, timeout=n * (max_time + pause + 1) + 60)
         replies = []
         for line in proc.stdout.splitlines():
-            status, served_by, seconds = line.split(" ")
-            replies.append(Reply(int(status), served_by, float(seconds)))
+            status, served_by, seconds, proxy_error = line.split("|", 3)
+            replies.append(Reply(int(status), served_by, float(seconds), proxy_error))
         assert len(replies) == n, f"expected {n} replies from {url}, got {len(replies)}: {proc.stderr}"
         return replies
 
