@@ -15,12 +15,15 @@ from services.contracts import CartItemIn, CheckoutIn
 from services.frontend.clients import PRODUCT_SERVED_BY, Neighbours
 from services.frontend.forms import LoginIn, RegisterIn
 from services.frontend.session import CSRF_HEADER, Session, check_csrf, resolve_session, start_session
-from services.kit.errors import ApiError
+from services.kit.errors import ApiError, documents
 
 router = APIRouter(prefix="/api", tags=["shop API"])
 IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=128)]
 
 
+@documents(
+    {401: "unauthorized: log in first", 403: "csrf_failed: a cookie-authenticated write without X-CSRF-Token"}
+)
 async def shopper(request: Request) -> Session:
     """The logged-in caller (401 otherwise); cookie-authenticated writes need the CSRF header."""
     session = await resolve_session(request)
@@ -49,12 +52,21 @@ async def _relay(neighbours: Neighbours, service: str, method: str, path: str, *
     )
 
 
-@router.post("/register", status_code=201, summary="Create an account")
+@router.post(
+    "/register",
+    status_code=201,
+    summary="Create an account",
+    responses={409: {"description": "email_taken"}},
+)
 async def register(request: Request, body: RegisterIn) -> JSONResponse:
     return await _relay(Neighbours(request, {}), "auth", "POST", "/auth/register", json=body.model_dump())
 
 
-@router.post("/login", summary="Log in: the token pair (also set as session cookies)")
+@router.post(
+    "/login",
+    summary="Log in: the token pair (also set as session cookies)",
+    responses={401: {"description": "invalid_credentials"}, 429: {"description": "too_many_attempts"}},
+)
 async def login(request: Request, body: LoginIn) -> dict[str, Any]:
     tokens: dict[str, Any] = await Neighbours(request, {}).login(body.email, body.password)
     await start_session(request, tokens)
@@ -76,7 +88,9 @@ async def products(
     return result
 
 
-@router.get("/products/{product_id}", summary="One product")
+@router.get(
+    "/products/{product_id}", summary="One product", responses={404: {"description": "product_not_found"}}
+)
 async def product(
     request: Request, response: Response, product_id: str, session: Session = Depends(resolve_session)
 ) -> dict[str, Any]:
@@ -96,13 +110,27 @@ async def cart(request: Request, session: Session = Depends(shopper)) -> dict[st
     return await _neighbours(request, session).cart()
 
 
-@router.post("/cart/items", summary="Add a product to the cart")
+@router.post(
+    "/cart/items",
+    summary="Add a product to the cart",
+    responses={
+        404: {"description": "product_not_found"},
+        409: {"description": "insufficient_stock, quantity_limit"},
+    },
+)
 async def add_item(request: Request, body: CartItemIn, session: Session = Depends(shopper)) -> JSONResponse:
     return await _relay(_neighbours(request, session), "order", "POST", "/cart/items", json=body.model_dump())
 
 
 @router.post(
-    "/checkout", status_code=201, summary="Place the order (the same Idempotency-Key gives the same order)"
+    "/checkout",
+    status_code=201,
+    summary="Place the order (the same Idempotency-Key gives the same order)",
+    responses={
+        400: {"description": "invalid_idempotency_key"},
+        402: {"description": "card_declined, insufficient_funds"},
+        409: {"description": "cart_empty, insufficient_stock, idempotency_key_reused, checkout_in_progress"},
+    },
 )
 async def checkout(
     request: Request, body: CheckoutIn, idempotency_key: IdempotencyKey, session: Session = Depends(shopper)
@@ -118,7 +146,11 @@ async def orders(request: Request, session: Session = Depends(shopper)) -> dict[
     return {"items": await _neighbours(request, session).orders()}
 
 
-@router.get("/orders/{order_id}", summary="One order with its status history")
+@router.get(
+    "/orders/{order_id}",
+    summary="One order with its status history",
+    responses={404: {"description": "order_not_found"}},
+)
 async def order(request: Request, order_id: str, session: Session = Depends(shopper)) -> dict[str, Any]:
     return await _neighbours(request, session).order(order_id)
 

@@ -23,7 +23,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.frontend.clients import SESSION_COOKIES, Neighbours
-from services.kit.errors import ApiError
+from services.kit.errors import ApiError, documents
 from services.kit.jwt import JwksVerifier, Principal
 
 ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE = SESSION_COOKIES
@@ -163,6 +163,7 @@ def check_csrf(request: Request, submitted: str | None) -> None:
 # --- resolving the session -----------------------------------------------------------------------
 
 
+@documents({401: "unauthorized: a Bearer token that is expired or forged"})
 async def resolve_session(request: Request) -> Session:
     """The caller: a Bearer header (API clients) or the session cookies, refreshed when expired.
 

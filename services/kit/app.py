@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
@@ -14,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 
 from services.kit import db, tracing
-from services.kit.errors import error_response, install_error_handlers
+from services.kit.errors import add_error_schemas, document_errors, error_response, install_error_handlers
 from services.kit.http import ServiceClient
 from services.kit.jwt import JwksVerifier
 from services.kit.logs import setup_logging
@@ -134,6 +135,16 @@ def create_app(
     for router in routers:
         app.include_router(router)
     tracing.instrument_app(app)
+    app.state.metrics = metrics
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_errors(app)  # the error answers each route really gives (services/kit/errors.py)
+            app.openapi_schema = add_error_schemas(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

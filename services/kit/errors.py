@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel, Field
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,6 +32,82 @@ _CODES = {
     503: "unavailable",
     504: "gateway_timeout",
 }
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["order_not_found"], description="machine-readable, stable")
+    message: str = Field(examples=["no such order"], description="for people")
+    details: Any = Field(None, description="what the code needs, e.g. the fields of a 422 or an order_id")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the shop (the kit's handlers write it)."""
+
+    error: ErrorDetail
+
+
+ERRORS_ATTRIBUTE = "documented_errors"
+Fn = TypeVar("Fn", bound=Callable[..., Any])
+
+
+def documents(errors: dict[int, str]) -> Callable[[Fn], Fn]:
+    """Mark a FastAPI dependency with the error answers it gives ({status: codes}): every route that
+    depends on it lists them in its OpenAPI document (see `document_errors`)."""
+
+    def mark(dependency: Fn) -> Fn:
+        setattr(dependency, ERRORS_ATTRIBUTE, dict(errors))
+        return dependency
+
+    return mark
+
+
+def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
+    for sub in dependant.dependencies:
+        yield sub
+        yield from _dependencies(sub)
+
+
+def document_errors(app: FastAPI) -> None:
+    """Put the error answers each route really gives into its OpenAPI responses, with the `ErrorBody` schema:
+
+    - what its dependencies declare with `documents` (401/403 of the token checks, ...);
+    - 422 (our body, not FastAPI's `HTTPValidationError`) when it has parameters or a body; with a JSON body
+      also 400 `malformed_json` and 413 `payload_too_large` (the kit's middleware);
+    - the route's own `responses=` (404, 409, ...), given the `ErrorBody` schema when they name no model.
+    Idempotent; `create_app` runs it when the document is first built."""
+    for route in iter_route_contexts(app.routes):  # included routers too (FastAPI builds them lazily)
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        found: dict[int, str] = {}
+        for dependency in _dependencies(route.dependant):
+            found.update(getattr(dependency.call, ERRORS_ATTRIBUTE, {}))
+        dependant = route.dependant
+        if route.body_field is not None:
+            found.setdefault(400, "malformed_json: the body is not JSON")
+            found.setdefault(413, "payload_too_large: the body exceeds the service's limit")
+        if route.body_field is not None or any(
+            (dependant.path_params, dependant.query_params, dependant.header_params)
+        ):
+            found.setdefault(422, "validation_error: details name each field and say why")
+        declared = {int(status) for status in route.responses if str(status).isdigit()}
+        for status, text in found.items():
+            if status not in declared:
+                route.responses[status] = {"description": text}
+        for code, spec in route.responses.items():
+            if str(code).isdigit() and int(code) >= 400 and isinstance(spec, dict) and "model" not in spec:
+                spec.setdefault("content", {"application/json": {"schema": {"$ref": ERROR_BODY_REF}}})
+
+
+ERROR_BODY_REF = "#/components/schemas/ErrorBody"
+
+
+def add_error_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """The `ErrorBody` schema (and what it refers to) in an OpenAPI document's components."""
+    schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    components.update(schema.pop("$defs", {}))
+    components["ErrorBody"] = schema
+    return document
 
 
 class ApiError(Exception):

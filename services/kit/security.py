@@ -6,10 +6,16 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from services.kit.errors import ApiError
+from services.kit.errors import ApiError, documents
 from services.kit.jwt import JwksVerifier, Principal
 
 
+@documents(
+    {
+        401: "unauthorized: missing, malformed, expired or forged token",
+        503: "auth_unavailable: the token's key could not be fetched",
+    }
+)
 async def current_caller(request: Request) -> Principal:
     """The caller of `Authorization: Bearer <token>`, user or service; 401 when missing, expired or forged."""
     header = request.headers.get("authorization", "")
@@ -22,6 +28,13 @@ async def current_caller(request: Request) -> Principal:
     return principal
 
 
+@documents(
+    {
+        401: "unauthorized: missing, malformed, expired or forged token",
+        403: "user_token_required: a service's own token (this acts for a signed-in user)",
+        503: "auth_unavailable: the token's key could not be fetched",
+    }
+)
 async def current_user(request: Request) -> Principal:
     """A signed-in user (401 as `current_caller`); a service's own token gets 403: it is nobody's account."""
     principal = await current_caller(request)
@@ -35,6 +48,7 @@ def require_service(*names: str) -> Callable[[Request], Awaitable[Principal]]:
     admins included: an admin acts through the service's API, so that service learns of every action)."""
     allowed = " or ".join(names)
 
+    @documents({401: "unauthorized", 403: f"forbidden: only the {allowed} service's own token"})
     async def dependency(request: Request) -> Principal:
         principal = await current_caller(request)
         if not any(principal.is_service(name) for name in names):
@@ -47,6 +61,7 @@ def require_service(*names: str) -> Callable[[Request], Awaitable[Principal]]:
 def require_group(group: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency that lets only members of `group` through (403 otherwise)."""
 
+    @documents({401: "unauthorized", 403: f"forbidden: requires group '{group}'"})
     async def dependency(request: Request) -> Principal:
         principal = await current_user(request)
         if not principal.in_group(group):

@@ -66,3 +66,29 @@ class TokenFactory:
     def trust_in(self, app: FastAPI) -> TokenFactory:
         app.state.verifier.trust(self.jwks())
         return self
+
+
+def undocumented_errors(app: FastAPI) -> list[str]:
+    """The 4xx answers `app` really gave (its request metrics) that its OpenAPI document does not list for
+    that route and method; routes outside the document (pages, /metrics, unknown paths) and 405 are skipped.
+    """
+    document = app.openapi()
+    service = document.get("info", {}).get("title", "app")
+    found = []
+    for metric in app.state.metrics.requests.collect():
+        for sample in metric.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            method, route, status = (
+                sample.labels["method"],
+                sample.labels["route"],
+                int(sample.labels["status"]),
+            )
+            if not 400 <= status < 500 or status == 405:
+                continue
+            operation = document["paths"].get(route, {}).get(method.lower())
+            if operation is not None and str(status) not in operation["responses"]:
+                found.append(
+                    f"{service}: {method} {route} answered {status}; its OpenAPI document omits it"
+                )
+    return sorted(set(found))

@@ -81,6 +81,7 @@ def _addressee(body: NotificationIn, caller: Principal) -> tuple[str, str]:
     status_code=201,
     response_model=NotificationOut,
     summary="Queue a notification for the caller (idempotent per kind and order_id)",
+    responses={403: {"description": "forbidden: user_id from a shopper, or a service other than order"}},
 )
 async def create_notification(
     body: NotificationIn, request: Request, response: Response, caller: Caller

@@ -64,6 +64,7 @@ async def list_orders(
     "/orders/{order_id}",
     response_model=OrderOut,
     summary="One of the caller's orders, its shipment status brought up to date first",
+    responses={404: {"description": "order_not_found"}},
 )
 async def get_order(order_id: str, request: Request, user: User) -> OrderOut:
     doc = await store.get_order(request.app.state.db, order_id)

@@ -188,7 +188,12 @@ async def _own_payment(request: Request, payment_id: str, user: Principal) -> di
     return doc
 
 
-@router.get("/payments/{payment_id}", response_model=PaymentOut, summary="A payment (owner or admin)")
+@router.get(
+    "/payments/{payment_id}",
+    response_model=PaymentOut,
+    summary="A payment (owner or admin)",
+    responses={404: {"description": "payment_not_found"}},
+)
 async def get_payment(payment_id: str, request: Request, user: User) -> PaymentOut:
     return _out(await _own_payment(request, payment_id, user))
 

@@ -153,6 +153,7 @@ async def _visible(request: Request, shipment_id: str, caller: Principal) -> dic
     "/shipments/{shipment_id}",
     response_model=ShipmentOut,
     summary="A shipment (its owner, an admin, or the order service with its own token)",
+    responses={404: {"description": "shipment_not_found"}},
 )
 async def get_shipment(shipment_id: str, request: Request, caller: Caller) -> ShipmentOut:
     return _out(await _visible(request, shipment_id, caller))
@@ -162,7 +163,7 @@ async def get_shipment(shipment_id: str, request: Request, caller: Caller) -> Sh
     "/shipments/{shipment_id}/advance",
     response_model=ShipmentOut,
     summary="Move a shipment to its next status now (admin only)",
-    responses={409: {"description": "already delivered"}},
+    responses={404: {"description": "shipment_not_found"}, 409: {"description": "already_delivered"}},
 )
 async def advance(shipment_id: str, request: Request, admin: Admin) -> ShipmentOut:
     db = request.app.state.db

@@ -130,7 +130,12 @@ async def add_address(body: SavedAddress, request: Request, caller: Caller) -> A
     return AddressOut(**address)
 
 
-@router.put("/users/me/addresses/{address_id}", response_model=AddressOut, summary="Replace an address")
+@router.put(
+    "/users/me/addresses/{address_id}",
+    response_model=AddressOut,
+    summary="Replace an address",
+    responses={404: {"description": "address_not_found"}},
+)
 async def put_address(
     address_id: AddressId, body: SavedAddress, request: Request, caller: Caller
 ) -> AddressOut:
@@ -141,7 +146,11 @@ async def put_address(
 
 
 @router.delete(
-    "/users/me/addresses/{address_id}", status_code=204, response_class=Response, summary="Delete an address"
+    "/users/me/addresses/{address_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete an address",
+    responses={404: {"description": "address_not_found"}},
 )
 async def delete_address(address_id: AddressId, request: Request, caller: Caller) -> Response:
     if not await store.delete_address(_db(request), caller.sub, address_id):
