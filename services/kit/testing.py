@@ -88,7 +88,5 @@ def undocumented_errors(app: FastAPI) -> list[str]:
                 continue
             operation = document["paths"].get(route, {}).get(method.lower())
             if operation is not None and str(status) not in operation["responses"]:
-                found.append(
-                    f"{service}: {method} {route} answered {status}; its OpenAPI document omits it"
-                )
+                found.append(f"{service}: {method} {route} answered {status}; its OpenAPI document omits it")
     return sorted(set(found))
