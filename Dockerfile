@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image per service from one file:  docker build --build-arg SERVICE=order -t shop/order:dev .
 #
 # Size budget (< 150 MB uncompressed): the runtime stage is Google's distroless Python 3.13 on Debian 13

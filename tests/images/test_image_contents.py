@@ -52,6 +52,14 @@ def test_dockerfile_runtime_stage_is_small_non_root_and_exec_form() -> None:
     assert re.search(r"^ENV PYTHONPATH=/opt/site:/app", runtime, re.MULTILINE)
 
 
+def test_dockerfile_builds_without_fetching_a_frontend_image() -> None:
+    """No `# syntax=` directive: BuildKit would pull docker/dockerfile from Docker Hub before every build
+    (failing offline, e.g. in CI here); the Dockerfile uses only what every builtin frontend knows."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert not re.search(r"^#\s*syntax\s*=", dockerfile, re.MULTILINE | re.IGNORECASE)
+    assert "RUN --mount" not in dockerfile and "<<" not in dockerfile  # features a pinned frontend would need
+
+
 def test_build_and_runtime_python_are_the_same_minor() -> None:
     """Wheels and .pyc files from the builder's CPython must suit the distroless one (3.13 on debian13)."""
     dockerfile = (ROOT / "Dockerfile").read_text()
