@@ -11,7 +11,7 @@ GATEWAY_API_VERSION := $(shell sed -n 's/^GATEWAY_API=//p' scripts/versions.env)
 LINKERD_VERSION := $(shell sed -n 's/^LINKERD=//p' scripts/versions.env)
 LINKERD_SMI_VERSION := $(shell sed -n 's/^LINKERD_SMI=//p' scripts/versions.env)
 
-.PHONY: up down status logs images secrets crds validate mesh lab lab-reset dashboards verify
+.PHONY: up down status logs secrets crds validate mesh lab lab-reset dashboards verify
 
 up: ## create the kind cluster and deploy the shop (MESH=none|istio|linkerd, DRY_RUN=1 to print only)
 	scripts/up.sh $(MESH)
@@ -24,12 +24,6 @@ status: ## mesh, pods, services and the shop URL
 
 logs: ## logs of a service: make logs S=order [FOLLOW=1]
 	scripts/logs.sh $(S)
-
-images: ## build the eight service images (shop/<service>:dev) and show their sizes
-	@source scripts/lib.sh && for svc in $$SERVICES; do \
-	  run docker build --build-arg SERVICE=$$svc -t shop/$$svc:dev . ; done && \
-	  run docker image ls --filter reference='shop/*:dev' && \
-	  run docker image inspect --format 'runtime base: {{index .RepoDigests 0}}' gcr.io/distroless/python3-debian13:nonroot
 
 secrets: ## create the Secrets in the cluster (generated, idempotent, never committed)
 	scripts/secrets.sh
