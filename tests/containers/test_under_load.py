@@ -1,0 +1,116 @@
+"""Load inside the pods' limits: a burst of registrations and logins at auth (Argon2 in 256 MiB: the burst
+that OOM-killed auth before its hashing moved to a fixed pool), then `make load` against the whole shop.
+Afterwards no container may have been OOM-killed, restarted or stopped; each one's peak memory is reported."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from tests.containers.conftest import REPORT
+from tests.containers.engine import MemoryWatch
+from tests.containers.shop import Shop
+
+ROOT = Path(__file__).resolve().parents[2]
+BURST = 30  # registrations and logins at once; the old auth died at about 24 hashes
+LOAD_RUN_TIME = "30s"
+
+
+async def _register_and_log_in(auth: httpx.AsyncClient, n: int) -> tuple[int, int] | str:
+    email = f"burst-{uuid.uuid4().hex[:6]}-{n}@example.com"
+    body = {"email": email, "password": "burst-password", "name": f"Burst {n}"}
+    try:
+        registered = await auth.post("/auth/register", json=body)
+        login = await auth.post("/auth/login", json={"email": email, "password": "burst-password"})
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return registered.status_code, login.status_code
+
+
+def test_a_burst_of_registrations_and_logins_fits_in_auths_limit(shop: Shop, memory: MemoryWatch) -> None:
+    async def burst() -> list[tuple[int, int] | str]:
+        async with httpx.AsyncClient(base_url=shop.containers["auth"].http, timeout=120) as auth:
+            return await asyncio.gather(*(_register_and_log_in(auth, n) for n in range(BURST)))
+
+    started = time.monotonic()
+    results = asyncio.run(burst())
+    took = time.monotonic() - started
+    state = shop.state("auth")
+    limit = shop.containers["auth"].plan.memory_limit_bytes or 0
+    assert not state["OOMKilled"], (
+        f"auth was OOM-killed at its {limit / 2**20:.0f} MiB limit by {BURST} concurrent registrations + "
+        f"logins (exit {state['ExitCode']}; peak working set {memory.peaks['auth'] / 2**20:.0f} MiB)"
+    )
+    assert state["Running"], (
+        f"auth stopped during the burst: {state}\n{shop.docker.logs(shop.containers['auth'].name)}"
+    )
+    assert results == [(201, 200)] * BURST, results
+    cgroup = shop.containers["auth"].cgroup
+    assert cgroup is not None
+    print(
+        f"\n==> {BURST} concurrent registrations + logins at auth in {took:.1f}s; auth peak working set "
+        f"{memory.peaks['auth'] / 2**20:.0f} MiB, peak charge {cgroup.peak() / 2**20:.0f} MiB "
+        f"of {limit / 2**20:.0f} MiB"
+    )
+
+
+def test_make_load_against_the_whole_shop(shop: Shop, memory: MemoryWatch) -> None:
+    """`make load` (the real locustfile, its default shoppers) for a short run against the frontend."""
+    run = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "load",
+            f"HOST={shop.containers['frontend'].http}",
+            f"RUN_TIME={LOAD_RUN_TIME}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    summary = [
+        line for line in output.splitlines() if re.match(r"\s*(requests|failures|latency|checkouts)", line)
+    ]
+    print("\n==> make load, " + LOAD_RUN_TIME + ":\n" + "\n".join(summary))
+    REPORT["purchases"].append(f"make load ({LOAD_RUN_TIME}): " + " | ".join(s.strip() for s in summary))
+    assert run.returncode == 0, output[-3000:]
+    failures = re.search(r"failures\s+(\d+)", output)
+    assert failures and int(failures.group(1)) == 0, output[-3000:]
+
+
+def test_no_container_was_oom_killed_restarted_or_stopped(shop: Shop, memory: MemoryWatch) -> None:
+    """Last: every container survived everything above, and each one's peak stayed under its limit."""
+    time.sleep(1)  # one more sample after the load
+    memory.stop()
+    problems = []
+    for service, container in shop.containers.items():
+        state = shop.state(service)
+        restarts = int(shop.docker.inspect(container.name).get("RestartCount", 0))
+        cgroup, limit = container.cgroup, container.plan.memory_limit_bytes
+        assert cgroup is not None and limit is not None
+        oom_kills = cgroup.oom_kills() if state["Running"] else -1
+        REPORT["memory"][service] = {
+            "limit": limit,
+            "peak": cgroup.peak() if state["Running"] else None,  # the cgroup is gone with the container
+            "working_set": memory.peaks[service],
+            "oom_kills": oom_kills,
+            "restarts": restarts,
+            "status": state["Status"],
+        }
+        if not state["Running"] or state["OOMKilled"] or restarts or oom_kills:
+            problems.append(
+                f"{service}: {state['Status']} (exit {state['ExitCode']}, OOMKilled "
+                f"{state['OOMKilled']}, restarts {restarts}, oom_kill {oom_kills})"
+            )
+        elif memory.peaks[service] >= limit:
+            problems.append(f"{service}: peak working set {memory.peaks[service]} >= limit {limit}")
+    assert not problems, problems
