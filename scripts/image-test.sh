@@ -43,5 +43,7 @@ log "images built after $((SECONDS - started_at))s; running them as the kubelet 
 
 extra=()
 eval "extra=(${PYTEST_ARGS:-})" # shell words, quotes allowed: PYTEST_ARGS="-k 'burst or oom'"
-IMAGE_TEST_RUN="$RUN_ID" IMAGE_REPO="shop-image-test/" IMAGE_TAG="$RUN_ID" DOCKER="$DOCKER" \
+# IMAGE_TEST_MONGO_URL: a MongoDB server for the services instead of the in-memory store (tests/containers).
+IMAGE_TEST_MONGO_URL="${IMAGE_TEST_MONGO_URL:-}" \
+  IMAGE_TEST_RUN="$RUN_ID" IMAGE_REPO="shop-image-test/" IMAGE_TAG="$RUN_ID" DOCKER="$DOCKER" \
   "$ROOT/.venv/bin/pytest" -q -s -rs -p no:cacheprovider --timeout=900 tests/containers "${extra[@]}"

@@ -45,18 +45,19 @@ for svc in "${services[@]}"; do
 done
 
 echo
-printf '%-34s %10s %10s\n' "image" "size (MB)" "budget"
+width=$((${#IMAGE_REPO} + ${#IMAGE_TAG} + 14)) # the longest name, notification
+printf "%-${width}s %10s %10s\n" "image" "size (MB)" "budget"
 over=()
 for svc in "${services[@]}"; do
   image="$IMAGE_REPO$svc:$IMAGE_TAG"
   bytes="$("$DOCKER" image inspect --format '{{.Size}}' "$image")"
-  mb=$((bytes / 1000000))
   verdict="ok"
   if ((bytes > IMAGE_BUDGET_MB * 1000000)); then
     verdict="OVER"
     over+=("$svc")
   fi
-  printf '%-34s %10s %7s MB %s\n' "$image" "$mb" "$IMAGE_BUDGET_MB" "$verdict"
+  printf "%-${width}s %10s %7s MB %s\n" "$image" "$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')" \
+    "$IMAGE_BUDGET_MB" "$verdict"
 done
 echo "runtime base: $(describe_base "$RUNTIME_BASE")"
 echo "build base:   $(describe_base "$BUILD_BASE")"

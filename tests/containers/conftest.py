@@ -103,8 +103,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if REPORT["sizes"]:
         write("")
         write("image sizes (uncompressed) against the 150 MB budget:")
+        width = max(map(len, REPORT["sizes"]))
         for image, size in REPORT["sizes"].items():
-            write(f"  {image:44} {size / 1e6:7.1f} MB")
+            write(f"  {image:{width}} {size / 1e6:7.1f} MB")
     for line in REPORT["purchases"]:
         write(line)
     if REPORT["memory"]:

@@ -285,7 +285,7 @@ def _write_secret_volume(
         if fs_group is not None and os.geteuid() == 0:
             os.chown(file, 0, fs_group)  # the kubelet: owner root, group fsGroup
         elif fs_group is not None:
-            mode |= 0o444  # not root (a docker-group user): readable by all instead, or the pod could not read it
+            mode |= 0o444  # not root (a docker-group user): readable by all, or the pod could not read it
         file.chmod(mode)
 
 
