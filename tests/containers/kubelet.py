@@ -9,8 +9,9 @@ the one source) and returns how to run its container with docker the way the kub
   default profile);
 - `limits.memory` (`--memory`, swap off as the kubelet runs it), `limits.cpu` (`--cpus`: the same CFS quota),
   `requests.cpu` (`--cpu-shares`: the kubelet's milliCPU x 1024 / 1000);
-- environment: literal values, Secret and ConfigMap keys, the downward API names, and the service links the
-  kubelet injects for every Service of the namespace (`AUTH_SERVICE_HOST`, `AUTH_PORT`, ...);
+- environment: literal values, Secret and ConfigMap keys, the Downward API (pod name, namespace, labels,
+  annotations) and the service links the kubelet injects for every Service of the namespace
+  (`AUTH_SERVICE_HOST`, `AUTH_PORT`, ...);
 - volumes: `emptyDir` as a tmpfs of its `sizeLimit`, `secret` as a read-only bind mount of files written with
   the Secret's mode and owned by group fsGroup (as the kubelet writes them);
 - the probes, as URLs the test polls.
@@ -183,7 +184,7 @@ def _service_links(cluster: Cluster, ports: Mapping[str, Mapping[int, int]]) -> 
 
 
 def _env_value(
-    item: Doc, cluster: Cluster, secrets: Mapping[str, Mapping[str, str]], pod_name: str
+    item: Doc, cluster: Cluster, secrets: Mapping[str, Mapping[str, str]], pod_name: str, pod_meta: Doc
 ) -> str | None:
     if "value" in item:
         return str(item["value"])
@@ -209,6 +210,8 @@ def _env_value(
             "metadata.namespace": cluster.namespace,
             "status.podIP": LOOPBACK,
         }
+        for kind in ("labels", "annotations"):  # the Downward API: the pod's own labels and annotations
+            fields.update({f"metadata.{kind}['{k}']": str(v) for k, v in pod_meta.get(kind, {}).items()})
         path = source["fieldRef"]["fieldPath"]
         if path not in fields:
             raise Unsupported(f"env {item['name']}: fieldRef {path}")
@@ -375,11 +378,12 @@ def plan(
     if pod.get("enableServiceLinks", True):
         run.env.update(_service_links(cluster, ports))
     pod_name = f"{deployment}-imagetest"
+    template_meta = cluster.deployments[deployment]["spec"]["template"]["metadata"]
     for item in container.get("env", []):
         if item["name"] in (unset_env or {}):
             run.overrides.append(f"{item['name']}: unset ({(unset_env or {})[item['name']]})")
             continue
-        value = _env_value(item, cluster, secrets, pod_name)
+        value = _env_value(item, cluster, secrets, pod_name, template_meta)
         if value is None:
             continue
         # Literal values name the cluster's addresses; Secret values are the test's own (already local).

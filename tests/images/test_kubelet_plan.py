@@ -123,6 +123,12 @@ def test_the_kubelets_service_links_are_set_for_every_service_with_a_cluster_ip(
     assert not any(k.startswith("MONGODB_") for k in run.env)  # headless: no variables
 
 
+def test_the_downward_api_gives_the_pods_own_labels(tmp_path: Path) -> None:
+    run = _plan(tmp_path, service="product")
+    labels = _cluster().deployments["product"]["spec"]["template"]["metadata"]["labels"]
+    assert run.env["VERSION"] == labels["version"]
+
+
 def test_a_variable_left_unset_on_purpose_is_listed(tmp_path: Path) -> None:
     run = _plan(tmp_path, secrets=shop_secrets(), unset_env={"MONGO_URL": "in-memory store"})
     assert "MONGO_URL" not in run.env
