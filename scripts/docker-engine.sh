@@ -51,7 +51,10 @@ engine_start() {
     ENGINE_UNAVAILABLE="no Docker engine is running (start Docker Desktop)"
     return 3
   fi
-  command -v dockerd >/dev/null 2>&1 || _install_engine || return 3
+  if ! command -v dockerd >/dev/null 2>&1; then
+    _install_engine || return 3
+    pick_docker # the package brings a docker CLI too
+  fi
   if [[ "$(id -u)" != 0 ]]; then
     ENGINE_UNAVAILABLE="the Docker engine is installed but not running, and only root can start it here"
     return 3

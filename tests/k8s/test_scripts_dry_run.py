@@ -402,6 +402,7 @@ NO_CLUSTER_NEEDED = {
     "up": "creates the cluster",
     "down": "deletes it if there is one",
     "images": "docker build only",
+    "image-test": "builds the images and runs them with Docker on this machine",
     "tools": "downloads or builds the CLIs",
     "load": "load test against any HOST (make dev by default)",
     "crds": "downloads schemas",
@@ -529,6 +530,11 @@ NO_CLUSTER_SCRIPTS = {
     "scripts/verify.sh": "pytest --live fails without a cluster (tests/cluster/conftest.py)",
     "mesh/linkerd/labs/security/post-reset.sh": "runs post-apply.sh, which checks",
     "scripts/labs.sh": "the lab lifecycle library, sourced by lab.sh and mesh/*/uninstall.sh, which check",
+    "scripts/images.sh": "docker build only",
+    "scripts/image-test.sh": "builds the images and runs them with Docker on this machine",
+    "scripts/docker-engine.sh": "the Docker engine, sourced by images.sh and image-test.sh",
+    "scripts/base-images.sh": "the Dockerfile's base images, sourced by images.sh",
+    "scripts/stand-in-bases.sh": "debootstraps the stand-in base images",
 }
 
 
