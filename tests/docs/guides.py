@@ -434,11 +434,11 @@ PARSE_SECONDS = 5.0
 
 
 def cli_parse_finding(
-    cmd: Command, binary: str, cluster: UnreachableCluster, root: Path = ROOT
+    cmd: Command, binary: str, cluster: UnreachableCluster, root: Path = ROOT, seconds: float = PARSE_SECONDS
 ) -> str | None:
     """Run a kubectl/istioctl/linkerd command of a guide with the real CLI against a cluster that cannot
     answer. It parsed if it exits 0 (offline commands such as kubectl kustomize), tries to reach the
-    cluster (its error names the address or a refused connection), or is still busy after PARSE_SECONDS."""
+    cluster (its error names the address or a refused connection), or is still busy after `seconds`."""
     path_dirs = [str(Path(binary).parent)]
     argv = [binary, *cmd.argv[1:]]
     try:
@@ -449,7 +449,7 @@ def cli_parse_finding(
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=PARSE_SECONDS,
+            timeout=seconds,
         )
     except subprocess.TimeoutExpired:
         return None

@@ -162,6 +162,7 @@ def dry_run_cases() -> list[tuple[str, tuple[str, ...]]]:
     return sorted(cases)
 
 
+@pytest.mark.timeout(900)  # about 25 make dry runs: seconds each, minutes on a loaded 2-core machine
 @pytest.mark.skipif(REAL_KUBECTL is None, reason="needs kubectl for `kubectl kustomize`")
 def test_documented_cluster_commands_run_as_dry_runs(tmp_path: Path) -> None:
     """Each `make` command a guide gives for the cluster, run with DRY_RUN=1 against a (stub) cluster that
@@ -202,6 +203,7 @@ def needs_missing_extension(cmd: Command) -> str | None:
     return None
 
 
+@pytest.mark.timeout(600)  # up to PARSE_SECONDS per command
 @pytest.mark.parametrize("cli", guides.CLUSTER_CLIS)
 def test_cluster_commands_parse_with_the_real_cli(
     cli: str, unreachable_cluster: guides.UnreachableCluster
@@ -240,7 +242,7 @@ def test_kubectl_parsing_tells_a_real_command_from_a_broken_one(
     if binary is None:
         pytest.skip("kubectl is not installed (make tools provides the pinned one in ./bin)")
     (cmd,) = guides.parse_commands(planted_block(line))[0]
-    assert (guides.cli_parse_finding(cmd, binary, unreachable_cluster) is None) is parses
+    assert (guides.cli_parse_finding(cmd, binary, unreachable_cluster, seconds=60) is None) is parses
 
 
 @pytest.mark.parametrize(
@@ -258,7 +260,9 @@ def test_mesh_cli_parsing_tells_a_real_command_from_a_broken_one(
         pytest.skip(f"{cli} is not installed (make tools provides the pinned one in ./bin)")
     for line, parses in ((good, True), (bad, False)):
         (cmd,) = guides.parse_commands(planted_block(line))[0]
-        assert (guides.cli_parse_finding(cmd, binary, unreachable_cluster) is None) is parses, line
+        assert (guides.cli_parse_finding(cmd, binary, unreachable_cluster, seconds=60) is None) is parses, (
+            line
+        )
 
 
 # --- paths, files and links -----------------------------------------------------------------------------
@@ -411,6 +415,7 @@ def capture(stubs: Path, args: list[str]) -> str:
     return guides.normalize_capture(proc.stdout)
 
 
+@pytest.mark.timeout(600)  # one make dry run per captured sample
 @pytest.mark.skipif(REAL_KUBECTL is None, reason="needs kubectl for `kubectl kustomize`")
 def test_captured_samples_are_what_the_command_prints_today(tmp_path: Path) -> None:
     stubs = write_stubs(tmp_path / "stubs")

@@ -86,7 +86,7 @@ def make(stubs: Path, *args: str, merge_stderr: bool = False, **env: str) -> sub
     cmd = ["make", "--no-print-directory", *args]
     stderr = subprocess.STDOUT if merge_stderr else subprocess.PIPE
     return subprocess.run(
-        cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=120
+        cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=300
     )
 
 

@@ -595,6 +595,7 @@ def lib(snippet: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.timeout(300)  # make up's dry run renders the overlays: slow on a loaded machine
 def test_up_applies_the_images_it_built_at_their_content_tags(stubs: Path) -> None:
     proc = make(stubs, "up")
     assert proc.returncode == 0, proc.stderr
@@ -614,6 +615,7 @@ def test_the_content_tag_is_the_short_image_id(tmp_path: Path) -> None:
     assert failed.returncode != 0 and "docker build wrote no image ID" in failed.stderr
 
 
+@pytest.mark.timeout(300)
 def test_a_rebuilt_image_changes_exactly_the_pod_templates_that_run_it() -> None:
     """kubectl apply rolls out a Deployment exactly when its pod template changes: with the same tags
     nothing changes on a second make up; a new order image changes only the Deployments running it."""
