@@ -48,7 +48,8 @@ browser:
 	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } || \
 	  echo "chromium could not be installed: the browser test will be skipped"
 
-test: lint typecheck validate browser pytest image-test ## everything that runs without a cluster (installs what it needs)
+# `tools` first: CI starts with nothing installed (a cold build of every pinned tool; seconds when cached).
+test: tools lint typecheck validate browser pytest image-test ## everything that runs without a cluster (installs what it needs)
 
 dev: $(STAMP) ## run the whole shop locally as processes (Ctrl-C stops all)
 	$(PY) scripts/dev.py

@@ -31,9 +31,11 @@ secrets: ## create the Secrets in the cluster (generated, idempotent, never comm
 crds: ## download the pinned CRD schemas `make validate` needs into .cache/crds (when ../shared/crds is absent)
 	scripts/crds.sh $(CRD_CACHE)
 
-validate: $(STAMP) ## render every kustomize entry point, validate strictly, cross-check, yamllint
+validate: $(STAMP) ## render every kustomize entry point, validate strictly, cross-check, run istioctl analyze/kind's loader, yamllint
 	@test -d ../shared/crds || test -d $(CRD_CACHE) || $(MAKE) --no-print-directory crds
+	@scripts/tools.sh --optional "$(TOOLS_OPTIONAL)" kubectl kind istioctl istio-analyze linkerd
 	$(PY) -m scripts.k8svalidate
+	TOOLS_OPTIONAL="$(TOOLS_OPTIONAL)" $(PY) -m scripts.k8svalidate.analyzers
 	$(VENV)/bin/yamllint --strict .
 
 mesh: ## switch the running shop to another mesh: make mesh MESH=istio|linkerd|none

@@ -96,6 +96,8 @@ recipe_load() {
   R_key="$({
     for field in $RECIPE_FIELDS; do eval "printf '%s=%s\n' $field \"\$R_$field\""; done
     echo "$OS/$ARCH"
+    # A module of this repository (module = ./path): its files are part of the recipe.
+    if [[ "$R_module" == ./* ]]; then find "$ROOT/$R_module" -type f | LC_ALL=C sort | xargs cat; fi
   } | _sha256_stdin | cut -c1-12)"
   R_dir="$SHOP_CACHE/tools/$R_name/$R_label-$R_key"
 }
@@ -131,9 +133,13 @@ _reported_version() {
   grep -oE '(v|edge-|stable-)?[0-9]+\.[0-9]+\.[0-9]+[^ ,"]*' <<<"$out" | head -n1 || true
 }
 
-# CPU seconds (user + system) used so far by this shell's finished children (from `times`).
+# CPU seconds (user + system) of this shell's finished children, into the variable named $1. `times` runs in
+# this shell (a command substitution would count a subshell's children: none).
 _children_cpu() {
-  times | tail -n1 | awk '{ t = 0; for (i = 1; i <= NF; i++) { split($i, p, "m"); t += p[1] * 60 + p[2] } printf "%d", t }'
+  local f="${TMPDIR:-/tmp}/shop-tools-times.$$"
+  times >"$f"
+  printf -v "$1" '%s' "$(tail -n1 "$f" | awk '{ t = 0; for (i = 1; i <= NF; i++) { split($i, p, "m"); t += p[1] * 60 + p[2] } printf "%d", t }')"
+  rm -f "$f"
 }
 
 _elapsed() {
@@ -293,8 +299,8 @@ _prepare_source() {
 
 # Build the loaded recipe's pinned module source with the `go` on PATH into the cache.
 _build() {
-  local start=$SECONDS cpu t logfile moddir srcdir tmpdir modflag=-mod=readonly step
-  cpu="$(_children_cpu)"
+  local start=$SECONDS cpu cpu_end t logfile moddir srcdir tmpdir modflag=-mod=readonly step
+  _children_cpu cpu
   if [[ -z "$R_module" || -z "$R_source" ]]; then
     TOOL_REASON="build: no Go module source in its recipe"
     return 1
@@ -315,14 +321,18 @@ _build() {
   step="[1/5] go mod download $R_module@$R_source"
   t=$SECONDS
   log "    $step"
-  if ! _with_progress "downloading $R_module" "$logfile.download" go mod download -json "$R_module@$R_source"; then
+  if [[ "$R_module" == ./* ]]; then
+    moddir="$ROOT/${R_module#./}"
+    log "    $step: a module of this repository ($moddir)"
+  elif ! _with_progress "downloading $R_module" "$logfile.download" go mod download -json "$R_module@$R_source"; then
     TOOL_REASON="build: $(_go_reason "$logfile.download")"
     cat "$logfile.download" >>"$logfile"
     return 1
+  else
+    moddir="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p' "$logfile.download")"
+    cat "$logfile.download" >>"$logfile" && rm -f "$logfile.download"
+    log "    $step: done ($(_elapsed "$t"))"
   fi
-  moddir="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p' "$logfile.download")"
-  cat "$logfile.download" >>"$logfile" && rm -f "$logfile.download"
-  log "    $step: done ($(_elapsed "$t"))"
 
   step="[2/5] source"
   if ! srcdir="$(_prepare_source "$moddir" "$logfile")"; then
@@ -366,7 +376,8 @@ _build() {
     rm -rf "$tmpdir"
     return 1
   }
-  cpu=$(($(_children_cpu) - cpu))
+  _children_cpu cpu_end
+  cpu=$((cpu_end - cpu))
   log "  $R_name $R_label: built in $(_elapsed "$start") (CPU time $((cpu / 60))m$((cpu % 60))s)"
 }
 
