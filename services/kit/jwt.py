@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from services.kit.errors import ApiError
+from services.kit.tracing import record_user
 
 log = logging.getLogger("kit.jwt")
 ALGORITHM = "RS256"
@@ -140,6 +141,7 @@ class JwksVerifier:
                 raise _unauthorized("invalid service token")
             return Principal(sub=client_id, email="", groups=(), token=token, client_id=client_id)
         groups = claims.get("groups") or []
+        record_user(str(claims["sub"]))
         return Principal(
             sub=str(claims["sub"]),
             email=str(claims.get("email", "")),

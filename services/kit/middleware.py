@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit.context import FORWARDED_HEADERS, forwarded_var, request_id_var
 from services.kit.metrics import HttpMetrics
+from services.kit.tracing import record_request_id
 
 log = logging.getLogger("kit.access")
 _QUIET_PATHS = {"/healthz", "/readyz", "/metrics"}
@@ -36,6 +37,7 @@ class RequestMiddleware:
         request_id = headers.get("x-request-id") or uuid.uuid4().hex
         forwarded = {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
         forwarded["x-request-id"] = request_id
+        record_request_id(request_id)
         rid_token = request_id_var.set(request_id)
         fwd_token = forwarded_var.set(forwarded)
         started = time.perf_counter()

@@ -1,4 +1,11 @@
-"""OpenTelemetry tracing: on for every service, exported over OTLP only when OTEL_* says where."""
+"""OpenTelemetry tracing: on for every service, exported over OTLP only when OTEL_* says where.
+
+The standard variables configure it: `OTEL_EXPORTER_OTLP_ENDPOINT` (OTLP over HTTP), `OTEL_TRACES_SAMPLER` and
+`OTEL_TRACES_SAMPLER_ARG` (the SDK reads them; the shop sets `parentbased_traceidratio`), `OTEL_SDK_DISABLED`.
+Every server span carries the request id (`guid:x-request-id`, the tag Istio's Envoy proxies use, so one
+search finds proxy and application spans) and, once a token is verified, the user id (`user.id`), never the
+token.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,22 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 log = logging.getLogger("kit.tracing")
 _provider: TracerProvider | None = None
 _EXPORT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+REQUEST_ID_ATTRIBUTE = "guid:x-request-id"
+USER_ID_ATTRIBUTE = "user.id"  # OpenTelemetry semantic conventions (enduser.id is deprecated)
+
+
+def record_request_id(request_id: str) -> None:
+    """Put the request id on the span of the request being handled (nothing when it is not sampled)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
+
+
+def record_user(user_id: str) -> None:
+    """Put the signed-in user's id (a token's `sub`) on the span of the request being handled."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(USER_ID_ATTRIBUTE, user_id)
 
 
 def export_configured() -> bool:

@@ -167,6 +167,43 @@ def test_a_request_with_traceparent_yields_spans_in_that_trace(client: TestClien
     assert TRACE_ID in trace_ids
 
 
+def test_the_server_span_carries_the_request_id_and_user_id_but_never_the_token(
+    client: TestClient, tokens: TokenFactory
+) -> None:
+    exporter = InMemorySpanExporter()
+    tracing.export_to(exporter)
+    token = tokens.token(sub="user-42")
+    answer = client.post(
+        "/items/a1",
+        json={"name": "lamp", "quantity": 1},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "x-request-id": "req-span-1",
+            "traceparent": TRACEPARENT,
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    spans = [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == TRACE_ID]
+    server = [s for s in spans if s.kind.name == "SERVER"]
+    assert server, [s.name for s in spans]
+    attributes = dict(server[0].attributes or {})
+    assert attributes[tracing.REQUEST_ID_ATTRIBUTE] == "req-span-1"
+    assert attributes[tracing.USER_ID_ATTRIBUTE] == "user-42"
+    everything = repr([(s.name, dict(s.attributes or {}), [e.attributes for e in s.events]) for s in spans])
+    assert token not in everything and "Bearer" not in everything
+
+
+def test_a_request_without_an_id_gets_one_on_its_span_and_its_answer(client: TestClient) -> None:
+    exporter = InMemorySpanExporter()
+    tracing.export_to(exporter)
+    answer = client.get("/nope", headers={"traceparent": TRACEPARENT})
+    server = [s for s in exporter.get_finished_spans() if s.kind.name == "SERVER"]
+    assert (
+        server
+        and dict(server[0].attributes or {})[tracing.REQUEST_ID_ATTRIBUTE] == answer.headers["x-request-id"]
+    )
+
+
 def test_logs_are_json_with_request_and_trace_id(
     client: TestClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
