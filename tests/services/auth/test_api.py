@@ -178,6 +178,28 @@ def test_reusing_an_old_refresh_token_revokes_the_whole_login(auth: TestClient) 
     assert auth.post("/auth/refresh", json={"refresh_token": other["refresh_token"]}).status_code == 200
 
 
+def test_a_refresh_gives_each_user_their_own_identity_and_revokes_only_their_login(auth: TestClient) -> None:
+    """Two shoppers: bob's refresh token gives bob's access token (never the first account's), and ada's
+    stolen-token revocation leaves bob's session alone."""
+    ada_id = register(auth, "ada@example.com", name="Ada")["id"]
+    bob_id = register(auth, "bob@example.com", name="Bob")["id"]
+    ada, bob = login(auth, "ada@example.com"), login(auth, "bob@example.com")
+
+    refreshed = auth.post("/auth/refresh", json={"refresh_token": bob["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.text
+    claims = pyjwt.decode(refreshed.json()["access_token"], options={"verify_signature": False})
+    assert (claims["sub"], claims["email"], claims["name"]) == (bob_id, "bob@example.com", "Bob")
+    again = auth.post("/auth/refresh", json={"refresh_token": ada["refresh_token"]}).json()
+    assert pyjwt.decode(again["access_token"], options={"verify_signature": False})["sub"] == ada_id
+
+    assert (
+        auth.post("/auth/refresh", json={"refresh_token": ada["refresh_token"]}).status_code == 401
+    )  # reuse
+    assert auth.post("/auth/refresh", json={"refresh_token": again["refresh_token"]}).status_code == 401
+    bob_next = auth.post("/auth/refresh", json={"refresh_token": refreshed.json()["refresh_token"]})
+    assert bob_next.status_code == 200  # bob's login is not ada's family
+
+
 def test_refresh_tokens_are_stored_hashed_and_expire(auth: TestClient) -> None:
     register(auth, "expire@example.com")
     pair = login(auth, "expire@example.com")

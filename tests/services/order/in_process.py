@@ -53,6 +53,10 @@ class Hosts(httpx.AsyncBaseTransport):
         self.late: list[asyncio.Task[httpx.Response]] = []  # calls that go on after the caller gave up
         self.calls: list[httpx.Request] = []
         self.fake_prefix: tuple[str, str, str] | None = None  # (host, method, path prefix) answered 503
+        # (method, path) -> answers that replace the callee's own, one per call, after it handled the call:
+        # a status (the answer lost on the way back, as a proxy reports it) or "timeout" (the caller gave up)
+        self.lost: dict[tuple[str, str], list[int | str]] = {}
+        self.blocked: dict[tuple[str, str], list[int | str]] = {}  # the same, before the callee sees the call
 
     def down(self, host: str, method: str, path: str) -> None:
         body = {"error": {"code": "unavailable", "message": "down for the test"}}
@@ -74,7 +78,13 @@ class Hosts(httpx.AsyncBaseTransport):
         fake = self.fake.get((request.url.host, request.method, request.url.path))
         if fake is not None:
             return httpx.Response(fake.status_code, content=fake.content, headers=fake.headers)
+        blocked = self.blocked.get((request.method, request.url.path))
+        if blocked:
+            return lost_answer(blocked.pop(0), None, request)
         call = self.routes[request.url.host].handle_async_request(request)
+        lost = self.lost.get((request.method, request.url.path))
+        if lost:
+            return lost_answer(lost.pop(0), await call, request)
         if request.url.path not in self.read_timeout:
             return await call
         # Like a real read timeout: the caller gives up, the callee goes on with the request.
@@ -84,6 +94,19 @@ class Hosts(httpx.AsyncBaseTransport):
             return await asyncio.wait_for(asyncio.shield(task), self.read_timeout[request.url.path])
         except TimeoutError:
             raise httpx.ReadTimeout("timed out (test)", request=request) from None
+
+
+def lost_answer(
+    replacement: int | str, handled: httpx.Response | None, request: httpx.Request
+) -> httpx.Response:
+    """What the caller gets instead of `handled` (None: the callee never saw the call): a read timeout,
+    the callee's own 500 body, or a proxy's plain-text 5xx (as Envoy or a load balancer answers: no JSON)."""
+    if replacement == "timeout":
+        raise httpx.ReadTimeout("timed out (test)", request=request)
+    if replacement == 500:
+        body = {"error": {"code": "internal_error", "message": "internal error"}}
+        return httpx.Response(500, json=body)
+    return httpx.Response(int(replacement), text=f"upstream answered {replacement} (test)")
 
 
 @dataclass

@@ -352,3 +352,139 @@ async def test_calls_are_logged_with_the_callers_request_id(shop: Shop, json_log
     entries = [e for e in json_log() if e.get("rpc") == "Reserve"]
     assert entries and entries[-1]["request_id"] == "req-123"
     assert entries[-1]["order_id"] == "order-10"
+
+
+# --- interleavings a takeover or a failure can produce ----------------------------------------------
+
+
+class Hooked:
+    """The inventory's database with a hook run just before chosen calls: `before[(collection, method)]`
+    is awaited with the call's arguments and may do other work (a takeover) or raise (an outage)."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self.before: dict[tuple[str, str], Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._db, name)
+        return _HookedCollection(self, name, target) if name in ("products", "reservations") else target
+
+
+class _HookedCollection:
+    def __init__(self, hooked: Hooked, name: str, target: Any) -> None:
+        self._hooked, self._name, self._target = hooked, name, target
+
+    def __getattr__(self, method: str) -> Any:
+        attr = getattr(self._target, method)
+        hook = self._hooked.before.get((self._name, method))
+        if hook is None or not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def hooked(*args: Any, **kwargs: Any) -> Any:
+            await hook(*args, **kwargs)
+            return await attr(*args, **kwargs)
+
+        return hooked
+
+
+def marks(status: str, update: dict[str, Any]) -> bool:
+    return update.get("$set", {}).get("status") == status
+
+
+async def test_a_reservation_released_by_a_takeover_just_before_reserved_is_never_answered_reserved(
+    shop: Shop,
+) -> None:
+    """The writer listed every unit, then stalled past its lease; order gave up and released: the release
+    took the claim over, returned the units and dropped the claim. When the writer wakes up, its claim is
+    gone: it must not answer RESERVED for units that are back in stock (order would ship them unpaid-for
+    from stock that others can buy: an oversell). It starts over, so what it answers is really reserved."""
+    db = shop.app.state.inventory.db
+    hooked = Hooked(db)
+    released: list[str] = []
+
+    async def order_gives_up(query: dict[str, Any], update: dict[str, Any], **_: Any) -> None:
+        if marks("RESERVED", update) and not released:
+            await db.reservations.update_one({"_id": "order-20"}, {"$set": {"lease_until": time.time() - 1}})
+            released.append(await inventory.release(db, "order-20", 1.0))
+
+    hooked.before[("reservations", "update_one")] = order_gives_up
+    reservation = await inventory.reserve(hooked, "order-20", [("headlamp", 3)], 1.0)
+
+    assert released == ["NOT_FOUND"]  # the release found no reservation: it returned the listed units
+    assert reservation.status == "RESERVED"
+    doc = await db.reservations.find_one({"_id": "order-20"})
+    assert (
+        doc is not None
+        and doc["status"] == "RESERVED"
+        and doc["taken"] == [{"product_id": "headlamp", "quantity": 3}]
+    )
+    assert await shop.stock("headlamp") == 52  # answered RESERVED: the three units really are out of stock
+
+
+async def test_units_taken_before_an_out_of_stock_item_go_back_once_even_if_recording_failed_breaks(
+    shop: Shop,
+) -> None:
+    """The second item is out of stock: the first item's units go back. Recording FAILED then hits a database
+    error, and the rollback for unexpected errors runs too: the units must still go back exactly once."""
+    db = shop.app.state.inventory.db
+    hooked = Hooked(db)
+
+    async def outage_on_failed(query: dict[str, Any], update: dict[str, Any], **_: Any) -> None:
+        if marks("FAILED", update):
+            raise ServerSelectionTimeoutError("mongodb:27017: timed out")
+
+    hooked.before[("reservations", "update_one")] = outage_on_failed
+    with pytest.raises(ServerSelectionTimeoutError):
+        await inventory.reserve(hooked, "order-21", [("headlamp", 4), ("chef-knife", 21)], 1.0)
+
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == (55, 20)
+    assert await db.reservations.find_one({"_id": "order-21"}) is None  # dropped: a retry starts over
+    retry = await inventory.reserve(db, "order-21", [("headlamp", 4), ("chef-knife", 2)], 1.0)
+    assert retry.status == "RESERVED"
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == (51, 18)
+
+
+@pytest.mark.parametrize("failing", ["decrement", "listing"])
+async def test_a_database_error_in_the_middle_of_a_reservation_leaks_no_stock(
+    shop: Shop, failing: str
+) -> None:
+    """Three items; the database fails at the second: when taking its units ("decrement"), or right after
+    taking them, when listing them on the claim ("listing"). Every unit taken goes back, the claim is dropped,
+    and a retry reserves normally."""
+    db = shop.app.state.inventory.db
+    hooked = Hooked(db)
+    calls = {"n": 0}
+    collection, method = (
+        ("products", "update_one") if failing == "decrement" else ("reservations", "update_one")
+    )
+
+    async def outage_at_the_second(*args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ServerSelectionTimeoutError("mongodb:27017: timed out")
+
+    hooked.before[(collection, method)] = outage_at_the_second
+    items = [("chef-knife", 2), ("headlamp", 3), ("two-person-tent", 1)]
+    before = [await shop.stock(pid) for pid, _ in items]
+    with pytest.raises(ServerSelectionTimeoutError):
+        await inventory.reserve(hooked, "order-22", items, 1.0)
+
+    assert [await shop.stock(pid) for pid, _ in items] == before
+    assert await db.reservations.find_one({"_id": "order-22"}) is None
+    assert (await inventory.reserve(db, "order-22", items, 1.0)).status == "RESERVED"
+    assert [await shop.stock(pid) for pid, _ in items] == [
+        n - q for n, (_, q) in zip(before, items, strict=True)
+    ]
+
+
+async def test_two_takeovers_of_one_dead_claim_return_its_units_once(shop: Shop) -> None:
+    """Two calls find the same dead claim at once (a retry of the Reserve and order's Release): its listed
+    units go back to stock once, not once per caller."""
+    await shop.set_stock("headlamp", 50)  # the dead writer had taken 5 and listed them
+    await shop.db.reservations.insert_one(stale_claim("crashed-3", [("headlamp", 5)]))
+    db = shop.app.state.inventory.db
+    first, second = await asyncio.gather(
+        inventory.release(db, "crashed-3", 1.0), inventory.release(db, "crashed-3", 1.0)
+    )
+    assert (first, second) == ("NOT_FOUND", "NOT_FOUND")
+    assert await shop.stock("headlamp") == 55

@@ -1,0 +1,268 @@
+"""order service, checkout when things go wrong, as the shopper sees it: payment's answer lost (500, 502,
+503, 504 or a timeout, once and twice), an undo step that fails and the same key retried after it, two
+shoppers using the same key. The real order, payment, shipping, notification and product apps in one process
+(see in_process.py); `Hosts.lost` replaces payment's answer after payment handled the call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from services.kit import ApiError
+from tests.services.order.in_process import Shop
+
+pytestmark = pytest.mark.timeout(90)
+
+CHARGE = ("POST", "/payments")
+# What the shopper is told when payment's answer is lost twice: a 5xx of the path to payment is a bad
+# gateway, except that 503 and 504 keep their meaning (kit's error_of).
+OUTCOME_UNKNOWN_STATUS = {500: 502, 502: 502, 503: 503, 504: 504, "timeout": 504}
+LOST = list(OUTCOME_UNKNOWN_STATUS)
+
+
+def charges(shop: Shop) -> list[httpx.Request]:
+    return [
+        c for c in shop.hosts.calls if (c.method, c.url.host, c.url.path) == ("POST", "payment", "/payments")
+    ]
+
+
+async def order_of(shop: Shop, headers: dict[str, str], order_id: str) -> dict[str, Any]:
+    response = await shop.client.get(f"/orders/{order_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    order: dict[str, Any] = response.json()
+    return order
+
+
+@pytest.mark.parametrize("answer", LOST, ids=[str(a) for a in LOST])
+async def test_a_lost_payment_answer_is_asked_again_once_and_the_purchase_completes(
+    shop: Shop, answer: int | str
+) -> None:
+    """Payment charged, but its answer was lost on the way back: order asks once more (payment is idempotent
+    per order id, so the repeat answers the recorded charge) and the shopper simply gets the paid order."""
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 2))
+    shop.hosts.lost[CHARGE] = [answer]
+
+    response = await shop.checkout(ada, "k1")
+
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["status"] == "paid"
+    assert len(charges(shop)) == 2  # the one automatic re-ask, no more
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert (payment["_id"], payment["order_id"], payment["status"]) == (
+        order["payment_id"],
+        order["id"],
+        "succeeded",
+    )
+    assert payment["amount_cents"] == order["total_cents"]
+    assert await shop.stock("headlamp") == before - 2
+    assert [h["status"] for h in order["status_history"]].count("charged") == 1
+
+
+@pytest.mark.parametrize("answer", LOST, ids=[str(a) for a in LOST])
+async def test_a_payment_answer_lost_twice_keeps_the_order_until_the_same_key_settles_it(
+    shop: Shop, answer: int | str
+) -> None:
+    """Both answers lost: nobody knows whether the card was charged. The order is neither failed (that would
+    release the stock of a purchase that may be paid, and a retry would charge again) nor left hanging: it
+    keeps its stock, the shopper is told to retry with the same key, and that retry settles it."""
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 2))
+    shop.hosts.lost[CHARGE] = [answer, answer]
+
+    lost = await shop.checkout(ada, "k1")
+
+    assert lost.status_code == OUTCOME_UNKNOWN_STATUS[answer], lost.text
+    error = lost.json()["error"]
+    assert error["code"] == "payment_outcome_unknown"
+    assert "same Idempotency-Key" in error["message"]
+    order_id = error["details"]["order_id"]
+    assert len(charges(shop)) == 2  # asked again once, then gave the decision to the shopper's retry
+    open_order = await order_of(shop, ada, order_id)
+    assert open_order["status"] == "reserved"
+    assert open_order["status_history"][-1]["status"] == "payment_unknown"
+    assert await shop.stock("headlamp") == before - 2  # still reserved for a purchase that may be paid
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert (payment["order_id"], payment["status"]) == (order_id, "succeeded")  # it was charged, once
+
+    settled = await shop.checkout(ada, "k1")
+
+    assert settled.status_code == 201, settled.text
+    order = settled.json()
+    assert (order["id"], order["status"], order["payment_id"]) == (order_id, "paid", payment["_id"])
+    assert len(await shop.docs(shop.payment, "payments")) == 1  # charged once
+    assert len(await shop.docs(shop.order, "orders")) == 1  # no second order
+    assert await shop.stock("headlamp") == before - 2  # taken once
+    assert (await shop.client.get("/cart", headers=ada)).json()["items"] == []
+
+
+async def test_a_charge_that_never_reached_payment_twice_is_charged_once_by_the_retry(shop: Shop) -> None:
+    """A proxy answered 503 before payment saw anything, twice: order cannot tell that from a lost answer,
+    so it keeps the order open; the retry charges once."""
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    shop.hosts.blocked[CHARGE] = [503, 503]
+
+    lost = await shop.checkout(ada, "k1")
+    assert lost.status_code == 503 and lost.json()["error"]["code"] == "payment_outcome_unknown"
+    assert await shop.docs(shop.payment, "payments") == []
+    assert await shop.stock("headlamp") == before - 1
+
+    settled = await shop.checkout(ada, "k1")
+    assert settled.status_code == 201 and settled.json()["status"] == "paid"
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert payment["order_id"] == settled.json()["id"] and payment["status"] == "succeeded"
+    assert await shop.stock("headlamp") == before - 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(503, "simulated_failure"), (402, "card_declined"), (409, "amount_mismatch")],
+)
+async def test_an_answer_that_says_nothing_was_charged_is_final_at_once(
+    shop: Shop, status: int, code: str
+) -> None:
+    """Payment said what happened (a fault injected before anything was done, a decline, a refusal): no
+    re-ask, the order fails with payment's reason, the stock goes back, and the shopper sees the code."""
+    body = {"error": {"code": code, "message": f"{code} (test)"}}
+    shop.hosts.fake[("payment", *CHARGE)] = httpx.Response(status, json=body)
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+
+    response = await shop.checkout(ada, "k1")
+
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert len(charges(shop)) == 1
+    order = await order_of(shop, ada, error["details"]["order_id"])
+    assert order["status"] == "failed" and order["failure_reason"].startswith(code)
+    assert [h["status"] for h in order["status_history"]][-2:] == ["released", "failed"]
+    assert await shop.stock("headlamp") == before
+
+
+# --- the same key after an undo step failed ----------------------------------------------------------
+
+
+async def test_a_retry_after_a_refund_that_failed_never_charges_again(shop: Shop) -> None:
+    """Shipping fails after the charge and the refund fails too: the shopper's money is still taken. The
+    same key again must answer that failed order, not start a new purchase that charges a second time."""
+    shop.hosts.down("shipping", "POST", "/shipments")
+    shop.hosts.flaky = {"/refund": 3}  # every refund attempt answers 503
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+
+    failed = await shop.checkout(ada, "k1")
+    assert failed.status_code == 503
+    order_id = failed.json()["error"]["details"]["order_id"]
+    order = await order_of(shop, ada, order_id)
+    assert "refund_failed" in [h["status"] for h in order["status_history"]]
+
+    del shop.hosts.fake[("shipping", "POST", "/shipments")]  # everything works again
+    again = await shop.checkout(ada, "k1")
+
+    assert again.status_code == 503, again.text
+    assert again.json()["error"]["details"]["order_id"] == order_id
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(await shop.docs(shop.order, "orders")) == 1
+    assert len(charges(shop)) == 1
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert payment["status"] == "succeeded"  # the one charge (to be refunded by hand), never a second
+    assert await shop.stock("headlamp") == before
+
+
+class ReleaseFailing:
+    """order's Inventory client whose Release fails (product unreachable) while `failing`."""
+
+    def __init__(self, inventory: Any) -> None:
+        self.inventory, self.failing, self.releases = inventory, True, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inventory, name)
+
+    async def release(self, order_id: str) -> Any:
+        self.releases += 1
+        if self.failing:
+            raise ApiError(503, "inventory_unavailable", "product is unavailable (test)")
+        return await self.inventory.release(order_id)
+
+
+async def test_a_retry_after_a_release_that_failed_never_reserves_again(shop: Shop) -> None:
+    """The quote fails after the reservation and giving the stock back fails too: the same key answers that
+    failed order (its units are still out of stock, for an operator to return), it never takes them twice."""
+    shop.hosts.down("shipping", "POST", "/shipping/quote")
+    inventory = ReleaseFailing(shop.order.state.inventory)
+    shop.order.state.inventory = inventory
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 2))
+
+    failed = await shop.checkout(ada, "k1")
+    assert failed.status_code == 503
+    order_id = failed.json()["error"]["details"]["order_id"]
+    order = await order_of(shop, ada, order_id)
+    assert [h["status"] for h in order["status_history"]][-2:] == ["release_failed", "failed"]
+    assert inventory.releases == 3  # tried three times
+
+    del shop.hosts.fake[("shipping", "POST", "/shipping/quote")]
+    inventory.failing = False
+    again = await shop.checkout(ada, "k1")
+
+    assert again.status_code == 503, again.text
+    assert again.json()["error"]["details"]["order_id"] == order_id
+    assert len(await shop.docs(shop.order, "orders")) == 1
+    assert await shop.docs(shop.payment, "payments") == []
+    assert await shop.stock("headlamp") == before - 2  # held by the failed order, not taken a second time
+
+
+async def test_a_retry_after_a_fully_undone_failure_is_a_new_attempt(shop: Shop) -> None:
+    """The control for the two above: quote down, release works: the same key tries again, and buys."""
+    shop.hosts.down("shipping", "POST", "/shipping/quote")
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 2))
+    failed = await shop.checkout(ada, "k1")
+    assert failed.status_code == 503
+    first = failed.json()["error"]["details"]["order_id"]
+    assert await shop.stock("headlamp") == before
+
+    del shop.hosts.fake[("shipping", "POST", "/shipping/quote")]
+    again = await shop.checkout(ada, "k1")
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] != first
+    assert "idempotent-replayed" not in again.headers
+    retired = await order_of(shop, ada, first)
+    assert [h["status"] for h in retired["status_history"]][-1] == "retried"
+    assert await shop.stock("headlamp") == before - 2
+
+
+# --- identity ----------------------------------------------------------------------------------------
+
+
+async def test_two_shoppers_using_the_same_key_get_their_own_orders(shop: Shop) -> None:
+    """An Idempotency-Key is the shopper's own: bob's "k1" is not ada's "k1" (no replay of her order to
+    him, no refusal as a reused key)."""
+    ada, bob = shop.user("ada"), shop.user("bob")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    await shop.fill_cart(bob, ("chef-knife", 2))
+
+    first = await shop.checkout(ada, "k1")
+    second = await shop.checkout(bob, "k1")
+
+    assert first.status_code == second.status_code == 201, second.text
+    assert first.json()["id"] != second.json()["id"]
+    assert "idempotent-replayed" not in second.headers
+    assert [i["product_id"] for i in second.json()["items"]] == ["chef-knife"]
+    payments = await shop.docs(shop.payment, "payments")
+    assert sorted((p["user_id"], p["order_id"]) for p in payments) == sorted(
+        [("ada", first.json()["id"]), ("bob", second.json()["id"])]
+    )
+    assert (await shop.client.get(f"/orders/{first.json()['id']}", headers=bob)).status_code == 404
