@@ -35,7 +35,7 @@ lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP) ## mypy (strict on the service kit)
-	$(VENV)/bin/mypy services
+	$(VENV)/bin/mypy services bench
 
 pytest: $(STAMP) ## pytest (cluster tests skip without a cluster)
 	$(VENV)/bin/pytest -q -rs $(PYTEST_ARGS)
@@ -49,7 +49,7 @@ browser:
 	  echo "chromium could not be installed: the browser test will be skipped"
 
 # `tools` first: CI starts with nothing installed (a cold build of every pinned tool; seconds when cached).
-test: tools lint typecheck validate browser pytest image-test ## everything that runs without a cluster (installs what it needs)
+test: tools lint typecheck validate browser wrk pytest image-test bench-smoke ## everything that runs without a cluster (installs what it needs)
 
 dev: $(STAMP) ## run the whole shop locally as processes (Ctrl-C stops all)
 	$(PY) scripts/dev.py

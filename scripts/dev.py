@@ -76,8 +76,11 @@ def stack_env(services: Iterable[Service], extra: Mapping[str, str] | None = Non
 class Stack:
     """A set of running service processes."""
 
-    def __init__(self, services: list[Service], env: Mapping[str, str], log_dir: Path | None = None) -> None:
+    def __init__(
+        self, services: list[Service], env: Mapping[str, str], log_dir: Path | None = None, root: Path = ROOT
+    ) -> None:
         self.services = services
+        self.root = root  # the source tree the services run from (make bench also runs a baseline commit's)
         self.env = dict(env)
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -115,7 +118,7 @@ class Stack:
                 output = (self.log_dir / f"{service.name}.log").open("wb")
             self.processes[service.name] = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service.name}"],
-                cwd=ROOT,
+                cwd=self.root,
                 env=env,
                 stdout=output if output else subprocess.PIPE,
                 stderr=subprocess.STDOUT,

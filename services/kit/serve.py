@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.kit.settings import ConfigurationError, ServiceSettings, SettingsT, load_settings
 
-__all__ = ["ConfigurationError", "serve"]
+__all__ = ["ConfigurationError", "run_server", "serve"]
 
 
 def serve(build_app: Callable[[SettingsT], FastAPI], settings_class: type[SettingsT]) -> None:
@@ -20,10 +20,15 @@ def serve(build_app: Callable[[SettingsT], FastAPI], settings_class: type[Settin
         app = build_app(settings)  # type: ignore[arg-type]
     except ConfigurationError as exc:
         sys.exit(f"{settings.service_name} cannot start: {exc}")
+    run_server(app, host=settings.host, port=settings.port)
+
+
+def run_server(app: FastAPI, *, host: str, port: int) -> None:
+    """uvicorn as every service runs it (also the benchmark's bare reference app, bench/reference_app.py)."""
     uvicorn.run(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=host,
+        port=port,
         log_config=None,  # our JSON logging is already in place
         timeout_graceful_shutdown=10,
         proxy_headers=True,

@@ -1,0 +1,57 @@
+"""Driving one case against one running shop: wrk for single endpoints, asyncio shoppers for the journey."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from bench import shoppers, wrk
+from bench.cases import Case
+from bench.result import Result
+from bench.stacks import Shop
+
+
+@dataclass
+class Target:
+    """Everything one (code, store) offers the cases: the shop, its shoppers and the stock they may buy."""
+
+    shop: Shop
+    cart_tokens: list[str] = field(default_factory=list)
+    journey_tokens: list[str] = field(default_factory=list)
+    catalog: shoppers.Catalog | None = None
+
+
+def prepare_shoppers(target: Target, cases: list[Case], count: int, label: str) -> None:
+    """Accounts for the cases that need a logged-in shopper (registered through the frontend)."""
+    frontend = target.shop.url("frontend")
+    prefix = f"bench-{int(time.time())}-{label.replace(' ', '-').replace('+', '-')}"
+    names = {case.name for case in cases}
+    if "add-to-cart" in names:
+        target.cart_tokens = asyncio.run(shoppers.accounts(frontend, f"{prefix}-cart", count))
+    if "checkout-journey" in names:
+        target.journey_tokens = asyncio.run(shoppers.accounts(frontend, f"{prefix}-buy", count))
+    target.catalog = asyncio.run(shoppers.catalog(frontend))
+
+
+def drive(case: Case, target: Target, url: str, seconds: float, connections: int) -> Result:
+    """Load `url` as the case says for `seconds`."""
+    if case.journey:
+        assert target.catalog is not None
+        outcome = asyncio.run(shoppers.journeys(url, target.journey_tokens, target.catalog, seconds))
+        if outcome.failures:
+            print(f"    journey failures: {outcome.failures}", flush=True)
+        if outcome.sold_out:
+            print("    the catalog sold out: the journey stopped early", flush=True)
+        return outcome.result
+    requests = list(case.requests)
+    if case.name == "add-to-cart":
+        assert target.catalog is not None
+        requests = shoppers.add_to_cart_requests(target.cart_tokens, target.catalog.product_ids)
+    return wrk.run(url, requests, seconds=seconds, connections=connections)
+
+
+def after(case: Case, target: Target) -> None:
+    """Undo what a run left behind that would change the next run (not measured)."""
+    if case.name == "add-to-cart":
+        asyncio.run(shoppers.empty_carts(target.shop.url("order"), target.cart_tokens))

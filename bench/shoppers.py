@@ -1,0 +1,174 @@
+"""Shoppers for the benchmark: accounts, the add-to-cart requests, and the checkout journey.
+
+The journey is what a buyer does once the product is chosen, through the frontend's JSON API: add one unit
+to the cart (`POST /api/cart/items`), then check out (`POST /api/checkout` with an `Idempotency-Key`), which
+makes order reserve stock over gRPC, charge payment, create a shipment and notify. N shoppers run it in a
+closed loop (each starts the next journey when the last one ended), so N is the concurrency. It runs in
+this process on asyncio (aiohttp: far less client CPU per request than the services spend), since wrk can't
+keep one shopper's cart and checkout on one connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from bench.result import Result, from_latencies
+from bench.wrk import Request
+
+PASSWORD = "bench-password-1"
+ADDRESS = {
+    "name": "Bench Shopper",
+    "street": "Benchstraat 1",
+    "city": "Utrecht",
+    "postal_code": "3511 AA",
+    "country": "NL",
+}
+CARD = {"number": "4242 4242 4242 4242", "expiry": "12/39", "cvc": "123"}
+TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+@dataclass
+class Catalog:
+    """Stock the benchmark may still buy, per product (the seed catalog is finite: 1,309 units)."""
+
+    stock: dict[str, int]
+    _order: Iterator[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._order = self._cycle()
+
+    def _cycle(self) -> Iterator[str]:
+        while any(units > 0 for units in self.stock.values()):
+            for product_id, units in self.stock.items():
+                if units > 0:
+                    yield product_id
+
+    def take(self) -> str | None:
+        """A product with a unit left (that unit is now spoken for), or None when everything is sold."""
+        product_id = next(self._order, None)
+        if product_id is not None:
+            self.stock[product_id] -= 1
+        return product_id
+
+    @property
+    def product_ids(self) -> list[str]:
+        return sorted(self.stock)
+
+
+async def catalog(frontend: str) -> Catalog:
+    async with (
+        aiohttp.ClientSession(timeout=TIMEOUT) as http,
+        http.get(f"{frontend}/api/products", params={"page_size": "100"}) as answer,
+    ):
+        answer.raise_for_status()
+        items = (await answer.json())["items"]
+    return Catalog({item["id"]: int(item["stock"]) for item in items})
+
+
+async def accounts(frontend: str, prefix: str, count: int) -> list[str]:
+    """Register and log in `count` new shoppers; their access tokens (auth hashes two passwords at a time)."""
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
+
+        async def one(index: int) -> str:
+            email = f"{prefix}-{index}@example.com"
+            body = {"email": email, "password": PASSWORD, "name": f"Bench {index}"}
+            async with http.post(f"{frontend}/api/register", json=body) as answer:
+                if answer.status != 201:
+                    raise RuntimeError(f"register {email}: {answer.status} {await answer.text()}")
+            login = {"email": email, "password": PASSWORD}
+            async with http.post(f"{frontend}/api/login", json=login) as answer:
+                if answer.status != 200:
+                    raise RuntimeError(f"login {email}: {answer.status} {await answer.text()}")
+                return str((await answer.json())["access_token"])
+
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+def add_to_cart_requests(tokens: list[str], product_ids: list[str]) -> list[Request]:
+    """Every (shopper, product) pair once, one unit each: wrk cycles through them, so no cart line grows
+    past a few units in a run (order refuses more than 99, or more than in stock)."""
+    return [
+        Request(
+            "POST",
+            "/api/cart/items",
+            (("Authorization", f"Bearer {token}"), ("Content-Type", "application/json")),
+            json.dumps({"product_id": product_id, "quantity": 1}),
+        )
+        for product_id in product_ids
+        for token in tokens
+    ]
+
+
+async def empty_carts(order: str, tokens: list[str]) -> None:
+    """Remove every line from these shoppers' carts (order's API, with each shopper's token)."""
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
+
+        async def one(token: str) -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with http.get(f"{order}/cart", headers=headers) as answer:
+                answer.raise_for_status()
+                items = (await answer.json())["items"]
+            for item in items:
+                url = f"{order}/cart/items/{item['product_id']}"
+                async with http.delete(url, headers=headers) as answer:
+                    answer.raise_for_status()
+
+        await asyncio.gather(*(one(token) for token in tokens))
+
+
+@dataclass
+class JourneyOutcome:
+    result: Result
+    sold_out: bool
+    failures: dict[str, int]
+
+
+async def journeys(frontend: str, tokens: list[str], stock: Catalog, seconds: float) -> JourneyOutcome:
+    """Every shopper buys one unit at a time until `seconds` have passed (or the stock is gone)."""
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+    sold_out = False
+    connector = aiohttp.TCPConnector(limit=len(tokens))
+    async with aiohttp.ClientSession(timeout=TIMEOUT, connector=connector) as http:
+
+        async def shopper(token: str, deadline: float) -> None:
+            nonlocal sold_out
+            headers = {"Authorization": f"Bearer {token}"}
+            while time.monotonic() < deadline:
+                product_id = stock.take()
+                if product_id is None:
+                    sold_out = True
+                    return
+                started = time.perf_counter()
+                body = {"product_id": product_id, "quantity": 1}
+                async with http.post(f"{frontend}/api/cart/items", json=body, headers=headers) as answer:
+                    await answer.read()
+                    if answer.status != 200:
+                        _count(failures, f"add to cart {answer.status}")
+                        continue
+                pay = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+                order = {"shipping_address": ADDRESS, "card": CARD}
+                async with http.post(f"{frontend}/api/checkout", json=order, headers=pay) as answer:
+                    await answer.read()
+                    if answer.status != 201:
+                        _count(failures, f"checkout {answer.status}")
+                        continue
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        began = time.monotonic()
+        deadline = began + seconds
+        await asyncio.gather(*(shopper(token, deadline) for token in tokens))
+        elapsed = time.monotonic() - began
+    result = from_latencies(latencies, elapsed, sum(failures.values()))
+    return JourneyOutcome(result, sold_out, failures)
+
+
+def _count(failures: dict[str, int], what: str) -> None:
+    failures[what] = failures.get(what, 0) + 1

@@ -1,0 +1,133 @@
+"""make bench's harness: wrk scripts and summaries, the figures it derives, the targets it judges, and one
+real wrk run against the bare reference app (wrk from Debian: `make wrk` installs it)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import wrk
+from bench.cases import BY_NAME, CASES
+from bench.report import Measurement, summarize, table, verdict_lines, verdicts
+from bench.result import Result, from_latencies, percentile
+from bench.run import parse_args
+from bench.stacks import ReferenceApp
+
+
+def result(rate: float, p99: float = 10.0, errors: int = 0) -> Result:
+    return Result(
+        requests=int(rate * 10),
+        seconds=10.0,
+        errors=errors,
+        p50_ms=1.0,
+        p90_ms=5.0,
+        p99_ms=p99,
+        max_ms=p99 * 2,
+    )
+
+
+def test_a_case_run_on_every_store_has_a_reference_run_on_every_store() -> None:
+    for case in CASES:
+        if case.reference is not None:
+            reference = BY_NAME[case.reference]
+            assert reference.store_bound or not case.store_bound, (
+                f"{case.name}: no reference on a second store"
+            )
+
+
+def test_one_request_becomes_wrks_static_request() -> None:
+    script = wrk.lua_script([wrk.Request(path="/healthz")])
+    assert 'wrk.path = "/healthz"' in script
+    assert "request = function" not in script
+
+
+def test_several_requests_are_formatted_once_and_cycled() -> None:
+    requests = [
+        wrk.Request("POST", "/api/cart/items", (("Authorization", f"Bearer t{i}"),), '{"quantity": 1}')
+        for i in range(3)
+    ]
+    script = wrk.lua_script(requests)
+    assert script.count("wrk.format(") == 3
+    assert '"Bearer t2"' in script and "request = function" in script
+
+
+def test_a_wrk_summary_is_read_and_a_missing_one_is_an_error() -> None:
+    line = (
+        f'{wrk.MARK}{{"requests":1200,"duration_us":2000000,"connect":0,"read":1,"write":0,"status":2,'
+        '"timeout":0,"p50_us":1500,"p90_us":3000,"p99_us":9000,"max_us":12000}'
+    )
+    found = wrk.parse(f"Running 2s test\n{line}\n")
+    assert (found.rate, found.errors, found.p50_ms, found.p99_ms) == (600.0, 3, 1.5, 9.0)
+    with pytest.raises(ValueError, match="no summary"):
+        wrk.parse("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50 and percentile(values, 0.99) == 99
+    assert math.isnan(percentile([], 0.5))
+    journeys = from_latencies([30.0, 10.0, 20.0], seconds=2.0, errors=1)
+    assert (journeys.requests, journeys.rate, journeys.p50_ms, journeys.max_ms) == (3, 1.5, 20.0, 30.0)
+
+
+def test_rows_take_the_median_of_rounds_and_the_ratio_to_the_reference_of_the_same_run() -> None:
+    measurements = [
+        Measurement("memory", "abc", "product-list", 1, result(1000), cpu_seconds=5.0),
+        Measurement("memory", "abc", "product-list", 2, result(1200), cpu_seconds=5.0),
+        Measurement("memory", "abc", "frontend-api-products", 1, result(500), cpu_seconds=5.0),
+        Measurement("memory", "abc", "frontend-api-products", 2, result(700), cpu_seconds=5.0),
+        Measurement("memory", "old", "frontend-api-products", 1, result(330), cpu_seconds=5.0),
+    ]
+    rows = {(row.tree, row.case): row for row in summarize(measurements)}
+    hop = rows[("abc", "frontend-api-products")]
+    assert (hop.rate, hop.rate_low, hop.rate_high) == (600, 500, 700)
+    assert hop.ratio == pytest.approx(600 / 1100)
+    assert hop.cpu_ms == pytest.approx(1000 * 10 / 12000)
+    # a tree without its own reference is compared with the reference measured on another tree
+    assert rows[("old", "frontend-api-products")].ratio == pytest.approx(330 / 1100)
+    assert "55% of product-list" in table(list(rows.values()))
+
+
+def test_targets_are_judged_met_and_missed() -> None:
+    measurements = [
+        Measurement("memory", "abc", "bare", 1, result(1000), 1.0),
+        Measurement("memory", "abc", "kit-healthz", 1, result(950), 1.0),
+        Measurement("memory", "abc", "checkout-journey", 1, result(30, p99=400.0), 1.0),
+    ]
+    idle = {("memory", "abc"): {"product": 70.0, "frontend": 85.0, "database": 300.0}}
+    lines = verdict_lines(verdicts(summarize(measurements), idle))
+    assert "met    kit /healthz >= 90 % of bare: 95% (memory, abc)" in lines
+    assert "MISSED checkout journey p99 <= 250 ms: 400 ms (memory, abc)" in lines
+    assert "MISSED idle RSS <= 80 MB per service: 85 MB (memory, abc)" in lines  # the database is no service
+
+
+def test_arguments_refuse_unknown_cases_and_stores() -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--cases", "no-such-case"])
+    with pytest.raises(SystemExit):
+        parse_args(["--stores", "postgres"])
+    smoke = parse_args(["--smoke"])
+    assert (smoke.seconds, smoke.rounds, smoke.stores) == (1.0, 1, ["memory"])
+
+
+@pytest.fixture(scope="module")
+def reference_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    app = ReferenceApp(Path(tmp_path_factory.mktemp("reference")))
+    app.start()
+    try:
+        yield app.url
+    finally:
+        app.stop()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make wrk installs it)")
+def test_wrk_drives_the_reference_app_for_real(reference_app: str) -> None:
+    found = wrk.run(reference_app, [wrk.Request(path="/healthz")], seconds=1, connections=2)
+    assert found.errors == 0 and found.requests > 50
+    assert 0 < found.p50_ms <= found.p99_ms <= found.max_ms
+    refused = wrk.run(reference_app, [wrk.Request(path="/no-such-path")], seconds=1, connections=1)
+    assert refused.errors == refused.requests > 0  # wrk counts every non-2xx/3xx answer as an error
