@@ -7,14 +7,15 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.auth import passwords, store
-from services.auth.keys import SigningKey
+from services.auth.keys import CurrentSigningKey, SigningKey
 from services.auth.settings import Settings
 from services.kit import ApiError
 from services.kit.db import Database
+from services.kit.deps import AppSettings, Db
 
 router = APIRouter(tags=["auth"])
 
@@ -63,16 +64,6 @@ class TokenPair(BaseModel):
     expires_in: int = Field(examples=[900], description="access token lifetime in seconds")
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
 def groups_for(user: dict[str, Any], settings: Settings) -> list[str]:
     """Groups are derived at every token issue, so an ADMIN_EMAILS change applies at the next refresh."""
     groups = ["customer"]
@@ -83,9 +74,9 @@ def groups_for(user: dict[str, Any], settings: Settings) -> list[str]:
     return groups
 
 
-async def _token_pair(request: Request, user: dict[str, Any], family: str) -> TokenPair:
-    settings = _settings(request)
-    key: SigningKey = request.app.state.signing_key
+async def _token_pair(
+    db: Database, settings: Settings, key: SigningKey, user: dict[str, Any], family: str
+) -> TokenPair:
     now = int(time.time())
     claims = {
         "iss": settings.jwt_issuer,
@@ -99,9 +90,7 @@ async def _token_pair(request: Request, user: dict[str, Any], family: str) -> To
         "exp": now + settings.access_token_ttl_seconds,
         "jti": uuid.uuid4().hex,
     }
-    refresh = await store.issue_refresh_token(
-        _db(request), user["_id"], family, settings.refresh_token_ttl_seconds
-    )
+    refresh = await store.issue_refresh_token(db, user["_id"], family, settings.refresh_token_ttl_seconds)
     return TokenPair(
         access_token=key.sign(claims), refresh_token=refresh, expires_in=settings.access_token_ttl_seconds
     )
@@ -119,13 +108,13 @@ def _bad_credentials() -> ApiError:
     summary="Create an account",
     responses={409: {"description": "email already registered"}},
 )
-async def register(body: RegisterRequest, request: Request) -> UserOut:
+async def register(body: RegisterRequest, db: Db, settings: AppSettings[Settings]) -> UserOut:
     password_hash = await passwords.hash_password(body.password)
     try:
-        user = await store.create_user(_db(request), body.email, body.name, password_hash, body.beta_tester)
+        user = await store.create_user(db, body.email, body.name, password_hash, body.beta_tester)
     except store.EmailTaken:
         raise ApiError(409, "email_taken", "an account with this email already exists") from None
-    groups = groups_for(user, _settings(request))
+    groups = groups_for(user, settings)
     return UserOut(id=user["_id"], email=user["email"], name=user["name"], groups=groups)
 
 
@@ -135,9 +124,9 @@ async def register(body: RegisterRequest, request: Request) -> UserOut:
     summary="Log in: an access token and a refresh token",
     responses={401: {"description": "bad credentials"}, 429: {"description": "too many failed attempts"}},
 )
-async def login(body: LoginRequest, request: Request) -> TokenPair:
-    settings = _settings(request)
-    db = _db(request)
+async def login(
+    body: LoginRequest, db: Db, settings: AppSettings[Settings], key: CurrentSigningKey
+) -> TokenPair:
     throttle = store.Throttle(
         settings.login_max_failures,
         timedelta(seconds=settings.login_failure_window_seconds),
@@ -159,7 +148,7 @@ async def login(body: LoginRequest, request: Request) -> TokenPair:
     await store.clear_login_attempts(db, body.email)
     if passwords.needs_rehash(user["password_hash"]):
         await store.replace_password_hash(db, user["_id"], await passwords.hash_password(body.password))
-    return await _token_pair(request, user, store.new_family())
+    return await _token_pair(db, settings, key, user, store.new_family())
 
 
 @router.post(
@@ -168,18 +157,18 @@ async def login(body: LoginRequest, request: Request) -> TokenPair:
     summary="Trade a refresh token for a new pair (the old refresh token stops working)",
     responses={401: {"description": "unknown, expired or already used refresh token"}},
 )
-async def refresh(body: RefreshRequest, request: Request) -> TokenPair:
-    db = _db(request)
+async def refresh(
+    body: RefreshRequest, db: Db, settings: AppSettings[Settings], key: CurrentSigningKey
+) -> TokenPair:
     used = await store.consume_refresh_token(db, body.refresh_token)
     user = await store.find_user(db, used["user_id"]) if used else None
     if used is None or user is None:
         raise ApiError(401, "invalid_refresh_token", "refresh token is invalid, expired or already used")
-    return await _token_pair(request, user, used["family"])
+    return await _token_pair(db, settings, key, user, used["family"])
 
 
 @router.get("/.well-known/jwks.json", tags=["keys"], summary="Public keys that verify access tokens")
-async def jwks(request: Request, response: Response) -> dict[str, Any]:
-    key: SigningKey = request.app.state.signing_key
+async def jwks(response: Response, key: CurrentSigningKey) -> dict[str, Any]:
     # Verifiers cache keys and refetch on an unknown kid, so a short max-age is plenty.
     response.headers["Cache-Control"] = "public, max-age=300"
     return key.jwks()

@@ -12,6 +12,7 @@ from services.auth.clients import ServiceClients
 from services.auth.keys import load_signing_key
 from services.auth.settings import Settings
 from services.kit import create_app, load_settings
+from services.kit.jwt import JwksVerifier
 
 log = logging.getLogger("auth.app")
 
@@ -36,6 +37,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         log.warning("OAUTH_CLIENTS is unset: no service can get its own token (order cannot refund)")
     else:
         log.info("OAuth clients: %s", ", ".join(sorted(app.state.service_clients.secrets)))
-    # auth must not call itself for its own JWKS: its verifier trusts its key directly.
+    # auth verifies its own tokens with its own key: no JWKS to fetch (it has no TokenSettings).
+    own_jwks = f"http://{settings.host}:{settings.port}/.well-known/jwks.json"
+    app.state.verifier = JwksVerifier(own_jwks, settings.jwt_issuer, settings.jwt_audience)
     app.state.verifier.trust(signing_key.jwks())
     return app

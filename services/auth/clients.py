@@ -11,9 +11,12 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Annotated
 
+from fastapi import Depends, Request
 from pydantic import SecretStr
 
+from services.kit.deps import app_state
 from services.kit.serve import ConfigurationError
 
 CLIENT_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -51,3 +54,12 @@ class ServiceClients:
         expected = self.secrets.get(client_id)
         matches = hmac.compare_digest((expected or _DUMMY).encode(), secret.encode())
         return matches and expected is not None
+
+
+async def app_service_clients(request: Request) -> ServiceClients:
+    """The clients `build_app` parsed from OAUTH_CLIENTS (as a dependency: `clients: KnownServiceClients`)."""
+    clients: ServiceClients = app_state(request).service_clients
+    return clients
+
+
+KnownServiceClients = Annotated[ServiceClients, Depends(app_service_clients)]

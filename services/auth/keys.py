@@ -8,13 +8,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from fastapi import Depends, Request
 
 from services.auth.settings import Settings
 from services.kit import jwt
+from services.kit.deps import app_state
 from services.kit.serve import ConfigurationError
 
 log = logging.getLogger("auth.keys")
@@ -80,3 +82,12 @@ def load_signing_key(settings: Settings) -> SigningKey:
     kid = thumbprint(jwt.public_jwk(key, "-"))
     log.info("signing key %s (%s)", kid, source)
     return SigningKey(key, kid, source)
+
+
+async def app_signing_key(request: Request) -> SigningKey:
+    """The key `build_app` loaded (as a FastAPI dependency: `key: CurrentSigningKey`)."""
+    key: SigningKey = app_state(request).signing_key
+    return key
+
+
+CurrentSigningKey = Annotated[SigningKey, Depends(app_signing_key)]

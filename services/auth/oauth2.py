@@ -24,9 +24,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from services.auth.clients import ServiceClients
-from services.auth.keys import SigningKey
+from services.auth.clients import KnownServiceClients
+from services.auth.keys import CurrentSigningKey
 from services.auth.settings import Settings
+from services.kit.deps import AppSettings
 
 log = logging.getLogger("auth.oauth2")
 router = APIRouter(tags=["oauth2"])
@@ -91,7 +92,9 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
         401: {"model": OAuthError, "description": "invalid_client: unknown client or wrong secret"},
     },
 )
-async def token(request: Request) -> JSONResponse:
+async def token(
+    request: Request, clients: KnownServiceClients, settings: AppSettings[Settings], key: CurrentSigningKey
+) -> JSONResponse:
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return _error(400, "invalid_request", "send an application/x-www-form-urlencoded body")
     form = await request.form()
@@ -101,7 +104,6 @@ async def token(request: Request) -> JSONResponse:
     if basic is not None and in_form:
         return _error(400, "invalid_request", "authenticate with HTTP Basic or the form, not both")
     client_id, secret = basic or (fields.get("client_id", ""), fields.get("client_secret", ""))
-    clients: ServiceClients = request.app.state.service_clients
     if not client_id or not clients.authenticate(client_id, secret):
         log.warning("client credentials refused for %r", client_id[:64])
         return _error(401, "invalid_client", "unknown client or wrong secret", basic=basic is not None)
@@ -112,8 +114,6 @@ async def token(request: Request) -> JSONResponse:
         return _error(400, "unsupported_grant_type", "this endpoint issues client_credentials tokens only")
     if fields.get("scope", "").strip():
         return _error(400, "invalid_scope", "no scopes are defined: leave scope out")
-    settings: Settings = request.app.state.settings
-    key: SigningKey = request.app.state.signing_key
     now = int(time.time())
     claims = {
         "iss": settings.jwt_issuer,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from services.kit import ServiceSettings
+from services import topology
+from services.kit import DatabaseSettings
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings):
     service_name: str = "auth"
-    port: int = Field(8081, ge=1, le=65535)
+    port: int = Field(topology.dev_port("auth"), ge=1, le=65535)
 
     # The RS256 signing key: a PEM file (a mounted Secret in the cluster) or PEM text.
     # Neither set = dev mode: a key is generated at start and tokens do not survive a restart.

@@ -25,7 +25,6 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         title="Shop frontend",
         description="The web shop's pages and a JSON API under /api/ for load tests.",
         routers=[api.router, page_routes.router],
-        uses_database=False,
     )
     if settings.session_secret is None:
         log.warning("SESSION_SECRET is not set: using a random one (forms break across replicas/restarts)")

@@ -17,6 +17,7 @@ import httpx
 from fastapi import Request
 
 from services.kit.context import forwarded_headers, forwarded_var
+from services.kit.deps import app_state
 from services.kit.errors import ApiError
 
 log = logging.getLogger("frontend.clients")
@@ -68,7 +69,7 @@ def _error_from(response: httpx.Response, service: str) -> ApiError:
 class Neighbours:
     def __init__(self, request: Request, identity: dict[str, str]) -> None:
         self.request = request
-        self.settings = request.app.state.settings
+        self.settings = app_state(request).settings
         self.identity = identity
 
     def _outgoing_headers(self) -> dict[str, str]:
@@ -88,7 +89,7 @@ class Neighbours:
         base = getattr(self.settings, f"{service}_url").rstrip("/")
         token = forwarded_var.set(self._outgoing_headers())
         try:
-            response: httpx.Response = await self.request.app.state.http.request(
+            response: httpx.Response = await app_state(self.request).http.request(
                 method, base + path, **kwargs
             )
         finally:

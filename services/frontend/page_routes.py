@@ -26,6 +26,8 @@ from services.frontend.session import (
     resolve_session,
     start_session,
 )
+from services.frontend.settings import Settings
+from services.kit.deps import AppSettings
 from services.kit.errors import ApiError
 
 router = APIRouter(include_in_schema=False)
@@ -75,8 +77,9 @@ def _neighbours(request: Request, session: Session) -> Neighbours:
 
 
 @router.get("/")
-async def catalog(request: Request, session: Session = Depends(resolve_session)) -> Response:
-    settings = request.app.state.settings
+async def catalog(
+    request: Request, settings: AppSettings[Settings], session: Session = Depends(resolve_session)
+) -> Response:
     params = request.query_params
     page = _int(params.get("page"), 1, 1, 10_000)
     category = params.get("category", "")[:60]

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.frontend.clients import NOTICE_COOKIE, PRODUCT_SERVED_BY, items_of
 from services.frontend.session import CANARY_COOKIE, Session, csrf_token, queue_cookie
+from services.kit.deps import app_state
 from services.kit.errors import ApiError
 
 log = logging.getLogger("frontend.rendering")
@@ -87,7 +88,7 @@ def cart_view(cart: dict[str, Any]) -> dict[str, Any]:
 
 
 def banner(request: Request) -> dict[str, str]:
-    settings = request.app.state.settings
+    settings = app_state(request).settings
     return {
         "variant": settings.variant,
         "version": settings.version,

@@ -23,6 +23,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.frontend.clients import SESSION_COOKIES, Neighbours
+from services.kit.deps import app_state
 from services.kit.errors import ApiError, documents
 from services.kit.jwt import JwksVerifier, Principal
 
@@ -76,8 +77,8 @@ def queue_cookie(request: Request, name: str, value: str | None, max_age: int | 
 
 async def start_session(request: Request, tokens: dict[str, Any]) -> Principal:
     """Keep a fresh token pair (from login or refresh) in the cookies; the verified user."""
-    principal: Principal = await request.app.state.verifier.verify(str(tokens["access_token"]))
-    keep = request.app.state.settings.refresh_cookie_days * 86400
+    principal: Principal = await app_state(request).verifier.verify(str(tokens["access_token"]))
+    keep = app_state(request).settings.refresh_cookie_days * 86400
     queue_cookie(request, ACCESS_COOKIE, str(tokens["access_token"]), int(tokens.get("expires_in") or 900))
     queue_cookie(request, REFRESH_COOKIE, str(tokens["refresh_token"]), keep)
     queue_cookie(request, GROUP_COOKIE, user_group(principal), keep)
@@ -140,7 +141,7 @@ def csrf_token(request: Request) -> str:
     cached: str | None = request.scope.get("frontend.csrf")
     if cached:
         return cached
-    secret: bytes = request.app.state.session_secret
+    secret: bytes = app_state(request).session_secret
     token = request.cookies.get(CSRF_COOKIE, "")
     if not _valid_token(secret, token):
         nonce = secrets.token_urlsafe(24)
@@ -152,7 +153,7 @@ def csrf_token(request: Request) -> str:
 
 def check_csrf(request: Request, submitted: str | None) -> None:
     """403 unless the submitted token matches the cookie and carries our signature."""
-    secret: bytes = request.app.state.session_secret
+    secret: bytes = app_state(request).session_secret
     cookie = request.cookies.get(CSRF_COOKIE, "")
     if not submitted or not _valid_token(secret, cookie) or not hmac.compare_digest(submitted, cookie):
         raise ApiError(
@@ -173,7 +174,7 @@ async def resolve_session(request: Request) -> Session:
     cached: Session | None = request.scope.get("frontend.session")
     if cached is not None:
         return cached
-    verifier: JwksVerifier = request.app.state.verifier
+    verifier: JwksVerifier = app_state(request).verifier
     scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and bearer.strip():
         session = _session_for(await verifier.verify(bearer.strip()), via_cookie=False)

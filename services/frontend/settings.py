@@ -6,15 +6,23 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from services.kit.settings import ServiceSettings
+from services import topology
+from services.kit import TokenSettings
 
 Variant = Literal["stable", "mobile-optimized", "beta-features"]
 
 
-class Settings(ServiceSettings):
+class Settings(TokenSettings):
     service_name: str = "frontend"
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(topology.dev_port("frontend"), ge=1, le=65535)
 
+    # The neighbours the frontend calls (docs/architecture.md, "Who calls whom"); the cluster sets
+    # http://<name>:3000.
+    auth_url: str = topology.dev_url("auth")
+    user_url: str = topology.dev_url("user")
+    product_url: str = topology.dev_url("product")
+    order_url: str = topology.dev_url("order")
+    notification_url: str = topology.dev_url("notification")
     # Which A/B variant this deployment is (the mesh routes users to one of them).
     variant: Variant = "stable"
     # Signs the CSRF tokens. Unset: a random one per process (fine for one dev process only).

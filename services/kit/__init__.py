@@ -2,6 +2,6 @@
 
 from services.kit.app import create_app
 from services.kit.errors import ApiError
-from services.kit.settings import ServiceSettings, load_settings
+from services.kit.settings import DatabaseSettings, ServiceSettings, TokenSettings, load_settings
 
-__all__ = ["ApiError", "ServiceSettings", "create_app", "load_settings"]
+__all__ = ["ApiError", "DatabaseSettings", "ServiceSettings", "TokenSettings", "create_app", "load_settings"]

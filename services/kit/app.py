@@ -21,7 +21,7 @@ from services.kit.jwt import JwksVerifier
 from services.kit.logs import setup_logging
 from services.kit.metrics import HttpMetrics
 from services.kit.middleware import RequestMiddleware
-from services.kit.settings import ServiceSettings
+from services.kit.settings import DatabaseSettings, ServiceSettings, TokenSettings
 
 log = logging.getLogger("kit.app")
 
@@ -66,14 +66,15 @@ def create_app(
     startup: Sequence[Hook] = (),
     shutdown: Sequence[Hook] = (),
     readiness: Sequence[ReadinessCheck] = (),
-    uses_database: bool = True,
 ) -> FastAPI:
     """Build a service app.
 
-    `app.state` carries `settings`, `db` (the service's MongoDB database), `http` (a `ServiceClient`)
-    and `verifier` (JWT verification). `startup` hooks run in order once the app starts (create
+    `app.state` carries `settings`, `http` (a `ServiceClient`), and what the settings' classes ask for:
+    `db` (the service's MongoDB database) for `DatabaseSettings`, `verifier` (JWT verification against
+    auth's JWKS) for `TokenSettings`. `startup` hooks run in order once the app starts (create
     indexes, seed, start a gRPC server); `shutdown` hooks run in reverse on the way out.
     """
+    uses_database = isinstance(settings, DatabaseSettings)
     setup_logging(settings.service_name, settings.version, settings.log_level)
     tracing.setup_tracing(settings.service_name, settings.version)
 
@@ -118,8 +119,9 @@ def create_app(
     app.state.shutting_down = False
     app.state.started = False
     app.state.http = ServiceClient(settings)
-    app.state.verifier = JwksVerifier(settings.auth_jwks_url, settings.jwt_issuer, settings.jwt_audience)
-    if uses_database:
+    if isinstance(settings, TokenSettings):
+        app.state.verifier = JwksVerifier(settings.auth_jwks_url, settings.jwt_issuer, settings.jwt_audience)
+    if isinstance(settings, DatabaseSettings):
         app.state.mongo = db.create_mongo_client(settings)
         app.state.db = app.state.mongo[settings.database_name]
 

@@ -8,7 +8,7 @@ from typing import Any, cast
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.kit.settings import ConfigurationError, ServiceSettings
+from services.kit.settings import ConfigurationError, DatabaseSettings
 
 log = logging.getLogger("kit.db")
 
@@ -16,7 +16,7 @@ MongoClient = AsyncMongoClient[dict[str, Any]]
 Database = AsyncDatabase[dict[str, Any]]
 
 
-def create_mongo_client(settings: ServiceSettings) -> MongoClient:
+def create_mongo_client(settings: DatabaseSettings) -> MongoClient:
     """PyMongo's async client for a real server; an in-memory substitute only when MONGO_URL is unset.
 
     Raises ConfigurationError when MONGO_URL is unset where the substitute is not installed (the images:

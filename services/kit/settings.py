@@ -8,9 +8,13 @@ from typing import TypeVar
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services import topology
+
 
 class ServiceSettings(BaseSettings):
-    """What every service reads from its environment. Services subclass this and set the defaults."""
+    """What every service reads from its environment. A service's `Settings` subclasses this (plus
+    `DatabaseSettings` and/or `TokenSettings` when it has a database or verifies tokens) and names, as URL
+    settings, only the neighbours it calls (docs/architecture.md, "Who calls whom"; a test checks it)."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
@@ -20,10 +24,7 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
 
-    mongo_url: str | None = None
-    mongo_db: str | None = None
-
-    auth_jwks_url: str = "http://127.0.0.1:8081/.well-known/jwks.json"
+    # The claims of the shop's access tokens: auth issues them, the others verify them.
     jwt_issuer: str = "shop-auth"
     jwt_audience: str = "shop"
 
@@ -31,15 +32,6 @@ class ServiceSettings(BaseSettings):
     http_read_timeout: float = Field(default=5.0, gt=0)
     grpc_timeout: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
-
-    auth_url: str = "http://127.0.0.1:8081"
-    user_url: str = "http://127.0.0.1:8082"
-    product_url: str = "http://127.0.0.1:8083"
-    payment_url: str = "http://127.0.0.1:8084"
-    order_url: str = "http://127.0.0.1:8085"
-    shipping_url: str = "http://127.0.0.1:8086"
-    notification_url: str = "http://127.0.0.1:8087"
-    product_grpc_target: str = "127.0.0.1:9000"
 
     @field_validator("log_level")
     @classmethod
@@ -49,9 +41,44 @@ class ServiceSettings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
+
+class DatabaseSettings(ServiceSettings):
+    """A service with a MongoDB database of its own (neighbour `mongodb`). `create_app` connects it as
+    `app.state.db` and pings it in /readyz; MONGO_URL unset = the in-memory store (dev and tests only)."""
+
+    mongo_url: str | None = None
+    mongo_db: str | None = None
+
     @property
     def database_name(self) -> str:
         return self.mongo_db or self.service_name
+
+
+class TokenSettings(ServiceSettings):
+    """A service that verifies access tokens (neighbour `auth`, for its JWKS). `create_app` gives it
+    `app.state.verifier`, which the kit's `CurrentUser`/`AdminUser`/`Caller` dependencies use."""
+
+    auth_jwks_url: str = f"{topology.dev_url('auth')}/.well-known/jwks.json"
+
+
+# URL settings that point outside the shop, so they name no neighbour of the call graph.
+EXTERNAL_URL_SETTINGS = {"provider_url": "payment's card provider outside the shop (the egress lab)"}
+
+
+def neighbour_settings(cls: type[ServiceSettings]) -> dict[str, str]:
+    """The settings of `cls` that say where a neighbour is, and the neighbour each names: `<service>_url`
+    and `<service>_grpc_target` -> that service, `auth_jwks_url` -> auth, `mongo_url` -> mongodb."""
+    found: dict[str, str] = {}
+    for name in cls.model_fields:
+        if name == "mongo_url":
+            found[name] = "mongodb"
+        elif name == "auth_jwks_url":
+            found[name] = "auth"
+        elif name.endswith("_grpc_target"):
+            found[name] = name.removesuffix("_grpc_target")
+        elif name.endswith("_url") and name not in EXTERNAL_URL_SETTINGS:
+            found[name] = name.removesuffix("_url")
+    return found
 
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)

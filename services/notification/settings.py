@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.kit import ServiceSettings
+from services import topology
+from services.kit import DatabaseSettings, TokenSettings
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings, TokenSettings):
     service_name: str = "notification"
-    port: int = Field(8087, ge=1, le=65535)
+    port: int = Field(topology.dev_port("notification"), ge=1, le=65535)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path
 
 from services.contracts import CartItemIn
 from services.kit import ApiError
-from services.kit.jwt import Principal
-from services.kit.security import current_user
+from services.kit.deps import CurrentUser, Db
 from services.order import store
-from services.order.clients import Neighbours
+from services.order.clients import Neighbours, NeighboursDep
+from services.order.inventory_client import InventoryClient, InventoryDep
 from services.order.models import CartItemOut, CartOut, QuantityIn
 
 router = APIRouter(tags=["cart"])
-User = Annotated[Principal, Depends(current_user)]
 ProductPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
 
 
@@ -37,10 +36,12 @@ def cart_out(cart: dict[str, Any]) -> CartOut:
     )
 
 
-async def _checked_item(request: Request, product_id: str, quantity: int) -> dict[str, Any]:
+async def _checked_item(
+    neighbours: Neighbours, inventory: InventoryClient, product_id: str, quantity: int
+) -> dict[str, Any]:
     """The product's current name and price, after checking `quantity` units are available."""
-    product = await Neighbours(request.app.state.http, request.app.state.settings).product(product_id)
-    levels = await request.app.state.inventory.get_stock([product_id])
+    product = await neighbours.product(product_id)
+    levels = await inventory.get_stock([product_id])
     available = int(levels.get(product_id, 0))
     if quantity > available:
         raise ApiError(
@@ -64,8 +65,8 @@ def _find(items: list[dict[str, Any]], product_id: str) -> dict[str, Any] | None
 
 
 @router.get("/cart", response_model=CartOut, summary="The caller's cart")
-async def get_cart(request: Request, user: User) -> CartOut:
-    return cart_out(await store.get_cart(request.app.state.db, user.sub))
+async def get_cart(db: Db, user: CurrentUser) -> CartOut:
+    return cart_out(await store.get_cart(db, user.sub))
 
 
 @router.post(
@@ -74,13 +75,14 @@ async def get_cart(request: Request, user: User) -> CartOut:
     summary="Add units of a product (adds to what is already in the cart)",
     responses={404: {"description": "unknown product"}, 409: {"description": "insufficient_stock"}},
 )
-async def add_item(body: CartItemIn, request: Request, user: User) -> CartOut:
-    db = request.app.state.db
+async def add_item(
+    body: CartItemIn, db: Db, neighbours: NeighboursDep, inventory: InventoryDep, user: CurrentUser
+) -> CartOut:
     current = _find((await store.get_cart(db, user.sub))["items"], body.product_id)
     wanted = body.quantity + (current["quantity"] if current else 0)
     if wanted > 99:
         raise ApiError(409, "quantity_limit", "at most 99 units of a product per order")
-    fresh = await _checked_item(request, body.product_id, wanted)
+    fresh = await _checked_item(neighbours, inventory, body.product_id, wanted)
 
     def change(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         existing = _find(items, body.product_id)
@@ -98,11 +100,17 @@ async def add_item(body: CartItemIn, request: Request, user: User) -> CartOut:
     summary="Set the quantity of a product in the cart",
     responses={404: {"description": "not in the cart"}, 409: {"description": "insufficient_stock"}},
 )
-async def set_quantity(product_id: ProductPath, body: QuantityIn, request: Request, user: User) -> CartOut:
-    db = request.app.state.db
+async def set_quantity(
+    product_id: ProductPath,
+    body: QuantityIn,
+    db: Db,
+    neighbours: NeighboursDep,
+    inventory: InventoryDep,
+    user: CurrentUser,
+) -> CartOut:
     if _find((await store.get_cart(db, user.sub))["items"], product_id) is None:
         raise ApiError(404, "not_in_cart", f"{product_id!r} is not in the cart")
-    fresh = await _checked_item(request, product_id, body.quantity)
+    fresh = await _checked_item(neighbours, inventory, product_id, body.quantity)
 
     def change(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         existing = _find(items, product_id)
@@ -120,10 +128,10 @@ async def set_quantity(product_id: ProductPath, body: QuantityIn, request: Reque
     summary="Remove a product from the cart",
     responses={404: {"description": "not in the cart"}},
 )
-async def remove_item(product_id: ProductPath, request: Request, user: User) -> CartOut:
+async def remove_item(product_id: ProductPath, db: Db, user: CurrentUser) -> CartOut:
     def change(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if _find(items, product_id) is None:
             raise ApiError(404, "not_in_cart", f"{product_id!r} is not in the cart")
         return [item for item in items if item["product_id"] != product_id]
 
-    return cart_out(await store.update_cart(request.app.state.db, user.sub, change))
+    return cart_out(await store.update_cart(db, user.sub, change))

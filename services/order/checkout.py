@@ -17,16 +17,21 @@ import logging
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from starlette.datastructures import State
 
 from services.contracts import CheckoutIn
 from services.kit import ApiError, clock
+from services.kit.db import Database
+from services.kit.deps import app_state
 from services.kit.jwt import Principal
 from services.order import store, tracking
 from services.order.clients import Neighbours, error_of
+from services.order.inventory_client import InventoryClient
 from services.order.settings import Settings
 
 log = logging.getLogger("order.checkout")
@@ -36,6 +41,33 @@ SUCCEEDED = (*REFUNDABLE, "refunded")  # a purchase happened (an admin may have 
 TERMINAL = (*SUCCEEDED, "failed")
 IN_PROGRESS = ["pending", "reserved", "charged"]
 REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What a checkout works with: order's database and settings, its clients of the neighbours (with
+    order's own identity) and of product's gRPC Inventory. Route handlers get one per request
+    (`CheckoutDep`); code without a request (a startup or background job) builds one with `of_app`."""
+
+    db: Database
+    settings: Settings
+    neighbours: Neighbours
+    inventory: InventoryClient
+
+    @classmethod
+    def of_app(cls, app: FastAPI) -> Checkout:
+        return cls.of_state(app.state)
+
+    @classmethod
+    def of_state(cls, state: State) -> Checkout:
+        return cls(state.db, state.settings, Neighbours.of_state(state), state.inventory)
+
+
+async def checkout_for_request(request: Request) -> Checkout:
+    return Checkout.of_state(app_state(request))
+
+
+CheckoutDep = Annotated[Checkout, Depends(checkout_for_request)]
 
 
 def _body_hash(salt: str, body: CheckoutIn) -> str:
@@ -56,9 +88,9 @@ def _failure_error(order: Doc, headers: dict[str, str] | None = None) -> ApiErro
     return ApiError(failure["status"], failure["code"], failure["message"], details, headers)
 
 
-async def place_order(app: FastAPI, user: Principal, key: str, body: CheckoutIn) -> tuple[Doc, bool]:
+async def place_order(run: Checkout, user: Principal, key: str, body: CheckoutIn) -> tuple[Doc, bool]:
     """The order for this key: (order, replayed). Raises the order's failure as an ApiError."""
-    db = app.state.db
+    db = run.db
     cart = await store.get_cart(db, user.sub)
     existing = await store.by_key(db, user.sub, key)
     if existing is not None and _retryable(existing):
@@ -71,19 +103,18 @@ async def place_order(app: FastAPI, user: Principal, key: str, body: CheckoutIn)
     if existing is None:
         if not cart["items"]:
             raise ApiError(409, "cart_empty", "the cart is empty")
-        order = await _new_order(app, user, key, cart, body)
+        order = await _new_order(run, user, key, cart, body)
         if await store.insert_order(db, order):
             log.info("order %s created for user %s (key %s)", order["_id"], user.sub, key)
-            return await _run(app, order, body), False
+            return await _run(run, order, body), False
         existing = await store.by_key(db, user.sub, key)
         if existing is None:
             raise ApiError(409, "conflict", "the order changed meanwhile; try again")
-    return await _replay(app, existing, body, cart), True
+    return await _replay(run, existing, body, cart), True
 
 
-async def _new_order(app: FastAPI, user: Principal, key: str, cart: Doc, body: CheckoutIn) -> Doc:
-    settings: Settings = app.state.settings
-    neighbours = Neighbours(app.state.http, settings)
+async def _new_order(run: Checkout, user: Principal, key: str, cart: Doc, body: CheckoutIn) -> Doc:
+    settings, neighbours = run.settings, run.neighbours
     products = await asyncio.gather(*(neighbours.product(i["product_id"]) for i in cart["items"]))
     items, weight = [], 0
     for item, product in zip(cart["items"], products, strict=True):
@@ -154,28 +185,28 @@ def _check_same_checkout(order: Doc, body: CheckoutIn, cart: Doc) -> None:
         )
 
 
-async def _replay(app: FastAPI, order: Doc, body: CheckoutIn, cart: Doc) -> Doc:
+async def _replay(run: Checkout, order: Doc, body: CheckoutIn, cart: Doc) -> Doc:
     """The same key again: the same order, once the first request has finished with it."""
-    settings: Settings = app.state.settings
+    settings = run.settings
     _check_same_checkout(order, body, cart)
     deadline = asyncio.get_running_loop().time() + settings.checkout_wait_seconds
     while True:
-        current = await store.get_order(app.state.db, order["_id"]) or order
+        current = await store.get_order(run.db, order["_id"]) or order
         if current["status"] == "failed":
             raise _failure_error(current, REPLAYED)
         if current["status"] in SUCCEEDED:
             return current
         if current["lease_until"] < clock.now_iso():
             taken = await store.take_over(
-                app.state.db,
+                run.db,
                 current["_id"],
                 current["lease_until"],
                 clock.now_iso(settings.checkout_lease_seconds),
             )
             if taken is not None:
                 log.warning("resuming checkout of order %s (lease ran out)", taken["_id"])
-                await store.record(app.state.db, taken["_id"], {}, store.entry("resumed"))
-                return await _run(app, taken, body)
+                await store.record(run.db, taken["_id"], {}, store.entry("resumed"))
+                return await _run(run, taken, body)
         if asyncio.get_running_loop().time() > deadline:
             raise ApiError(
                 409, "checkout_in_progress", "this checkout is still running", {"order_id": order["_id"]}
@@ -183,14 +214,14 @@ async def _replay(app: FastAPI, order: Doc, body: CheckoutIn, cart: Doc) -> Doc:
         await asyncio.sleep(0.05)
 
 
-async def _run(app: FastAPI, order: Doc, body: CheckoutIn) -> Doc:
-    db = app.state.db
-    neighbours = Neighbours(app.state.http, app.state.settings)
+async def _run(run: Checkout, order: Doc, body: CheckoutIn) -> Doc:
+    db = run.db
+    neighbours = run.neighbours
     order_id = order["_id"]
     address = body.shipping_address.model_dump()
     payment_id: str | None = order.get("payment_id")
     try:
-        await _reserve(app, order)
+        await _reserve(run, order)
         await store.record(db, order_id, {"status": "reserved"}, store.entry("reserved"))
 
         quote = await neighbours.quote(address, order["weight_grams"])
@@ -210,16 +241,16 @@ async def _run(app: FastAPI, order: Doc, body: CheckoutIn) -> Doc:
         shipped = {
             "shipment_id": str(shipment["id"]),
             "tracking_number": str(shipment["tracking_number"]),
-            "track_at": tracking.next_look(app.state.settings, shipment.get("next_update_at")),
+            "track_at": tracking.next_look(run.settings, shipment.get("next_update_at")),
         }
         await store.record(db, order_id, shipped, store.entry("shipment_created"))
     except OutcomeUnknown as unknown:
-        return await _leave_open(app, order, unknown.error)
+        return await _leave_open(run, order, unknown.error)
     except ApiError as exc:
-        return await _fail(app, order, exc, payment_id)
+        return await _fail(run, order, exc, payment_id)
     except (KeyError, TypeError, ValueError) as exc:  # a neighbour answered 2xx with an odd body
         error = ApiError(502, "bad_gateway", f"unexpected answer from a dependency ({type(exc).__name__})")
-        return await _fail(app, order, error, payment_id)
+        return await _fail(run, order, error, payment_id)
 
     note = await _notify_confirmation(neighbours, order, total)
     paid = await store.record(
@@ -239,10 +270,10 @@ async def _run(app: FastAPI, order: Doc, body: CheckoutIn) -> Doc:
     return paid
 
 
-async def _reserve(app: FastAPI, order: Doc) -> None:
+async def _reserve(run: Checkout, order: Doc) -> None:
     items = [(i["product_id"], i["quantity"]) for i in order["items"]]
     try:
-        await app.state.inventory.reserve(order["_id"], items)
+        await run.inventory.reserve(order["_id"], items)
     except ApiError as exc:
         if exc.code == "out_of_stock":  # the shop's code for it, as on the cart
             raise ApiError(409, "insufficient_stock", exc.message, exc.details) from exc
@@ -292,12 +323,12 @@ async def _charge(neighbours: Neighbours, charge: Doc) -> Doc:
     raise AssertionError("not reached")
 
 
-async def _leave_open(app: FastAPI, order: Doc, error: ApiError) -> Doc:
+async def _leave_open(run: Checkout, order: Doc, error: ApiError) -> Doc:
     """Keep the order and its reservation, with its lease run out, so that a retry with the same key
     resumes it at once; payment then answers the recorded outcome. Raises the error for the shopper."""
     reason = f"{error.code}: {error.message}"
     await store.record(
-        app.state.db,
+        run.db,
         order["_id"],
         {"lease_until": clock.now_iso()},
         store.entry("payment_unknown", reason),
@@ -338,11 +369,11 @@ async def _undo(name: str, failed: str, action: Callable[[], Awaitable[Any]]) ->
     raise AssertionError("not reached")
 
 
-async def _fail(app: FastAPI, order: Doc, error: ApiError, payment_id: str | None) -> Doc:
+async def _fail(run: Checkout, order: Doc, error: ApiError, payment_id: str | None) -> Doc:
     """Give the stock back, refund a charge, record the order `failed` with the reason, raise."""
     order_id = order["_id"]
-    neighbours = Neighbours(app.state.http, app.state.settings, app.state.identity)
-    notes = [await _undo("released", "release_failed", lambda: app.state.inventory.release(order_id))]
+    neighbours = run.neighbours
+    notes = [await _undo("released", "release_failed", lambda: run.inventory.release(order_id))]
     if payment_id:
         notes.append(await _undo("refunded", "refund_failed", lambda: neighbours.refund(payment_id)))
     status = error.status if error.status in (402, 409, 502, 503, 504) else 409
@@ -350,7 +381,7 @@ async def _fail(app: FastAPI, order: Doc, error: ApiError, payment_id: str | Non
     failure = {"status": status, "code": error.code, "message": error.message}
     fields = {"status": "failed", "failure": failure, "failure_reason": reason}
     failed = await store.record(
-        app.state.db, order_id, fields, *notes, store.entry("failed", reason), when_status=IN_PROGRESS
+        run.db, order_id, fields, *notes, store.entry("failed", reason), when_status=IN_PROGRESS
     )
     log.warning("order %s failed: %s", order_id, reason)
     raise _failure_error(failed or {**order, **fields})

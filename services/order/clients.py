@@ -6,12 +6,15 @@ its own behalf (refunds, payment lookups) carries order's own token instead (`Se
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import httpx
+from fastapi import Depends, Request
+from starlette.datastructures import State
 
 from services.kit import ApiError
+from services.kit.deps import app_state
 from services.kit.http import ServiceClient
 from services.kit.service_identity import ServiceIdentity
 from services.order.settings import Settings
@@ -52,6 +55,11 @@ class Neighbours:
         self.http = http
         self.settings = settings
         self.identity = identity
+
+    @classmethod
+    def of_state(cls, state: State) -> Neighbours:
+        """The clients as `build_app` set them up (its ServiceClient, settings and order's identity)."""
+        return cls(state.http, state.settings, getattr(state, "identity", None))
 
     async def _as_order(self) -> dict[str, str]:
         """Order's own token, for calls payment answers to the order service only."""
@@ -116,3 +124,10 @@ class Neighbours:
         }
         url = f"{self.settings.notification_url}/notifications"
         return _json(await self.http.post(url, json=payload, headers=await self._as_order()), "notification")
+
+
+async def neighbours_for_request(request: Request) -> Neighbours:
+    return Neighbours.of_state(app_state(request))
+
+
+NeighboursDep = Annotated[Neighbours, Depends(neighbours_for_request)]

@@ -22,10 +22,12 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Annotated, Any
 
 import grpc
+from fastapi import Depends, Request
 
+from services.kit.deps import app_state
 from services.kit.errors import ApiError
 from services.kit.grpc import outgoing_metadata
 from services.protos import inventory_pb2, inventory_pb2_grpc
@@ -124,3 +126,12 @@ def _api_error(method: str, exc: grpc.aio.AioRpcError, not_found: tuple[int, str
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return ApiError(504, "dependency_timeout", "inventory did not answer in time")
     return ApiError(502, "bad_gateway", f"inventory {method} failed: {code.name}")
+
+
+async def inventory_for_request(request: Request) -> InventoryClient:
+    """The client `build_app` started (as a FastAPI dependency: `inventory: InventoryDep`)."""
+    client: InventoryClient = app_state(request).inventory
+    return client
+
+
+InventoryDep = Annotated[InventoryClient, Depends(inventory_for_request)]

@@ -6,23 +6,21 @@ import logging
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.contracts import CheckoutIn
 from services.kit import ApiError
-from services.kit.jwt import Principal
-from services.kit.security import current_user, require_group
+from services.kit.deps import AdminUser, AppSettings, CurrentUser, Db
 from services.order import store, tracking
-from services.order.checkout import REFUNDABLE, place_order
-from services.order.clients import Neighbours
+from services.order.checkout import REFUNDABLE, CheckoutDep, place_order
+from services.order.clients import NeighboursDep
 from services.order.models import OrderList, OrderOut, order_out
+from services.order.settings import Settings
 
 log = logging.getLogger("order.api")
 router = APIRouter(tags=["orders"])
-User = Annotated[Principal, Depends(current_user)]
-Admin = Annotated[Principal, Depends(require_group("admin"))]
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -39,24 +37,24 @@ _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 )
 async def create_order(
     body: CheckoutIn,
-    request: Request,
-    user: User,
+    checkout: CheckoutDep,
+    user: CurrentUser,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     if not idempotency_key:
         raise ApiError(400, "idempotency_key_required", "send an Idempotency-Key header (e.g. a UUID)")
     if not _KEY.match(idempotency_key):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -")
-    order, replayed = await place_order(request.app, user, idempotency_key, body)
+    order, replayed = await place_order(checkout, user, idempotency_key, body)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return JSONResponse(order_out(order).model_dump(mode="json"), status_code=201, headers=headers)
 
 
 @router.get("/orders", response_model=OrderList, summary="The caller's orders, newest first")
 async def list_orders(
-    request: Request, user: User, limit: Annotated[int, Query(ge=1, le=100)] = 50
+    db: Db, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=100)] = 50
 ) -> OrderList:
-    docs = await store.list_orders(request.app.state.db, user.sub, limit)
+    docs = await store.list_orders(db, user.sub, limit)
     return OrderList(items=[order_out(doc) for doc in docs])
 
 
@@ -66,11 +64,13 @@ async def list_orders(
     summary="One of the caller's orders, its shipment status brought up to date first",
     responses={404: {"description": "order_not_found"}},
 )
-async def get_order(order_id: str, request: Request, user: User) -> OrderOut:
-    doc = await store.get_order(request.app.state.db, order_id)
+async def get_order(
+    order_id: str, db: Db, settings: AppSettings[Settings], neighbours: NeighboursDep, user: CurrentUser
+) -> OrderOut:
+    doc = await store.get_order(db, order_id)
     if doc is None or doc["user_id"] != user.sub:
         raise ApiError(404, "order_not_found", "no such order")
-    return order_out(await tracking.follow(request.app, doc))
+    return order_out(await tracking.follow(db, settings, neighbours, doc))
 
 
 class RefundIn(BaseModel):
@@ -88,11 +88,12 @@ class RefundIn(BaseModel):
         409: {"description": "not_refundable: the order was never paid (or failed)"},
     },
 )
-async def refund_order(order_id: str, body: RefundIn, request: Request, admin: Admin) -> OrderOut:
+async def refund_order(
+    order_id: str, body: RefundIn, db: Db, neighbours: NeighboursDep, admin: AdminUser
+) -> OrderOut:
     """The only way to refund: order asks payment with its own identity, so the order records every refund
     (status `refunded`, the admin and reason in the history) and stops following the shipment. The stock is
     not returned: the goods have left or are leaving the warehouse (a return is another process)."""
-    db = request.app.state.db
     doc = await store.get_order(db, order_id)
     if doc is None:
         raise ApiError(404, "order_not_found", "no such order")
@@ -100,7 +101,6 @@ async def refund_order(order_id: str, body: RefundIn, request: Request, admin: A
         return order_out(doc)
     if doc["status"] not in REFUNDABLE or not doc.get("payment_id"):
         raise ApiError(409, "not_refundable", f"a {doc['status']} order cannot be refunded")
-    neighbours = Neighbours(request.app.state.http, request.app.state.settings, request.app.state.identity)
     await neighbours.refund(doc["payment_id"])  # idempotent at payment
     entry = store.entry("refunded", f"by {admin.email}: {body.reason}")
     updated = await store.record(db, order_id, {"status": "refunded"}, entry, when_status=list(REFUNDABLE))

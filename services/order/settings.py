@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from services.kit import ServiceSettings
+from services import topology
+from services.kit import DatabaseSettings, TokenSettings
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings, TokenSettings):
     service_name: str = "order"
-    port: int = Field(8085, ge=1, le=65535)
+    port: int = Field(topology.dev_port("order"), ge=1, le=65535)
     # A duplicate checkout (same Idempotency-Key) waits this long for the first one to finish.
     checkout_wait_seconds: float = Field(20.0, gt=0)
     # A checkout whose process died is taken over by a retry after this long (every step is idempotent).
     checkout_lease_seconds: float = Field(60.0, gt=0)
+    # The neighbours order calls (docs/architecture.md, "Who calls whom"); the cluster sets http://<name>:3000.
+    auth_url: str = topology.dev_url("auth")
+    product_url: str = topology.dev_url("product")
+    product_grpc_target: str = topology.dev_grpc_target()
+    payment_url: str = topology.dev_url("payment")
+    shipping_url: str = topology.dev_url("shipping")
+    notification_url: str = topology.dev_url("notification")
     # Parcel weight per unit when a product has no `weight_grams`.
     default_weight_grams: int = Field(500, ge=1)
     # Order's own identity at auth (OAuth 2.0 client credentials, services/kit/service_identity.py), for

@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.kit import ApiError, clock
+from services.kit.db import Database
 from services.order import store
 from services.order.clients import Neighbours
 from services.order.settings import Settings
@@ -58,12 +59,10 @@ def next_look(settings: Settings, next_update_at: str | None) -> str | None:
     return max(earliest, min(next_update_at, latest))
 
 
-async def follow(app: FastAPI, order: Doc) -> Doc:
+async def follow(db: Database, settings: Settings, neighbours: Neighbours, order: Doc) -> Doc:
     """Bring a paid or shipped order up to date with its shipment; the order as it is now."""
     if order["status"] not in TRACKED or not order.get("shipment_id"):
         return order
-    settings: Settings = app.state.settings
-    neighbours = Neighbours(app.state.http, settings, app.state.identity)
     try:
         shipment = await neighbours.shipment_as_order(order["shipment_id"])
     except ApiError as exc:
@@ -75,18 +74,18 @@ async def follow(app: FastAPI, order: Doc) -> Doc:
     ]
     track_at = next_look(settings, shipment.get("next_update_at"))
     if not steps:
-        return await store.record(app.state.db, order["_id"], {"track_at": track_at}) or order
+        return await store.record(db, order["_id"], {"track_at": track_at}) or order
     entries = [{"status": status, "at": at or clock.now_iso()} for status, at in steps]
     final = steps[-1][0]
     updated = await store.record(
-        app.state.db,
+        db,
         order["_id"],
         {"status": final, "track_at": track_at},
         *entries,
         when_status=[order["status"]],
     )
     if updated is None:  # another request or replica moved it first (and notified)
-        return await store.get_order(app.state.db, order["_id"]) or order
+        return await store.get_order(db, order["_id"]) or order
     for status, _ in steps:
         kind, subject, text = NOTICES[status]
         body = text.format(short=order["_id"][:8], tn=order.get("tracking_number"))
@@ -107,7 +106,7 @@ async def track_due(app: FastAPI, limit: int = 50) -> int:
         order = await store.claim_due(app.state.db, TRACKED, clock.now_iso(), lease)
         if order is None:
             break
-        await follow(app, order)
+        await follow(app.state.db, settings, Neighbours.of_state(app.state), order)
         looked += 1
     return looked
 

@@ -15,8 +15,11 @@ from services.contracts import CardIn
 from services.contracts.card import parse_expiry
 from services.kit import ApiError, clock
 from services.kit.clock import now_iso
+from services.kit.db import Database
+from services.kit.deps import AppSettings, CurrentUser, Db, Http, app_state
+from services.kit.http import ServiceClient
 from services.kit.jwt import Principal
-from services.kit.security import current_user, require_service
+from services.kit.security import require_service
 from services.payment import cards, provider, store
 from services.payment.settings import Settings
 
@@ -24,17 +27,15 @@ log = logging.getLogger("payment.api")
 REPLAY_HEADER = "Idempotent-Replayed"
 
 
-async def inject_faults(request: Request) -> None:
+async def inject_faults(request: Request, settings: AppSettings[Settings]) -> None:
     """FAILURE_RATE and DELAY_MS: applied to every API request before anything else happens."""
-    settings: Settings = request.app.state.settings
     if settings.delay_ms:
         await asyncio.sleep(settings.delay_ms / 1000)
-    if settings.failure_rate and request.app.state.fault_random.random() < settings.failure_rate:
+    if settings.failure_rate and app_state(request).fault_random.random() < settings.failure_rate:
         raise ApiError(503, "simulated_failure", "simulated failure (FAILURE_RATE)")
 
 
 router = APIRouter(tags=["payments"], dependencies=[Depends(inject_faults)])
-User = Annotated[Principal, Depends(current_user)]
 # Refunds and lookups by order id answer to the order service alone: order owns the order's state, so it
 # learns of every refund (admins refund through order's API) and a shopper cannot refund a paid order.
 OrderService = Annotated[Principal, Depends(require_service("order"))]
@@ -85,13 +86,12 @@ def _settled(doc: dict[str, Any], response: Response | None = None) -> PaymentOu
     return _out(doc)
 
 
-async def _process(request: Request, doc: dict[str, Any], number: str) -> dict[str, Any]:
+async def _process(
+    db: Database, settings: Settings, http: ServiceClient, doc: dict[str, Any], number: str
+) -> dict[str, Any]:
     """Run the claimed charge through the simulator or the provider and record the outcome."""
-    settings: Settings = request.app.state.settings
-    db = request.app.state.db
     if settings.provider_url:
         try:
-            http = request.app.state.http
             order_id, amount, currency = doc["order_id"], doc["amount_cents"], doc["currency"]
             outcome = await provider.charge(http, settings.provider_url, order_id, amount, currency)
         except ApiError:
@@ -111,10 +111,10 @@ async def _process(request: Request, doc: dict[str, Any], number: str) -> dict[s
     return finished or {**doc, **fields}
 
 
-async def _await_recorded(request: Request, body: ChargeIn, user: Principal) -> dict[str, Any] | None:
+async def _await_recorded(
+    db: Database, settings: Settings, body: ChargeIn, user: Principal
+) -> dict[str, Any] | None:
     """Wait for the first request of this order to finish; None when the caller should process instead."""
-    settings: Settings = request.app.state.settings
-    db = request.app.state.db
     deadline = asyncio.get_running_loop().time() + settings.duplicate_wait_seconds
     while True:
         existing = await store.by_order(db, body.order_id)
@@ -147,9 +147,14 @@ async def _await_recorded(request: Request, body: ChargeIn, user: Principal) -> 
     summary="Charge a card for an order (idempotent per order_id)",
     responses={402: {"description": "card_declined or insufficient_funds"}, 409: {"description": "conflict"}},
 )
-async def charge(body: ChargeIn, request: Request, response: Response, user: User) -> PaymentOut:
-    db = request.app.state.db
-    settings: Settings = request.app.state.settings
+async def charge(
+    body: ChargeIn,
+    response: Response,
+    user: CurrentUser,
+    db: Db,
+    settings: AppSettings[Settings],
+    http: Http,
+) -> PaymentOut:
     month, year = parse_expiry(body.card.expiry)
     for _ in range(3):
         now = clock.now_iso()
@@ -172,17 +177,17 @@ async def charge(body: ChargeIn, request: Request, response: Response, user: Use
         }
         doc["id"] = doc["_id"]
         if await store.claim(db, doc):
-            return _settled(await _process(request, doc, body.card.number))
-        existing = await _await_recorded(request, body, user)
+            return _settled(await _process(db, settings, http, doc, body.card.number))
+        existing = await _await_recorded(db, settings, body, user)
         if existing is not None and existing.pop("_take_over", False):
-            return _settled(await _process(request, existing, body.card.number))
+            return _settled(await _process(db, settings, http, existing, body.card.number))
         if existing is not None:
             return _settled(existing, response)
     raise ApiError(409, "payment_in_progress", "a charge for this order is still being processed")
 
 
-async def _own_payment(request: Request, payment_id: str, user: Principal) -> dict[str, Any]:
-    doc = await store.get(request.app.state.db, payment_id)
+async def _own_payment(db: Database, payment_id: str, user: Principal) -> dict[str, Any]:
+    doc = await store.get(db, payment_id)
     if doc is None or not user.may_see(doc["user_id"]):
         raise ApiError(404, "payment_not_found", "no such payment")
     return doc
@@ -194,8 +199,8 @@ async def _own_payment(request: Request, payment_id: str, user: Principal) -> di
     summary="A payment (owner or admin)",
     responses={404: {"description": "payment_not_found"}},
 )
-async def get_payment(payment_id: str, request: Request, user: User) -> PaymentOut:
-    return _out(await _own_payment(request, payment_id, user))
+async def get_payment(payment_id: str, db: Db, user: CurrentUser) -> PaymentOut:
+    return _out(await _own_payment(db, payment_id, user))
 
 
 @router.get(
@@ -204,10 +209,10 @@ async def get_payment(payment_id: str, request: Request, user: User) -> PaymentO
     summary="The payment of an order, whatever its status (the order service only)",
     responses={404: {"description": "payment_not_found: nothing was ever charged for this order"}},
 )
-async def payment_of_order(order_id: str, request: Request, caller: OrderService) -> PaymentOut:
+async def payment_of_order(order_id: str, db: Db, caller: OrderService) -> PaymentOut:
     """How order settles a checkout whose charge answer it lost: `processing`, `succeeded`, `declined`,
     `refunded`, or 404 when payment never recorded a charge for the order."""
-    doc = await store.by_order(request.app.state.db, order_id)
+    doc = await store.by_order(db, order_id)
     if doc is None:
         raise ApiError(404, "payment_not_found", "no payment for this order")
     return _out(doc)
@@ -219,15 +224,15 @@ async def payment_of_order(order_id: str, request: Request, caller: OrderService
     summary="Refund a succeeded payment (order service only; a second refund returns the refunded payment)",
     responses={404: {"description": "payment_not_found"}, 409: {"description": "not_refundable"}},
 )
-async def refund(payment_id: str, request: Request, caller: OrderService) -> PaymentOut:
-    doc = await store.get(request.app.state.db, payment_id)
+async def refund(payment_id: str, db: Db, caller: OrderService) -> PaymentOut:
+    doc = await store.get(db, payment_id)
     if doc is None:
         raise ApiError(404, "payment_not_found", "no such payment")
-    refunded = await store.refund(request.app.state.db, payment_id)
+    refunded = await store.refund(db, payment_id)
     if refunded is not None:
         log.info("refunded %s (order %s)", payment_id, doc["order_id"])
         return _out(refunded)
-    current = await store.get(request.app.state.db, payment_id) or doc
+    current = await store.get(db, payment_id) or doc
     if current["status"] == "refunded":
         return _out(current)
     raise ApiError(409, "not_refundable", f"a {current['status']} payment cannot be refunded")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.kit import ServiceSettings
+from services import topology
+from services.kit import DatabaseSettings, TokenSettings
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings, TokenSettings):
     service_name: str = "payment"
-    port: int = Field(8084, ge=1, le=65535)
+    port: int = Field(topology.dev_port("payment"), ge=1, le=65535)
     # Fault knobs for the mesh labs (like Bookinfo's faulty builds): share of API requests answered
     # 503 `simulated_failure` before anything happens, and a delay added to every API request.
     failure_rate: float = Field(0.0, ge=0.0, le=1.0)

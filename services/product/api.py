@@ -6,12 +6,14 @@ from functools import cache
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from services.kit import ApiError
+from services.kit.deps import AppSettings, Db
 from services.product import store
 from services.product.catalog import CATEGORIES, CATEGORY_IDS
+from services.product.settings import Settings
 
 router = APIRouter(tags=["catalog"])
 
@@ -77,7 +79,8 @@ def _product(doc: dict[str, Any], version: str) -> Product:
     summary="List products, paged, optionally by category and name",
 )
 async def list_products(
-    request: Request,
+    db: Db,
+    settings: AppSettings[Settings],
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     category: Annotated[str | None, Query(max_length=64, examples=["kitchen"])] = None,
@@ -85,10 +88,8 @@ async def list_products(
         str | None, Query(max_length=100, description="case-insensitive part of the name", examples=["tea"])
     ] = None,
 ) -> ProductPage:
-    docs, total = await store.list_products(
-        request.app.state.db, page=page, page_size=page_size, category=category, q=q
-    )
-    version = request.app.state.settings.version
+    docs, total = await store.list_products(db, page=page, page_size=page_size, category=category, q=q)
+    version = settings.version
     return ProductPage(
         items=[_product(doc, version) for doc in docs], page=page, page_size=page_size, total=total
     )
@@ -102,17 +103,19 @@ async def list_products(
     responses={404: {"description": "unknown product"}},
 )
 async def get_product(
-    request: Request, product_id: Annotated[str, Path(max_length=128, examples=["cast-iron-skillet"])]
+    db: Db,
+    settings: AppSettings[Settings],
+    product_id: Annotated[str, Path(max_length=128, examples=["cast-iron-skillet"])],
 ) -> Product:
-    doc = await store.get_product(request.app.state.db, product_id)
+    doc = await store.get_product(db, product_id)
     if doc is None:
         raise ApiError(404, "product_not_found", f"no product with id {product_id!r}", {"id": product_id})
-    return _product(doc, request.app.state.settings.version)
+    return _product(doc, settings.version)
 
 
 @router.get("/categories", response_model=CategoryList, summary="Categories with their product counts")
-async def list_categories(request: Request) -> CategoryList:
-    counts = await store.category_counts(request.app.state.db)
+async def list_categories(db: Db) -> CategoryList:
+    counts = await store.category_counts(db)
     return CategoryList(
         items=[
             Category(id=c.id, name=c.name, icon=c.icon, image=c.image, product_count=counts.get(c.id, 0))

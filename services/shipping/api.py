@@ -5,23 +5,21 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.contracts import Address
 from services.kit import ApiError, clock
+from services.kit.db import Database
+from services.kit.deps import AdminUser, AppSettings, Caller, CurrentUser, Db
 from services.kit.jwt import Principal
-from services.kit.security import current_caller, current_user, require_group
 from services.shipping import rates, store
 from services.shipping.settings import Settings
 
 log = logging.getLogger("shipping.api")
 router = APIRouter(tags=["shipping"])
-User = Annotated[Principal, Depends(current_user)]
-Caller = Annotated[Principal, Depends(current_caller)]
-Admin = Annotated[Principal, Depends(require_group("admin"))]
 Status = Literal["created", "shipped", "delivered"]
 
 
@@ -110,9 +108,9 @@ async def quote(body: QuoteIn) -> QuoteOut:
     summary="Create the shipment of an order (idempotent per order_id)",
     responses={409: {"description": "the order's shipment belongs to another user"}},
 )
-async def create_shipment(body: ShipmentIn, request: Request, response: Response, user: User) -> ShipmentOut:
-    settings: Settings = request.app.state.settings
-    db = request.app.state.db
+async def create_shipment(
+    body: ShipmentIn, db: Db, response: Response, user: CurrentUser, settings: AppSettings[Settings]
+) -> ShipmentOut:
     created = clock.utc_now()
     shipped_at, delivered_at = store.planned(
         created, settings.ship_after_seconds, settings.deliver_after_seconds
@@ -140,9 +138,9 @@ async def create_shipment(body: ShipmentIn, request: Request, response: Response
     return _out(existing)
 
 
-async def _visible(request: Request, shipment_id: str, caller: Principal) -> dict[str, Any]:
+async def _visible(db: Database, shipment_id: str, caller: Principal) -> dict[str, Any]:
     """The shipment, for its owner, an admin, or the order service (which follows every shipment)."""
-    doc = await store.get(request.app.state.db, shipment_id)
+    doc = await store.get(db, shipment_id)
     allowed = caller.is_service("order") or (caller.is_user and caller.may_see(doc["user_id"] if doc else ""))
     if doc is None or not allowed:
         raise ApiError(404, "shipment_not_found", "no such shipment")
@@ -155,8 +153,8 @@ async def _visible(request: Request, shipment_id: str, caller: Principal) -> dic
     summary="A shipment (its owner, an admin, or the order service with its own token)",
     responses={404: {"description": "shipment_not_found"}},
 )
-async def get_shipment(shipment_id: str, request: Request, caller: Caller) -> ShipmentOut:
-    return _out(await _visible(request, shipment_id, caller))
+async def get_shipment(shipment_id: str, db: Db, caller: Caller) -> ShipmentOut:
+    return _out(await _visible(db, shipment_id, caller))
 
 
 @router.post(
@@ -165,10 +163,9 @@ async def get_shipment(shipment_id: str, request: Request, caller: Caller) -> Sh
     summary="Move a shipment to its next status now (admin only)",
     responses={404: {"description": "shipment_not_found"}, 409: {"description": "already_delivered"}},
 )
-async def advance(shipment_id: str, request: Request, admin: Admin) -> ShipmentOut:
-    db = request.app.state.db
+async def advance(shipment_id: str, db: Db, admin: AdminUser) -> ShipmentOut:
     for _ in range(5):
-        doc = await _visible(request, shipment_id, admin)
+        doc = await _visible(db, shipment_id, admin)
         if store.status_of(doc, clock.utc_now()) == "delivered":
             raise ApiError(409, "already_delivered", "the shipment is already delivered")
         moved = await store.advance(db, doc)

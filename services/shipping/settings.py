@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from services.kit import ServiceSettings
+from services import topology
+from services.kit import DatabaseSettings, TokenSettings
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings, TokenSettings):
     service_name: str = "shipping"
-    port: int = Field(8086, ge=1, le=65535)
+    port: int = Field(topology.dev_port("shipping"), ge=1, le=65535)
     # A shipment is `shipped` this long after creation and `delivered` after DELIVER_AFTER_SECONDS.
     ship_after_seconds: float = Field(20.0, ge=0)
     deliver_after_seconds: float = Field(60.0, ge=0)

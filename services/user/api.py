@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.contracts import SavedAddress
 from services.kit import ApiError
 from services.kit.db import Database
+from services.kit.deps import AdminUser, AppSettings, CurrentUser, Db
 from services.kit.jwt import Principal
-from services.kit.security import current_user, require_group
 from services.user import store
 from services.user.settings import Settings
 
@@ -20,7 +20,6 @@ router = APIRouter(tags=["users"])
 Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 ()\-]{4,24}$")]
 AddressId = Annotated[str, Path(min_length=1, max_length=64)]
-Caller = Annotated[Principal, Depends(current_user)]
 
 
 class ProfileUpdate(BaseModel):
@@ -62,11 +61,6 @@ class ProfilePage(BaseModel):
     total: int
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
 def _token_name(caller: Principal) -> str:
     """The `name` claim of the token, else the email's local part."""
     name = caller.name.strip()
@@ -83,8 +77,8 @@ def _me(doc: dict[str, Any], caller: Principal) -> MeOut:
     return MeOut(**_profile(doc).model_dump(), groups=list(caller.groups))
 
 
-async def _ensure_profile(request: Request, caller: Principal) -> dict[str, Any]:
-    return await store.get_or_create(_db(request), caller.sub, caller.email, _token_name(caller))
+async def _ensure_profile(db: Database, caller: Principal) -> dict[str, Any]:
+    return await store.get_or_create(db, caller.sub, caller.email, _token_name(caller))
 
 
 def _address_not_found() -> ApiError:
@@ -93,19 +87,19 @@ def _address_not_found() -> ApiError:
 
 
 @router.get("/users/me", response_model=MeOut, summary="My profile (created from the token on first call)")
-async def get_me(request: Request, caller: Caller) -> MeOut:
-    return _me(await _ensure_profile(request, caller), caller)
+async def get_me(db: Db, caller: CurrentUser) -> MeOut:
+    return _me(await _ensure_profile(db, caller), caller)
 
 
 @router.put("/users/me", response_model=MeOut, summary="Update my name and phone")
-async def put_me(body: ProfileUpdate, request: Request, caller: Caller) -> MeOut:
-    doc = await store.update_profile(_db(request), caller.sub, caller.email, body.name, body.phone)
+async def put_me(body: ProfileUpdate, db: Db, caller: CurrentUser) -> MeOut:
+    doc = await store.update_profile(db, caller.sub, caller.email, body.name, body.phone)
     return _me(doc, caller)
 
 
 @router.get("/users/me/addresses", response_model=list[AddressOut], summary="My addresses, oldest first")
-async def list_addresses(request: Request, caller: Caller) -> list[AddressOut]:
-    doc = await _ensure_profile(request, caller)
+async def list_addresses(db: Db, caller: CurrentUser) -> list[AddressOut]:
+    doc = await _ensure_profile(db, caller)
     return [AddressOut(**a) for a in doc.get("addresses", [])]
 
 
@@ -116,10 +110,11 @@ async def list_addresses(request: Request, caller: Caller) -> list[AddressOut]:
     summary="Add an address",
     responses={409: {"description": "address limit reached"}},
 )
-async def add_address(body: SavedAddress, request: Request, caller: Caller) -> AddressOut:
-    settings: Settings = request.app.state.settings
-    await _ensure_profile(request, caller)
-    address = await store.add_address(_db(request), caller.sub, body.model_dump(), settings.max_addresses)
+async def add_address(
+    body: SavedAddress, db: Db, caller: CurrentUser, settings: AppSettings[Settings]
+) -> AddressOut:
+    await _ensure_profile(db, caller)
+    address = await store.add_address(db, caller.sub, body.model_dump(), settings.max_addresses)
     if address is None:
         raise ApiError(
             409,
@@ -136,10 +131,8 @@ async def add_address(body: SavedAddress, request: Request, caller: Caller) -> A
     summary="Replace an address",
     responses={404: {"description": "address_not_found"}},
 )
-async def put_address(
-    address_id: AddressId, body: SavedAddress, request: Request, caller: Caller
-) -> AddressOut:
-    address = await store.replace_address(_db(request), caller.sub, address_id, body.model_dump())
+async def put_address(address_id: AddressId, body: SavedAddress, db: Db, caller: CurrentUser) -> AddressOut:
+    address = await store.replace_address(db, caller.sub, address_id, body.model_dump())
     if address is None:
         raise _address_not_found()
     return AddressOut(**address)
@@ -152,18 +145,18 @@ async def put_address(
     summary="Delete an address",
     responses={404: {"description": "address_not_found"}},
 )
-async def delete_address(address_id: AddressId, request: Request, caller: Caller) -> Response:
-    if not await store.delete_address(_db(request), caller.sub, address_id):
+async def delete_address(address_id: AddressId, db: Db, caller: CurrentUser) -> Response:
+    if not await store.delete_address(db, caller.sub, address_id):
         raise _address_not_found()
     return Response(status_code=204)
 
 
 @router.get("/users", response_model=ProfilePage, summary="All users, oldest first (group `admin` only)")
 async def list_users(
-    request: Request,
-    _: Annotated[Principal, Depends(require_group("admin"))],
+    db: Db,
+    _: AdminUser,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ProfilePage:
-    docs, total = await store.list_profiles(_db(request), page, page_size)
+    docs, total = await store.list_profiles(db, page, page_size)
     return ProfilePage(items=[_profile(d) for d in docs], page=page, page_size=page_size, total=total)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.kit import ServiceSettings
+from services import topology
+from services.kit import DatabaseSettings, TokenSettings
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings, TokenSettings):
     service_name: str = "user"
-    port: int = Field(8082, ge=1, le=65535)
+    port: int = Field(topology.dev_port("user"), ge=1, le=65535)
     max_addresses: int = Field(20, ge=1, le=100)

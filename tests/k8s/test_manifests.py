@@ -7,6 +7,7 @@ from its stable Deployment fails here before a student's `make up` does.
 from __future__ import annotations
 
 import copy
+import importlib
 import re
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 
 from scripts.k8svalidate import REPO_ROOT, render
 from services import topology
+from services.kit.settings import neighbour_settings
 
 Doc = dict[str, Any]
 SERVICES = list(topology.SERVICES)
@@ -27,15 +29,6 @@ VARIANTS = {  # Deployment -> (stable Deployment, version label, env that differ
     "frontend-mobile-optimized": ("frontend", "mobile-optimized", {"VARIANT": "mobile-optimized"}),
     "frontend-beta-features": ("frontend", "beta-features", {"VARIANT": "beta-features"}),
 }
-# Who calls whom (docs/architecture.md): the service URLs a Deployment may be given.
-CALLS = {
-    "frontend": {"AUTH_URL", "USER_URL", "PRODUCT_URL", "ORDER_URL", "NOTIFICATION_URL"},
-    "order": {
-        "AUTH_URL",  # its own token (POST /oauth2/token)
-        *("PRODUCT_URL", "PRODUCT_GRPC_TARGET", "PAYMENT_URL", "SHIPPING_URL", "NOTIFICATION_URL"),
-    },
-}
-
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl (`kubectl kustomize`)")
 
 
@@ -163,15 +156,19 @@ def test_every_frontend_signs_csrf_tokens_with_the_same_secret(docs: list[Doc]) 
 
 
 def test_service_urls_follow_the_call_graph(docs: list[Doc]) -> None:
+    """Each Deployment is told where exactly the neighbours its settings name are (the settings mirror the
+    call graph of docs/architecture.md: tests/services/test_neighbours.py), each at a real Service port."""
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
     for d in (d for d in docs if d["kind"] == "Deployment"):
         app = d["spec"]["template"]["metadata"]["labels"]["app"]
         variables = env(container(d))
-        urls = {k for k in variables if k.endswith("_URL") and k not in ("MONGO_URL", "PROVIDER_URL")}
-        urls |= {k for k in variables if k == "PRODUCT_GRPC_TARGET"}
-        assert urls - {"AUTH_JWKS_URL"} == CALLS.get(app, set()), d["metadata"]["name"]
-        assert variables["AUTH_JWKS_URL"] == "http://auth:3000/.well-known/jwks.json"
-        for k in urls:
+        settings = importlib.import_module(f"services.{app}.settings").Settings
+        expected = {name.upper() for name in neighbour_settings(settings) if name != "mongo_url"}
+        urls = {k for k in variables if k.endswith(("_URL", "_GRPC_TARGET")) and k != "MONGO_URL"}
+        assert urls - {"PROVIDER_URL"} == expected, d["metadata"]["name"]
+        if "AUTH_JWKS_URL" in expected:
+            assert variables["AUTH_JWKS_URL"] == "http://auth:3000/.well-known/jwks.json"
+        for k in urls - {"PROVIDER_URL"}:
             host, port = re.fullmatch(r"(?:http://)?([a-z]+):(\d+)(?:/.*)?", variables[k]).groups()  # type: ignore[union-attr]
             assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}, f"{k}={variables[k]}"
 

@@ -7,10 +7,14 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel
 
-from services.kit import ApiError, ServiceSettings, create_app
+from services.kit import ApiError, DatabaseSettings, TokenSettings, create_app
 from services.kit.http import ServiceClient
 from services.kit.jwt import Principal
 from services.kit.security import current_user, require_group
+
+
+class DemoSettings(DatabaseSettings, TokenSettings):
+    """A service with a database that verifies tokens, like most of the shop's."""
 
 
 class Item(BaseModel):
@@ -43,7 +47,7 @@ def demo_app(downstream: httpx.MockTransport | None = None, **settings: object) 
         raise ApiError(409, "conflict_here", "already there", {"id": "x"})
 
     options = {"service_name": "demo", "version": "v7", "max_body_bytes": 2048, **settings}
-    config = ServiceSettings(**options)  # type: ignore[arg-type]
+    config = DemoSettings(**options)  # type: ignore[arg-type]
     app = create_app(config, title="demo", routers=[router])
     if downstream is not None:
         app.state.http = ServiceClient(config, transport=downstream)

@@ -149,7 +149,7 @@ def test_the_sync_work_check_finds_a_planted_sync_endpoint_and_dependency() -> N
         return {"value": value}
 
     settings = ServiceSettings(service_name="demo")
-    app = create_app(settings, title="demo", routers=[router], uses_database=False)
+    app = create_app(settings, title="demo", routers=[router])
     found = sync_request_work(app)
     assert any(f.startswith("/sync ") and "sync_endpoint" in f for f in found), found
     assert any(f.startswith("/async ") and "hash_in_a_thread" in f for f in found), found

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.kit import ApiError, ServiceSettings, create_app, load_settings, tracing
+from services.kit import ApiError, DatabaseSettings, ServiceSettings, create_app, load_settings, tracing
 from services.kit.http import ServiceClient
 from services.kit.jwt import JwksVerifier, Principal
 from services.kit.settings import SettingsError
@@ -237,10 +237,10 @@ def test_in_memory_store_only_without_mongo_url(caplog: pytest.LogCaptureFixture
     from services.kit.db import create_mongo_client
 
     with caplog.at_level(logging.WARNING):
-        memory = create_mongo_client(ServiceSettings(service_name="demo"))
+        memory = create_mongo_client(DatabaseSettings(service_name="demo"))
     assert any(cls.__module__ == "mongomock_motor" for cls in type(memory).__mro__)
     assert "IN-MEMORY" in caplog.text
-    real = create_mongo_client(ServiceSettings(service_name="demo", mongo_url="mongodb://db.invalid:27017"))
+    real = create_mongo_client(DatabaseSettings(service_name="demo", mongo_url="mongodb://db.invalid:27017"))
     assert isinstance(real, AsyncMongoClient)
 
 
@@ -253,7 +253,7 @@ def test_without_mongo_url_or_the_in_memory_store_the_service_says_what_to_set(
 
     monkeypatch.setitem(sys.modules, "mongomock_motor", None)  # `import mongomock_motor` raises ImportError
     with pytest.raises(ConfigurationError) as refused:
-        create_mongo_client(ServiceSettings(service_name="order"))
+        create_mongo_client(DatabaseSettings(service_name="order"))
     message = str(refused.value)
     assert "\n" not in message
     assert message.startswith("MONGO_URL is not set") and "mongodb://" in message
@@ -303,7 +303,7 @@ def test_shutdown_hooks_run_in_reverse_and_readiness_stops_first() -> None:
         order.append("stop b")
 
     app = create_app(
-        ServiceSettings(service_name="demo"),
+        DatabaseSettings(service_name="demo"),
         title="demo",
         startup=[start_a, start_b],
         shutdown=[stop_a, stop_b],
@@ -339,7 +339,7 @@ def test_egress_calls_do_not_leak_the_shoppers_credentials() -> None:
         await request.app.state.http.post("http://api.payments.example/v1/charges", forward=False)
         return {"ok": True}
 
-    settings = ServiceSettings(service_name="demo")
+    settings = DatabaseSettings(service_name="demo")
     app = create_app(settings, title="demo", routers=[router])
     app.state.http = ServiceClient(settings, transport=httpx.MockTransport(provider))
     with TestClient(app) as test_client:
@@ -391,7 +391,7 @@ def test_a_service_started_before_mongodb_waits_for_it_instead_of_crashing(
     async def seed(app: FastAPI) -> None:
         attempts.append("seed")
 
-    app = create_app(ServiceSettings(service_name="demo"), title="demo", startup=[create_indexes, seed])
+    app = create_app(DatabaseSettings(service_name="demo"), title="demo", startup=[create_indexes, seed])
     with TestClient(app) as test_client:
         first = test_client.get("/readyz")
         assert first.status_code == 503

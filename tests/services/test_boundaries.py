@@ -1,5 +1,5 @@
-"""Services don't import each other: the import graph of services/ (docs/architecture.md, "How to add a
-service").
+"""Services don't import each other, and take the kit's named dependencies instead of reading the app by
+hand: the import graph of services/ (docs/architecture.md, "How to add a service").
 
 A service may import its own package and what the shop shares: the kit (`services.kit`), the JSON
 contracts (`services.contracts`), the gRPC contract (`services.protos`) and the topology. Code that calls a
@@ -10,6 +10,7 @@ contracts. The shared packages import nothing from the services.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,43 @@ def test_the_shared_code_and_own_modules_are_allowed() -> None:
         "from services.order.clients import Neighbours\nimport httpx\nfrom . import store\n"
     )
     assert boundary_errors("order", "order/ok.py", source) == []
+
+
+# --- named dependencies: declared once in services/kit/deps.py ------------------------------------------
+
+# What a service writes instead of reading the app by hand or re-declaring the kit's aliases.
+HAND_WRITTEN = {
+    r"request\.app\.state\b": "request.app.state (use the kit's Db, Http, AppSettings[...], deps.app_state)",
+    r"Depends\(current_user\)": "Depends(current_user) (use kit.deps.CurrentUser)",
+    r"Depends\(current_caller\)": "Depends(current_caller) (use kit.deps.Caller)",
+    r"Depends\(require_group\(": "Depends(require_group(...)) (use kit.deps.AdminUser)",
+}
+
+
+def hand_written_dependencies(relative: str, source: str) -> list[str]:
+    return [
+        f"services/{relative}:{source.count(chr(10), 0, match.start()) + 1} reads {what}"
+        for pattern, what in HAND_WRITTEN.items()
+        for match in re.finditer(pattern, source)
+    ]
+
+
+def test_services_use_the_kits_named_dependencies() -> None:
+    errors = []
+    for package, path in _modules():
+        if package not in SHARED:
+            errors += hand_written_dependencies(path.relative_to(SERVICES_DIR).as_posix(), path.read_text())
+    assert errors == [], "\n".join(errors)
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "    db = request.app.state.db\n",
+        "User = Annotated[Principal, Depends(current_user)]\n",
+        "Caller = Annotated[Principal, Depends(current_caller)]\n",
+        'Admin = Annotated[Principal, Depends(require_group("admin"))]\n',
+    ],
+)
+def test_a_hand_written_dependency_is_caught(planted: str) -> None:
+    assert len(hand_written_dependencies("user/api.py", f'"""doc"""\n\n{planted}')) == 1

@@ -482,7 +482,8 @@ async def test_a_checkout_whose_process_died_is_resumed_by_a_retry(shop: Shop) -
     await shop.fill_cart(ada, ("headlamp", 2))
     principal = await shop.order.state.verifier.verify(ada["Authorization"].removeprefix("Bearer "))
     cart = await store.get_cart(shop.order.state.db, "ada")
-    doc = await checkout._new_order(shop.order, principal, "k1", cart, CheckoutIn.model_validate(CHECKOUT))
+    run = checkout.Checkout.of_app(shop.order)
+    doc = await checkout._new_order(run, principal, "k1", cart, CheckoutIn.model_validate(CHECKOUT))
     await shop.order.state.inventory.reserve(doc["_id"], [("headlamp", 2)])
     await store.insert_order(
         shop.order.state.db, {**doc, "status": "reserved", "lease_until": store.now_iso(0.5)}
