@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from services import topology
-from services.kit import ApiError, ServiceSettings, create_app
+from services.kit import ApiError, TokenSettings, create_app
 from services.kit.jwt import Principal
 from services.kit.security import current_user, require_group, require_service
 from services.kit.testing import TokenFactory, undocumented_errors
@@ -39,9 +39,7 @@ def demo(declare_404: bool) -> FastAPI:
     async def refunds(caller: Principal = Depends(require_service("order"))) -> dict[str, str]:
         return {}
 
-    return create_app(
-        ServiceSettings(service_name="demo"), title="demo", routers=[router], uses_database=False
-    )
+    return create_app(TokenSettings(service_name="demo"), title="demo", routers=[router])
 
 
 def test_token_checks_bodies_and_parameters_document_their_answers() -> None:
