@@ -1,14 +1,15 @@
 """`make bench`: start what is measured, drive every case in interleaved rounds, print and save the figures.
 
-    python -m bench.run [--seconds 10] [--rounds 2] [--baseline REV] [--stores memory,ferretdb] [--smoke]
+    python -m bench.run [--seconds 10] [--rounds 2] [--baseline REV[,REV...]] [--stores memory,ferretdb]
+                        [--cases NAME,...] [--smoke]
 
 Per store (the in-memory substitute, then FerretDB when it can be had), it starts the shop from this
-checkout on free ports, with `--baseline` also the shop from that commit beside it, the bare reference app
-and the Envoy proxies; registers shoppers; then runs every case once per round for `--seconds`, the order
-reversed every other round, so slow drift of a shared machine hits every case alike. Figures are the
-median of the rounds with the spread (lowest-highest req/s). Results go to `--out` (artifacts/bench):
-report.md, results.json, chart.png and the logs of every process. It is a benchmark: it exits 1 only when
-something failed (a case answered errors, a process died), never for a missed target.
+checkout on free ports, with `--baseline` also the shop of each of those commits beside it, the bare
+reference app and the Envoy proxies; registers shoppers; then runs every case once per round for
+`--seconds`, the order reversed every other round, so slow drift of a shared machine hits every case alike.
+Figures are the median of the rounds with the spread (lowest-highest req/s). Results go to `--out`
+(artifacts/bench): report.md, results.json, chart.png and the logs of every process. It is a benchmark: it
+exits 1 only when something failed (a case answered errors, a process died), never for a missed target.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Options:
     stores: list[str]
     cases: list[Case]
     out: Path
-    baseline: str | None
+    baselines: list[str]
     smoke: bool
 
 
@@ -60,7 +61,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--shoppers", type=int, default=20, help="concurrent shoppers in the journey (20)")
     parser.add_argument("--stores", default="memory,ferretdb", help="memory, ferretdb or both (default)")
     parser.add_argument("--cases", default="", help="comma-separated case names (default: all)")
-    parser.add_argument("--baseline", default=os.environ.get("BASELINE") or None, help="also run this commit")
+    parser.add_argument(
+        "--baseline",
+        default=os.environ.get("BASELINE", ""),
+        help="also run the code of these commits (comma-separated git revisions), side by side",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
     parser.add_argument("--smoke", action="store_true", help="CI: 1 s per case, 1 round, in-memory store")
     args = parser.parse_args(argv)
@@ -81,7 +86,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         stores=stores,
         cases=cases,
         out=args.out,
-        baseline=args.baseline,
+        baselines=[revision for revision in args.baseline.split(",") if revision],
         smoke=args.smoke,
     )
     if args.smoke:
@@ -103,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options.out.mkdir(parents=True, exist_ok=True)
     trees = [current_tree()]
     with tempfile.TemporaryDirectory(prefix="bench-baseline-") as scratch:
-        if options.baseline:
-            trees.append(baseline_tree(options.baseline, Path(scratch)))
+        for revision in options.baselines:
+            trees.append(baseline_tree(revision, Path(scratch)))
         return _run(options, trees)
 
 

@@ -46,7 +46,7 @@ def baseline_tree(revision: str, into: Path) -> Tree:
     with tarfile.open(archive) as tar:
         tar.extractall(root, filter="data")
     archive.unlink()
-    return Tree(f"baseline {short}", root)
+    return Tree(short, root)
 
 
 @dataclass

@@ -12,7 +12,7 @@ wrk:
 	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } ; } || \
 	  echo "wrk could not be installed (Debian/Ubuntu: apt-get install wrk; macOS: brew install wrk)"
 
-bench: $(STAMP) wrk ## benchmark (~15 min): req/s, p50/p99, CPU/request, ratios; BASELINE=<commit> runs that code beside; artifacts/bench/
+bench: $(STAMP) wrk ## benchmark (~15 min): req/s, p50/p99, CPU/request, ratios; BASELINE=<commit>[,<commit>...] runs that code beside; artifacts/bench/
 	$(PY) -m bench.run $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_ARGS)
 
 bench-smoke: $(STAMP) wrk ## every make bench case for 1 s with 4 connections (CI: the harness works; no figures)
