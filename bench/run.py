@@ -64,7 +64,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--baseline",
         default=os.environ.get("BASELINE", ""),
-        help="also run the code of these commits (comma-separated git revisions), side by side",
+        help="also run these commits side by side: REV or REV=PYTHON (on that interpreter), comma-separated",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench")
     parser.add_argument("--smoke", action="store_true", help="CI: 1 s per case, 1 round, in-memory store")

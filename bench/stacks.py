@@ -25,6 +25,7 @@ class Tree:
 
     label: str
     root: Path
+    python: str = sys.executable  # the interpreter (its virtualenv's packages) the services run on
 
 
 def git(*args: str) -> str:
@@ -37,8 +38,13 @@ def current_tree() -> Tree:
     return Tree(f"{head}+changes" if changed else head, ROOT)
 
 
-def baseline_tree(revision: str, into: Path) -> Tree:
-    """The files of `revision` (any git revision) copied into `into` (git archive: no worktree left over)."""
+def baseline_tree(spec: str, into: Path) -> Tree:
+    """The files of a git revision copied into `into` (git archive: no worktree left over). `spec` is
+    `REVISION` or `REVISION=PYTHON`: the services then run on that interpreter (a virtualenv with the
+    packages of that time, e.g. without a dependency added since)."""
+    revision, _, python = spec.partition("=")
+    if python and not Path(python).exists():
+        raise SystemExit(f"--baseline {spec}: no interpreter at {python}")
     short = git("rev-parse", "--short", revision).strip()
     archive = into / "baseline.tar"
     git("archive", "--format=tar", "-o", str(archive), revision)
@@ -46,7 +52,9 @@ def baseline_tree(revision: str, into: Path) -> Tree:
     with tarfile.open(archive) as tar:
         tar.extractall(root, filter="data")
     archive.unlink()
-    return Tree(short, root)
+    return Tree(
+        f"{short} ({Path(python).parent.parent.name})" if python else short, root, python or sys.executable
+    )
 
 
 @dataclass
@@ -65,7 +73,8 @@ class Shop:
         extra = dict(STACK_ENV)
         if self.database_url:
             extra["MONGO_URL"] = self.database_url
-        self.stack = Stack(services, stack_env(services, extra), log_dir=self.log_dir, root=self.tree.root)
+        env = stack_env(services, extra)
+        self.stack = Stack(services, env, log_dir=self.log_dir, root=self.tree.root, python=self.tree.python)
         self.stack.start(timeout=120)
 
     def url(self, name: str) -> str:

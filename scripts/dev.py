@@ -77,10 +77,16 @@ class Stack:
     """A set of running service processes."""
 
     def __init__(
-        self, services: list[Service], env: Mapping[str, str], log_dir: Path | None = None, root: Path = ROOT
+        self,
+        services: list[Service],
+        env: Mapping[str, str],
+        log_dir: Path | None = None,
+        root: Path = ROOT,
+        python: str = sys.executable,
     ) -> None:
         self.services = services
-        self.root = root  # the source tree the services run from (make bench also runs a baseline commit's)
+        # the source tree and the Python the services run from (make bench also runs a baseline commit's)
+        self.root, self.python = root, python
         self.env = dict(env)
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -117,7 +123,7 @@ class Stack:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 output = (self.log_dir / f"{service.name}.log").open("wb")
             self.processes[service.name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{service.name}"],
+                [self.python, "-m", f"services.{service.name}"],
                 cwd=self.root,
                 env=env,
                 stdout=output if output else subprocess.PIPE,
