@@ -127,7 +127,7 @@ def reference_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make wrk installs it)")
 def test_wrk_drives_the_reference_app_for_real(reference_app: str) -> None:
     found = wrk.run(reference_app, [wrk.Request(path="/healthz")], seconds=1, connections=2)
-    assert found.errors == 0 and found.requests > 50
+    assert found.errors == 0 and found.requests > 0  # a few on a machine loaded 25-fold, thousands when idle
     assert 0 < found.p50_ms <= found.p99_ms <= found.max_ms
     refused = wrk.run(reference_app, [wrk.Request(path="/no-such-path")], seconds=1, connections=1)
     assert refused.errors == refused.requests > 0  # wrk counts every non-2xx/3xx answer as an error
