@@ -245,14 +245,32 @@ def _run_store(
             log(f"warming up every case for {options.warmup:.0f} s ...")
             for tree, case in plan:
                 _measure(
-                    options, store, tree, case, targets[tree.label], proxies, reference, 0, options.warmup
+                    options,
+                    store,
+                    tree,
+                    case,
+                    targets[tree.label],
+                    proxies,
+                    reference,
+                    0,
+                    options.warmup,
+                    failures,
                 )
         found: list[Measurement] = []
         for number in range(1, options.rounds + 1):
             order = plan if number % 2 else list(reversed(plan))
             for tree, case in order:
                 m = _measure(
-                    options, store, tree, case, targets[tree.label], proxies, reference, number, None
+                    options,
+                    store,
+                    tree,
+                    case,
+                    targets[tree.label],
+                    proxies,
+                    reference,
+                    number,
+                    None,
+                    failures,
                 )
                 if m is not None:
                     found.append(m)
@@ -303,6 +321,7 @@ def _measure(
     reference: ReferenceApp,
     number: int,
     seconds: float | None,
+    failures: list[str],
 ) -> Measurement | None:
     """One run of a case (`seconds` given: a warm-up, nothing recorded)."""
     shop = target.shop
@@ -319,9 +338,14 @@ def _measure(
     meter, proxy_meter = usage.CpuMeter(pids), usage.CpuMeter(proxy_pids)
     meter.start()
     proxy_meter.start()
-    result = drive(case, target, url, duration, options.connections)
-    cpu, proxy_cpu = meter.stop(), proxy_meter.stop()
-    after(case, target)
+    try:
+        result = drive(case, target, url, duration, options.connections)
+        cpu, proxy_cpu = meter.stop(), proxy_meter.stop()
+        after(case, target)
+    except Exception as exc:  # one case failing must not lose the run: reported, and the exit status is 1
+        failures.append(f"{store} {tree.label} {case.name} round {number}: {type(exc).__name__}: {exc}")
+        log(f"  !! {failures[-1]}")
+        return None
     if seconds is not None:
         return None
     log(

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -118,18 +119,23 @@ def add_to_cart_requests(tokens: list[str], product_ids: list[str]) -> list[Requ
 
 
 async def empty_carts(order: str, tokens: list[str]) -> None:
-    """Remove every line from these shoppers' carts (order's API, with each shopper's token)."""
+    """Remove every line from these shoppers' carts (order's API, with each shopper's token). A loaded
+    machine may answer 503/504 (order checks the token with auth's keys): retried a few times."""
     async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
+
+        async def call(method: str, url: str, headers: dict[str, str]) -> Any:
+            for attempt in range(1, ATTEMPTS + 1):
+                async with http.request(method, url, headers=headers) as answer:
+                    if answer.status < 500 or attempt == ATTEMPTS:
+                        answer.raise_for_status()
+                        return await answer.json() if answer.content_length != 0 else None
+                await asyncio.sleep(attempt)
 
         async def one(token: str) -> None:
             headers = {"Authorization": f"Bearer {token}"}
-            async with http.get(f"{order}/cart", headers=headers) as answer:
-                answer.raise_for_status()
-                items = (await answer.json())["items"]
-            for item in items:
-                url = f"{order}/cart/items/{item['product_id']}"
-                async with http.delete(url, headers=headers) as answer:
-                    answer.raise_for_status()
+            cart = await call("GET", f"{order}/cart", headers)
+            for item in cart["items"]:
+                await call("DELETE", f"{order}/cart/items/{item['product_id']}", headers)
 
         await asyncio.gather(*(one(token) for token in tokens))
 
