@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from scripts.dev import Stack
+from tests.browser.chromium import CHROMIUM
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 pytestmark = [
@@ -27,36 +26,6 @@ pytestmark = [
         reason="no /usr/bin/chromium: install Debian's package (apt-get install -y chromium) to run it",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser, shop_stack: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=shop_stack, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 def shot(page: Page, name: str) -> None:
@@ -136,29 +105,6 @@ def test_buy_a_product_through_the_web_shop(page: Page) -> None:
     expect(page.locator(".lines")).to_contain_text("shipped")
     page.get_by_role("link", name="Notifications").click()
     expect(page.get_by_text("Your order is confirmed")).to_be_visible()
-
-
-@pytest.fixture
-def offline_page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
-    """A page whose requests to any other origin fail as they would without internet; they are listed."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    elsewhere: list[str] = []
-
-    def only_loopback(route: Route) -> None:
-        url = route.request.url
-        if url.startswith(("http://127.0.0.1:", "data:", "blob:")):
-            route.continue_()
-        else:
-            elsewhere.append(url)
-            route.abort("internetdisconnected")
-
-    page.route("**/*", only_loopback)
-    try:
-        yield page, elsewhere
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize("service", ["payment", "order"])

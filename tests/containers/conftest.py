@@ -22,6 +22,7 @@ from services.topology import SERVICES
 from tests.containers.database import InMemoryStore, MongoServer
 from tests.containers.engine import Docker, MemoryWatch
 from tests.containers.kubelet import Cluster
+from tests.containers.report import REPORT
 from tests.containers.shop import Shop
 
 RUN = os.environ.get("IMAGE_TEST_RUN", "")
@@ -32,7 +33,6 @@ DATABASE = (
     else InMemoryStore()
 )
 MIB = 1024 * 1024
-REPORT: dict[str, Any] = {"sizes": {}, "purchases": [], "memory": {}, "overrides": {}}
 
 
 HERE = Path(__file__).resolve().parent

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from scripts.dev import free_port
-from tests.containers.conftest import REPORT
 from tests.containers.engine import Docker
 from tests.containers.kubelet import Cluster, allocate_ports, plan
+from tests.containers.report import REPORT
 from tests.containers.shop import shop_secrets
 
 BUDGET_BYTES = 150 * 1000 * 1000  # "150 MB uncompressed" (Dockerfile), as `docker image ls` counts MB

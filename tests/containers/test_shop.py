@@ -10,9 +10,9 @@ import uuid
 import httpx
 import pytest
 
-from tests.containers.conftest import REPORT
 from tests.containers.engine import Docker, process_status
 from tests.containers.kubelet import Cluster
+from tests.containers.report import REPORT
 from tests.containers.shop import Shop, grpc_health, probe_passes
 
 ADDRESS = {

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.containers.conftest import REPORT
 from tests.containers.engine import MemoryWatch
+from tests.containers.report import REPORT
 from tests.containers.shop import Shop
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 from pathlib import Path
 
@@ -54,26 +53,33 @@ esac
 }
 
 
+def write_stub(bin_dir: Path, name: str, script: str) -> Path:
+    """An executable `bin_dir/name` (mode 0755) running `script`; a script without a #! line runs under
+    /bin/sh. Returns the path."""
+    path = bin_dir / name
+    path.write_text(script if script.startswith("#!") else "#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path
+
+
 def write_stubs(bin_dir: Path) -> Path:
     """Write the stub binaries into bin_dir (created) and return it."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     for name, body in STUBS.items():
-        f = bin_dir / name
-        f.write_text(body)
-        f.chmod(f.stat().st_mode | stat.S_IEXEC)
+        write_stub(bin_dir, name, body)
     return bin_dir
 
 
-def make(stubs: Path, *args: str, merge_stderr: bool = False, **env: str) -> subprocess.CompletedProcess[str]:
-    """`make ARGS` from the repo root with the stubs first on PATH, DRY_RUN=1 unless env says otherwise,
-    an empty ./bin (SHOP_BIN) and none of the caller's MESH/LAB/... settings. merge_stderr: stderr goes into
-    stdout, in the order a terminal shows them."""
+def dry_run_env(stubs: Path, scratch: Path, **env: str) -> dict[str, str]:
+    """The environment of a dry run against stub binaries: the stubs in `stubs` first on PATH, DRY_RUN=1
+    unless env says otherwise, an empty ./bin (SHOP_BIN) and tool cache under `scratch` (so a student's
+    installed tools never shadow the stubs), none of the caller's MESH/LAB/... settings, then `env`."""
     full_env = {
         **os.environ,
         "PATH": f"{stubs}:{os.environ['PATH']}",
         "REAL_KUBECTL": str(REAL_KUBECTL),
-        "SHOP_BIN": str(stubs.parent / "empty-bin"),  # no pinned tools yet: the download is printed
-        "SHOP_CACHE": str(stubs.parent / "empty-cache"),  # nor in the tool cache
+        "SHOP_BIN": str(scratch / "empty-bin"),  # no pinned tools yet: the download is printed
+        "SHOP_CACHE": str(scratch / "empty-cache"),  # nor in the tool cache
         "DRY_RUN": "1",
         "TMPDIR": "/tmp",
         **env,
@@ -83,6 +89,13 @@ def make(stubs: Path, *args: str, merge_stderr: bool = False, **env: str) -> sub
             full_env.pop(var, None)
     for var in ("SHOP_CLUSTER_CHECKED", "KUBE_CONTEXT"):
         full_env.pop(var, None)
+    return full_env
+
+
+def make(stubs: Path, *args: str, merge_stderr: bool = False, **env: str) -> subprocess.CompletedProcess[str]:
+    """`make ARGS` from the repo root in `dry_run_env(stubs, stubs.parent, **env)`. merge_stderr: stderr
+    goes into stdout, in the order a terminal shows them."""
+    full_env = dry_run_env(stubs, stubs.parent, **env)
     cmd = ["make", "--no-print-directory", *args]
     stderr = subprocess.STDOUT if merge_stderr else subprocess.PIPE
     return subprocess.run(

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.k8s.stubs import write_stub
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = ["shop/order:0123456789ab", "shop/order:dev"]
 # Stand-ins: record every call; a call whose arguments start with one of $FAIL (comma-separated) fails.
@@ -32,8 +34,7 @@ def load_images(tmp_path: Path, *failing: str) -> tuple[subprocess.CompletedProc
     fake = tmp_path / "fakebin"
     fake.mkdir(exist_ok=True)
     for name in ("kind", "docker"):
-        (fake / name).write_text(FAKE)
-        (fake / name).chmod(0o755)
+        write_stub(fake, name, FAKE)
     (tmp_path / "bin").mkdir(exist_ok=True)
     calls = tmp_path / "calls"
     calls.unlink(missing_ok=True)

@@ -32,11 +32,6 @@ VARIANTS = {  # Deployment -> (stable Deployment, version label, env that differ
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs kubectl (`kubectl kustomize`)")
 
 
-@pytest.fixture(scope="module")
-def docs() -> list[Doc]:
-    return render("k8s/overlays/dev")
-
-
 def get(docs: list[Doc], kind: str, name: str) -> Doc:
     found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(found) == 1, f"{kind} {name}: {len(found)} found"
@@ -61,9 +56,9 @@ def workloads(docs: list[Doc]) -> list[Doc]:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_each_service_has_its_account_deployment_and_named_ports(docs: list[Doc], service: str) -> None:
-    account = get(docs, "ServiceAccount", f"{service}-sa")
-    deployment = get(docs, "Deployment", service)
+def test_each_service_has_its_account_deployment_and_named_ports(dev_docs: list[Doc], service: str) -> None:
+    account = get(dev_docs, "ServiceAccount", f"{service}-sa")
+    deployment = get(dev_docs, "Deployment", service)
     labels = {"app": service, "version": "v1"}
     assert deployment["spec"]["selector"]["matchLabels"] == labels
     # x-served-by reports <service>/<the version label>: one name per version
@@ -72,7 +67,7 @@ def test_each_service_has_its_account_deployment_and_named_ports(docs: list[Doc]
     assert pod(deployment)["serviceAccountName"] == account["metadata"]["name"]
     assert container(deployment)["image"] == f"shop/{service}:dev"
 
-    svc = get(docs, "Service", service)
+    svc = get(dev_docs, "Service", service)
     assert svc["spec"]["selector"] == {"app": service}  # all variants: basic load balancing
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]}
     expected = {"http": (80 if service == "frontend" else 3000, "http")}
@@ -84,16 +79,16 @@ def test_each_service_has_its_account_deployment_and_named_ports(docs: list[Doc]
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_probes_liveness_readiness_and_grpc_on_inventory(docs: list[Doc], service: str) -> None:
-    c = container(get(docs, "Deployment", service))
+def test_probes_liveness_readiness_and_grpc_on_inventory(dev_docs: list[Doc], service: str) -> None:
+    c = container(get(dev_docs, "Deployment", service))
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     if service == "product":
         assert c["startupProbe"]["grpc"]["port"] == 9000
 
 
-def test_every_workload_is_locked_down(docs: list[Doc]) -> None:
-    for w in workloads(docs):
+def test_every_workload_is_locked_down(dev_docs: list[Doc]) -> None:
+    for w in workloads(dev_docs):
         name = w["metadata"]["name"]
         spec = pod(w)
         assert spec["securityContext"]["runAsNonRoot"] is True, name
@@ -110,10 +105,10 @@ def _mebibytes(quantity: str) -> float:
     return float(number) * (1024 if unit == "Gi" else 1)
 
 
-def test_the_shop_fits_a_laptop_next_to_istio(docs: list[Doc]) -> None:
+def test_the_shop_fits_a_laptop_next_to_istio(dev_docs: list[Doc]) -> None:
     """Requests and limits everywhere; all limits together leave most of 8 GB to Istio and the node."""
     limits = requests = 0.0
-    for w in workloads(docs):
+    for w in workloads(dev_docs):
         for c in pod(w)["containers"]:
             res = c["resources"]
             assert {"cpu", "memory"} <= res["requests"].keys() and {"cpu", "memory"} <= res["limits"].keys()
@@ -124,10 +119,12 @@ def test_the_shop_fits_a_laptop_next_to_istio(docs: list[Doc]) -> None:
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_variants_are_the_stable_deployment_with_other_labels_and_env(docs: list[Doc], variant: str) -> None:
+def test_variants_are_the_stable_deployment_with_other_labels_and_env(
+    dev_docs: list[Doc], variant: str
+) -> None:
     """The variants are full copies (kustomize cannot clone a Deployment): they must not drift."""
     stable_name, version, changed_env = VARIANTS[variant]
-    stable, other = get(docs, "Deployment", stable_name), get(docs, "Deployment", variant)
+    stable, other = get(dev_docs, "Deployment", stable_name), get(dev_docs, "Deployment", variant)
     labels = {"app": stable_name, "version": version}
     assert other["metadata"]["labels"] == labels
     assert other["spec"]["selector"]["matchLabels"] == labels
@@ -146,20 +143,20 @@ def test_variants_are_the_stable_deployment_with_other_labels_and_env(docs: list
     assert other == expected
 
 
-def test_every_frontend_signs_csrf_tokens_with_the_same_secret(docs: list[Doc]) -> None:
+def test_every_frontend_signs_csrf_tokens_with_the_same_secret(dev_docs: list[Doc]) -> None:
     """A form rendered by one frontend variant is posted to whichever pod the mesh picks."""
-    frontends = [d for d in workloads(docs) if d["metadata"]["name"].startswith("frontend")]
+    frontends = [d for d in workloads(dev_docs) if d["metadata"]["name"].startswith("frontend")]
     assert len(frontends) == 3
     shared = {"secretKeyRef": {"name": "frontend-session", "key": "secret"}}
     for d in frontends:
         assert env(container(d))["SESSION_SECRET"] == shared, d["metadata"]["name"]
 
 
-def test_service_urls_follow_the_call_graph(docs: list[Doc]) -> None:
+def test_service_urls_follow_the_call_graph(dev_docs: list[Doc]) -> None:
     """Each Deployment is told where exactly the neighbours its settings name are (the settings mirror the
     call graph of docs/architecture.md: tests/services/test_neighbours.py), each at a real Service port."""
-    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
-    for d in (d for d in docs if d["kind"] == "Deployment"):
+    services = {d["metadata"]["name"]: d for d in dev_docs if d["kind"] == "Service"}
+    for d in (d for d in dev_docs if d["kind"] == "Deployment"):
         app = d["spec"]["template"]["metadata"]["labels"]["app"]
         variables = env(container(d))
         settings = importlib.import_module(f"services.{app}.settings").Settings
@@ -173,7 +170,7 @@ def test_service_urls_follow_the_call_graph(docs: list[Doc]) -> None:
             assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}, f"{k}={variables[k]}"
 
 
-def test_database_users_match_the_generated_secrets(docs: list[Doc]) -> None:
+def test_database_users_match_the_generated_secrets(dev_docs: list[Doc]) -> None:
     """One database and one user per service: init script, secrets.sh and the Deployments agree."""
     # The init script makes a user per key of Secret mongodb-users (tests/test_topology.py runs it), and
     # secrets.sh makes a key per service with a database, from the topology (test_scripts_dry_run.py).
@@ -183,13 +180,13 @@ def test_database_users_match_the_generated_secrets(docs: list[Doc]) -> None:
     secrets_sh = (REPO_ROOT / "scripts" / "secrets.sh").read_text()
     assert 'DB_SERVICES="$(database_services)"' in secrets_sh
     for service in SERVICES:
-        mongo = env(container(get(docs, "Deployment", service))).get("MONGO_URL")
+        mongo = env(container(get(dev_docs, "Deployment", service))).get("MONGO_URL")
         own = {"secretKeyRef": {"name": f"mongo-{service}", "key": "url"}}
         assert mongo == (None if service == "frontend" else own), service
 
 
-def test_mongodb_statefulset(docs: list[Doc]) -> None:
-    sts = get(docs, "StatefulSet", "mongodb")
+def test_mongodb_statefulset(dev_docs: list[Doc]) -> None:
+    sts = get(dev_docs, "StatefulSet", "mongodb")
     c = container(sts)
     assert re.fullmatch(r"mongo:\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", c["image"])
     assert pod(sts)["serviceAccountName"] == "mongodb-sa"
@@ -198,18 +195,18 @@ def test_mongodb_statefulset(docs: list[Doc]) -> None:
     variables = env(c)
     for var, key in (("MONGO_INITDB_ROOT_USERNAME", "username"), ("MONGO_INITDB_ROOT_PASSWORD", "password")):
         assert variables[var] == {"secretKeyRef": {"name": "mongodb-root", "key": key}}  # auth on
-    svc = get(docs, "Service", "mongodb")
+    svc = get(dev_docs, "Service", "mongodb")
     assert svc["spec"]["clusterIP"] == "None" and svc["metadata"]["labels"]["app"] == "mongodb"
     assert svc["spec"]["ports"] == [{"name": "tcp-mongo", "port": 27017, "targetPort": "mongo"}]
     assert sts["spec"]["serviceName"] == "mongodb"
 
 
-def test_mongodb_startup_probe_asks_the_real_server_with_either_shell(docs: list[Doc]) -> None:
+def test_mongodb_startup_probe_asks_the_real_server_with_either_shell(dev_docs: list[Doc]) -> None:
     """Not 127.0.0.1 (the entrypoint's temporary init server listens there) and both mongosh and mongo.
 
     The real ping runs once, as the startup probe; readiness and liveness are a TCP connect to the same
     address (test_validator: test_mongodb_pings_once_at_startup_and_probes_cheaply_after)."""
-    c = container(get(docs, "StatefulSet", "mongodb"))
+    c = container(get(dev_docs, "StatefulSet", "mongodb"))
     script = c["startupProbe"]["exec"]["command"][-1]
     shells = [part.split()[0] for part in script.split("||")]
     assert shells == ["mongosh", "mongo"]
@@ -217,8 +214,8 @@ def test_mongodb_startup_probe_asks_the_real_server_with_either_shell(docs: list
     assert env(c)["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
 
 
-def test_no_secret_is_committed(docs: list[Doc]) -> None:
-    assert not [d for d in docs if d["kind"] == "Secret"]
+def test_no_secret_is_committed(dev_docs: list[Doc]) -> None:
+    assert not [d for d in dev_docs if d["kind"] == "Secret"]
     for path in (REPO_ROOT / "k8s").rglob("*"):
         if path.is_file():
             text = path.read_text()

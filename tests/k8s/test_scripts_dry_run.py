@@ -18,7 +18,7 @@ import yaml
 from scripts.k8svalidate import render
 from scripts.k8svalidate.crossref import pod_templates
 from services import topology
-from tests.k8s.stubs import DRY_RUN_NOTICE, REAL_KUBECTL, commands, make, write_stubs
+from tests.k8s.stubs import DRY_RUN_NOTICE, REAL_KUBECTL, commands, make, write_stub, write_stubs
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = list(topology.SERVICES)
@@ -363,9 +363,7 @@ def test_status_lists_mesh_pods_services_and_url(stubs: Path) -> None:
 
 def _fake_tool(bin_dir: Path, name: str, output: str) -> None:
     bin_dir.mkdir(exist_ok=True)
-    tool = bin_dir / name
-    tool.write_text(f"#!/bin/sh\necho '{output}'\n")
-    tool.chmod(0o755)
+    write_stub(bin_dir, name, f"echo '{output}'\n")
 
 
 @pytest.mark.parametrize(("version", "downloads"), [("v0.31.0", False), ("v0.27.0", True)])

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.k8s.stubs import write_stub
+
 ROOT = Path(__file__).resolve().parents[2]
 UTILITIES = [
     *("bash", "sh", "env", "awk", "sed", "grep", "cut", "tr", "head", "tail", "cat", "uname", "mktemp"),
@@ -29,12 +31,6 @@ def recipes() -> configparser.ConfigParser:
     return parser
 
 
-def _stub(folder: Path, name: str, body: str) -> None:
-    path = folder / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(0o755)
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path) -> dict[str, str]:
     """Environment: empty SHOP_BIN and SHOP_CACHE, PATH = basic utilities + a curl without internet."""
@@ -44,7 +40,7 @@ def sandbox(tmp_path: Path) -> dict[str, str]:
         found = shutil.which(name)
         if found:
             (path / name).symlink_to(found)
-    _stub(path, "curl", 'echo "curl: (6) Could not resolve host: github.com" >&2\nexit 6\n')
+    write_stub(path, "curl", 'echo "curl: (6) Could not resolve host: github.com" >&2\nexit 6\n')
     return {
         "PATH": str(path),
         "HOME": str(tmp_path / "home"),
@@ -76,7 +72,7 @@ def test_a_tool_on_path_at_exactly_the_pinned_version_is_used(
 ) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
-    _stub(mine, "kind", 'echo "kind v0.31.0 go1.25.5 linux/amd64"\n')
+    write_stub(mine, "kind", 'echo "kind v0.31.0 go1.25.5 linux/amd64"\n')
     env = {**sandbox, "PATH": f"{mine}:{sandbox['PATH']}"}
     proc = ensure(env, "kind")
     assert proc.returncode == 0, proc.stderr
@@ -87,7 +83,7 @@ def test_a_tool_on_path_at_exactly_the_pinned_version_is_used(
 def test_a_tool_on_path_at_another_version_is_not_used(sandbox: dict[str, str], tmp_path: Path) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
-    _stub(mine, "kind", 'echo "kind v0.30.0 go1.25.5 linux/amd64"\n')
+    write_stub(mine, "kind", 'echo "kind v0.30.0 go1.25.5 linux/amd64"\n')
     proc = ensure({**sandbox, "PATH": f"{mine}:{sandbox['PATH']}"}, "kind")
     assert proc.returncode == 1
     assert "using" not in proc.stderr and "kind v0.31.0 is not available" in proc.stderr
@@ -100,11 +96,11 @@ def test_a_binary_that_does_not_print_the_pinned_version_is_refused(
     fake = tmp_path / "fake"
     fake.mkdir()
     # A "release" that downloads fine and matches its checksum, but is another version.
-    _stub(fake, "kind.bin", 'echo "kind v0.29.0 go1.24 linux/amd64"\n')
+    write_stub(fake, "kind.bin", 'echo "kind v0.29.0 go1.24 linux/amd64"\n')
     checksum = subprocess.run(
         ["sha256sum", str(fake / "kind.bin")], capture_output=True, text=True, check=True
     ).stdout.split()[0]
-    _stub(
+    write_stub(
         Path(sandbox["PATH"]),
         "curl",
         'out=""; while [ $# -gt 1 ]; do [ "$1" = -o ] && out="$2"; shift; done\n'
@@ -171,9 +167,9 @@ def test_make_up_without_internet_says_in_one_line_what_needs_it(tmp_path: Path)
     """Docker runs, no cluster yet, the node image is not local and nothing outside answers: one line."""
     stubs = tmp_path / "stubs"
     stubs.mkdir()
-    _stub(stubs, "docker", '[ "$1" = info ] && { echo 16000000000; exit 0; }\nexit 1\n')
-    _stub(stubs, "kind", "exit 0\n")
-    _stub(stubs, "curl", "exit 6\n")  # curl's exit code for "could not resolve host"
+    write_stub(stubs, "docker", '[ "$1" = info ] && { echo 16000000000; exit 0; }\nexit 1\n')
+    write_stub(stubs, "kind", "exit 0\n")
+    write_stub(stubs, "curl", "exit 6\n")  # curl's exit code for "could not resolve host"
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("MESH", "DRY_RUN", "MAKEFLAGS")},
         "PATH": f"{stubs}:{os.environ['PATH']}",

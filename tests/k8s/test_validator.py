@@ -28,11 +28,6 @@ from services import topology
 Doc = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def dev_docs() -> list[Doc]:
-    return render("k8s/overlays/dev")
-
-
 def find(docs: list[Doc], kind: str, name: str) -> Doc:
     return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
 import subprocess
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import yaml
 
 from scripts.k8svalidate import REPO_ROOT
 from services import topology
+from tests.k8s.stubs import REAL_KUBECTL, dry_run_env, write_stub
 
 K = "kubectl --context kind-shop"
 ISTIOCTL = "istioctl --context kind-shop"
@@ -58,42 +58,27 @@ APP_DEPLOYMENTS = sorted(
 TOOL_STEP = re.compile(r"^(mkdir -p |curl -fsSL |verify sha256 )")
 
 
-def _stub(dir_: Path, name: str, body: str) -> None:
-    path = dir_ / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-
-
 @pytest.fixture
 def env(tmp_path: Path):
     """function(mesh, apps) -> environment with stubs for a cluster running `mesh` (and the shop if apps)."""
-    real_kubectl = shutil.which("kubectl")
-    assert real_kubectl, "kubectl (with kustomize) is needed to render the overlays"
+    assert REAL_KUBECTL, "kubectl (with kustomize) is needed to render the overlays"
 
     def make(mesh: str = "none", apps: bool = False) -> dict[str, str]:
         listing = " ".join(APP_DEPLOYMENTS) if apps else ""
-        _stub(
+        write_stub(
             tmp_path,
             "kubectl",
             f'case " $* " in\n'
-            f'  *" kustomize "*) exec {real_kubectl} "$@" ;;\n'
+            f'  *" kustomize "*) exec {REAL_KUBECTL} "$@" ;;\n'
             f'  *" get deploy istiod "*) {"exit 0" if mesh == "istio" else "exit 1"} ;;\n'
             f'  *" get namespace linkerd "*) {"exit 0" if mesh == "linkerd" else "exit 1"} ;;\n'
             f'  *" get deployments -o name "*) for d in {listing}; do echo deployment.apps/$d; done ;;\n'
             '  *" get service frontend "*) echo ClusterIP ;;\n'
             "esac\nexit 0\n",
         )
-        _stub(tmp_path, "kind", 'if [ "$1 $2" = "get clusters" ]; then echo shop; fi\nexit 0\n')
-        _stub(tmp_path, "docker", "echo 16000000000\n")
-        e = {k: v for k, v in os.environ.items() if k not in ("CLUSTER_NAME", "MESH", "LAB", "MAKEFLAGS")}
-        # SHOP_BIN, SHOP_CACHE: no pinned tools yet, so a student's installed tools never shadow the stubs
-        e.update(
-            PATH=f"{tmp_path}:{e['PATH']}",
-            DRY_RUN="1",
-            SHOP_BIN=str(tmp_path / "empty-bin"),
-            SHOP_CACHE=str(tmp_path / "empty-cache"),
-        )
-        return e
+        write_stub(tmp_path, "kind", 'if [ "$1 $2" = "get clusters" ]; then echo shop; fi\nexit 0\n')
+        write_stub(tmp_path, "docker", "echo 16000000000\n")
+        return dry_run_env(tmp_path, tmp_path)
 
     return make
 

@@ -7,11 +7,8 @@ exists, and the mesh found in it is chosen per test.
 
 from __future__ import annotations
 
-import os
 import platform
 import re
-import shutil
-import stat
 import subprocess
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import pytest
 
 from scripts.k8svalidate import REPO_ROOT
 from services import topology
+from tests.k8s.stubs import REAL_KUBECTL, dry_run_env, write_stub  # the stub passes `kubectl kustomize` on
 
 CTX = "kind-shop"
 K = f"kubectl --context {CTX}"
@@ -54,15 +52,8 @@ UNINSTALL = [
     # --force: the shop's pods still have proxies; scripts/mesh.sh restarts them once the target is in.
     f"{L} uninstall --force | {K} delete -f -",
 ]
-REAL_KUBECTL = shutil.which("kubectl")  # offline `kubectl kustomize` is passed through by the stub
 # Printed by ensure_tool when it downloads a pinned tool; present only when ./bin lacks that tool.
 TOOL_STEP = re.compile(r"^(mkdir -p |curl -fsSL |verify sha256 |ln -sf )")
-
-
-def _stub(dir_: Path, name: str, body: str) -> None:
-    path = dir_ / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
 @pytest.fixture
@@ -80,24 +71,16 @@ def stubs(tmp_path: Path):
         )
         ns_cases += "".join(f'    *" namespace {ns} "*) exit 0 ;;\n' for ns in sorted(existing))
         istiod = "exit 0" if mesh == "istio" else "exit 1"
-        _stub(
+        write_stub(
             tmp_path,
             "kubectl",
             f'case " $* " in\n    " kustomize "*) exec {REAL_KUBECTL} "$@" ;;\n'
             f'    *" get deploy istiod "*) {istiod} ;;\n{ns_cases}'
             '    *" get namespace "*|*" get ns "*) exit 1 ;;\n    *) exit 0 ;;\nesac\n',
         )
-        _stub(tmp_path, "kind", 'if [ "$1 $2" = "get clusters" ]; then echo shop; fi\nexit 0\n')
-        _stub(tmp_path, "docker", "exit 0\n")
-        env = {k: v for k, v in os.environ.items() if k not in ("CLUSTER_NAME", "MESH", "LAB")}
-        # SHOP_BIN, SHOP_CACHE: no pinned tools yet, so a student's installed tools never shadow the stubs
-        env.update(
-            PATH=f"{tmp_path}:{env['PATH']}",
-            DRY_RUN="1",
-            SHOP_BIN=str(tmp_path / "empty-bin"),
-            SHOP_CACHE=str(tmp_path / "empty-cache"),
-        )
-        return env
+        write_stub(tmp_path, "kind", 'if [ "$1 $2" = "get clusters" ]; then echo shop; fi\nexit 0\n')
+        write_stub(tmp_path, "docker", "exit 0\n")
+        return dry_run_env(tmp_path, tmp_path)
 
     return make
 

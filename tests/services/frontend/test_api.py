@@ -6,16 +6,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.services.frontend.fake_shop import DECLINED, FakeShop, csrf, log_in
-from tests.services.helpers import PLANTED_ADDRESS_VALUES, PLANTED_IDS, assert_refused_field, planted_address
+from tests.services.helpers import (
+    ADDRESS,
+    PLANTED_ADDRESS_VALUES,
+    PLANTED_IDS,
+    assert_refused_field,
+    planted_address,
+)
 
 CHECKOUT = {
-    "shipping_address": {
-        "name": "Ada Lovelace",
-        "street": "Kerkstraat 1",
-        "city": "Amsterdam",
-        "postal_code": "1017 GA",
-        "country": "NL",
-    },
+    "shipping_address": ADDRESS,
     "card": {"number": "4242 4242 4242 4242", "expiry": "12/30", "cvc": "123"},
 }
 
