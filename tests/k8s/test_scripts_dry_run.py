@@ -405,6 +405,9 @@ NO_CLUSTER_NEEDED = {
     "load": "load test against any HOST (make dev by default)",
     "crds": "downloads schemas",
     "validate": "renders manifests offline",
+    "bench": "benchmarks the shop as local processes",
+    "bench-smoke": "benchmarks the shop as local processes",
+    "bench-profile": "profiles the shop as local processes",
 }
 NO_KUBECONFIG = {"KUBECONFIG": "/nonexistent/kubeconfig"}  # make verify's pytest probe sees no context either
 
