@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lock lint typecheck pytest test dev proto browser
+.PHONY: help venv lock lint typecheck pytest test dev proto system-packages
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -40,16 +40,20 @@ typecheck: $(STAMP) ## mypy (strict on the service kit)
 pytest: $(STAMP) ## pytest (cluster tests skip without a cluster)
 	$(VENV)/bin/pytest -q -rs $(PYTEST_ARGS)
 
-# The browser test drives Debian's Chromium (Playwright never downloads a browser here).
-# Without it, and without a way to install it, only that test skips, saying why.
-browser:
-	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || \
-	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } || \
-	  echo "chromium could not be installed: the browser test will be skipped"
+# Debian packages that tests drive: Chromium for the browser test (Playwright never downloads a browser here),
+# shellcheck for the script checks, wrk for the bench's load generator. Installed when missing (root with apt-get, as in CI); otherwise only
+# the tests that need one skip, saying why. tests/test_system_packages.py keeps this list and the tests' needs
+# in step.
+SYSTEM_PACKAGES := chromium shellcheck wrk
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && echo "installing Debian packages:$$missing" && \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } ; } || \
+	  echo "could not install$$missing: the tests that need it will be skipped"
 
 # `tools` first: CI starts with nothing installed (a cold build of every pinned tool; seconds when cached).
-test: tools lint typecheck validate browser wrk pytest image-test bench-smoke ## everything that runs without a cluster (installs what it needs)
+test: tools lint typecheck validate system-packages wrk pytest image-test bench-smoke ## everything that runs without a cluster (installs what it needs)
 
 dev: $(STAMP) ## run the whole shop locally as processes (Ctrl-C stops all)
 	$(PY) scripts/dev.py

@@ -47,6 +47,41 @@ def test_charge_succeeds_and_stores_only_last4(
     assert fetched.status_code == 200 and fetched.json() == payment
 
 
+def card_number(prefix: str, length: int = 16) -> str:
+    """A Luhn-valid number starting with `prefix` (the last digit is the check digit)."""
+    body = prefix.ljust(length - 1, "0")
+    for check in "0123456789":
+        digits = [int(c) for c in reversed(body + check)]
+        total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(digits))
+        if total % 10 == 0:
+            return body + check
+    raise AssertionError("unreachable")
+
+
+BRANDS = [
+    *(("45", "visa"), ("41", "visa")),
+    *((p, "mastercard") for p in ("51", "52", "53", "54", "55", "2221", "2500", "2720")),
+    *(("50", "card"), ("56", "card"), ("2220", "card"), ("2721", "card")),  # just outside Mastercard's ranges
+    *(("34", "amex"), ("37", "amex"), ("35", "card"), ("36", "card"), ("6011", "card")),
+]
+
+
+@pytest.mark.parametrize(("prefix", "brand"), BRANDS, ids=[f"{p}-{b}" for p, b in BRANDS])
+def test_the_charge_names_the_cards_brand(
+    client: TestClient, tokens: TokenFactory, prefix: str, brand: str
+) -> None:
+    """The receipt shows the brand by the number's leading digits (Visa 4, Mastercard 51-55 and 2221-2720,
+    Amex 34/37, anything else a plain card) and the last four digits."""
+    number = card_number(prefix, 15 if brand == "amex" else 16)
+    card = {"number": number, "expiry": "12/39", "cvc": "123"}
+    response = client.post(
+        "/payments", json=charge_body(order_id=f"order-{prefix}", card=card), headers=tokens.headers(sub="u1")
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["card"]["brand"] == brand
+    assert response.json()["card"]["last4"] == number[-4:]
+
+
 def test_same_order_id_returns_the_recorded_charge(client: TestClient, tokens: TokenFactory) -> None:
     headers = tokens.headers(sub="u1")
     first = client.post("/payments", json=charge_body(), headers=headers)
