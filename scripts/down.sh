@@ -2,6 +2,9 @@
 # make down: delete the kind cluster (and with it MongoDB's data and the generated Secrets).
 source "$(dirname "$0")/lib.sh"
 
+# CLUSTER=sim: the simulated cluster (make sim-down), reporting as if started directly.
+[[ "$CLUSTER" == sim ]] && SHOP_SCRIPT_DEPTH=$((SHOP_SCRIPT_DEPTH - 1)) exec "$ROOT/scripts/sim-down.sh"
+
 case "$(cluster_state)" in
   docker-down) die "Docker is not running, so kind cannot see its clusters: start Docker, then make down again" ;;
   absent | no-kind)

@@ -28,7 +28,25 @@ load_env_file() {
 }
 load_env_file "$ROOT/scripts/versions.env"
 load_env_file "$ROOT/services/topology.env"
-KUBE_CONTEXT="kind-$CLUSTER_NAME"
+# Which cluster the scripts act on. CLUSTER=kind (the default): the kind cluster `make up` creates.
+# CLUSTER=sim: the simulated cluster `make sim-up` creates (kwok: the real Kubernetes control plane with
+# simulated nodes and pods, no Docker; docs/kubernetes.md, "The simulated cluster"). Its kubeconfig is a file of
+# its own in .cache/sim, so ~/.kube/config is never touched; steps that need Docker or containers are skipped
+# there with the reason (skip_on_sim).
+CLUSTER="${CLUSTER:-kind}"
+SIM_DIR="$ROOT/.cache/sim"
+case "$CLUSTER" in
+  kind) KUBE_CONTEXT="kind-$CLUSTER_NAME" ;;
+  sim)
+    KUBE_CONTEXT="kwok-$CLUSTER_NAME"
+    export KUBECONFIG="$SIM_DIR/kubeconfig"
+    ;;
+  *)
+    printf 'ERROR: CLUSTER must be kind or sim (got %s)\n' "$CLUSTER" >&2
+    exit 1
+    ;;
+esac
+export CLUSTER
 # The services that own a MongoDB database (all but WITHOUT_DATABASE), e.g. for their Secrets.
 database_services() {
   local svc
@@ -84,9 +102,19 @@ online() { curl -s -o /dev/null --connect-timeout 5 --max-time 15 https://regist
 cluster_exists() { query kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; }
 
 # The state of the kind cluster, read-only (also under DRY_RUN): up, absent, no-kind, docker-down or
-# unreachable.
+# unreachable; of the simulated cluster (CLUSTER=sim): up, sim-absent or unreachable.
 cluster_state() {
   local clusters
+  if [[ "$CLUSTER" == sim ]]; then
+    if [[ ! -f "$KUBECONFIG" ]]; then
+      echo sim-absent
+    elif query kubectl --context "$KUBE_CONTEXT" get --raw /readyz --request-timeout=5s >/dev/null 2>&1; then
+      echo up
+    else
+      echo unreachable
+    fi
+    return 0
+  fi
   command -v kind >/dev/null || {
     echo no-kind
     return 0
@@ -111,9 +139,14 @@ no_cluster_reason() {
   case "$(cluster_state)" in
     up) ;;
     absent) echo "no cluster: run make up (kind has no cluster named $CLUSTER_NAME)" ;;
+    sim-absent) echo "no cluster: run make sim-up (no simulated cluster: $KUBECONFIG does not exist)" ;;
     no-kind) echo "no cluster: run make up (kind is not installed yet; make up installs it into ./bin)" ;;
     docker-down) echo "no cluster: Docker is not running (kind cannot list clusters); start Docker, then make up" ;;
     unreachable)
+      if [[ "$CLUSTER" == sim ]]; then
+        echo "no cluster: the simulated cluster's API server does not answer (make sim-down && make sim-up)"
+        return 0
+      fi
       echo "no cluster: kind cluster $CLUSTER_NAME exists but its API server does not answer" \
         "(container stopped? docker start $CLUSTER_NAME-control-plane, or make down && make up)"
       ;;
@@ -150,6 +183,34 @@ finish() {
   fi
 }
 
+# The simulated cluster runs no containers and needs no Docker: a step that builds or loads images, or that
+# needs a data plane (a sidecar that runs, traffic), is skipped there, saying what and why; elsewhere this
+# returns 1. Usage:  skip_on_sim "what (why)" || the step
+skip_on_sim() {
+  [[ "$CLUSTER" == sim ]] || return 1
+  log "CLUSTER=sim: skipped $*"
+}
+
+# The folder of pinned upstream CRDs NAME (e.g. gateway-api-v1.2.1): ../shared/crds (CI) or .cache/crds (make crds).
+crd_dir() {
+  local dir
+  for dir in "$ROOT/../shared/crds/$1" "$ROOT/.cache/crds/$1"; do
+    [[ -d "$dir" ]] && echo "$dir" && return 0
+  done
+  return 1
+}
+
+# Is the simulated cluster whole: its kubeconfig, an API server that answers, and the helper process
+# (scripts/sim: the API server's egress proxy and the meshes' webhook servers) with its socket?
+sim_healthy() {
+  local pid
+  [[ -f "$SIM_DIR/kubeconfig" && -S "$SIM_DIR/egress.sock" && -f "$SIM_DIR/controlplane.pid" ]] || return 1
+  pid="$(cat "$SIM_DIR/controlplane.pid")"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  kubectl --kubeconfig "$SIM_DIR/kubeconfig" --context "kwok-$CLUSTER_NAME" get --raw /readyz \
+    --request-timeout=5s >/dev/null 2>&1
+}
+
 # Which mesh runs in the cluster: istio, linkerd or none.
 current_mesh() {
   if query kubectl --context "$KUBE_CONTEXT" -n istio-system get deploy istiod >/dev/null 2>&1; then
@@ -173,7 +234,13 @@ app_overlay() {
   if [[ "$1" == none ]]; then echo "k8s/overlays/dev"; else echo "mesh/$1/overlay"; fi
 }
 
-shop_url() { echo "http://localhost"; }
+shop_url() {
+  if [[ "$CLUSTER" == sim ]]; then
+    echo "none (CLUSTER=sim: the simulated cluster runs no containers)"
+  else
+    echo "http://localhost"
+  fi
+}
 
 # The tag `make up` gives an image it built: the first 12 hex digits of its image ID, as `docker images`
 # shows it. Unchanged code -> the same image ID -> the same tag -> `kubectl apply` changes nothing; changed

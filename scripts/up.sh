@@ -8,6 +8,7 @@ check_mesh_name "$MESH"
 
 preflight() {
   [[ "${SKIP_PREFLIGHT:-0}" == 1 ]] && return 0
+  skip_on_sim "the Docker preflight (the simulated cluster needs no Docker, no ports 80/443, no internet)" && return 0
   local mem
   mem="$(query docker info --format '{{.MemTotal}}' 2>/dev/null)" ||
     die "Docker is not running (or not installed). Start Docker Desktop / the docker service and retry."
@@ -34,12 +35,14 @@ preflight() {
 preflight
 
 log "[1/7] tools (pinned, into ./bin)"
-ensure_tool kind
+skip_on_sim "kind (make sim-up creates the simulated cluster)" || ensure_tool kind
 ensure_tool kubectl
 case "$MESH" in istio) ensure_tool istioctl ;; linkerd) ensure_tool linkerd ;; esac
 
 log "[2/7] cluster $CLUSTER_NAME"
-if cluster_exists; then
+if [[ "$CLUSTER" == sim ]]; then
+  "$ROOT/scripts/sim-up.sh" # keeps a healthy simulated cluster, creates one otherwise
+elif cluster_exists; then
   log "kind cluster $CLUSTER_NAME exists: not creating it again"
   require_cluster # it must answer (a stopped node container does not)
 else
@@ -50,18 +53,21 @@ export SHOP_CLUSTER_CHECKED=1 # secrets.sh and the mesh scripts need not check a
 log "[3/7] build images, tagged by content (a changed image gets a new tag, so the apply rolls it out)"
 images=() dev_images=()
 mkdir -p "$ROOT/.cache/images"
-for svc in $SERVICES; do
-  run docker build --build-arg "SERVICE=$svc" --iidfile "$ROOT/.cache/images/$svc.iid" -t "shop/$svc:dev" "$ROOT"
-  tag="$(image_content_tag "$ROOT/.cache/images/$svc.iid")"
-  run docker tag "shop/$svc:dev" "shop/$svc:$tag"
-  images+=("shop/$svc:$tag")
-  dev_images+=("shop/$svc:dev")
-done
-[[ "$DRY_RUN" == 1 ]] && log "DRY_RUN: IMAGE_ID stands for the first 12 hex digits of each built image's ID"
+if ! skip_on_sim "the image builds (no container runs on simulated nodes: pods keep the manifests' shop/<service>:dev)"; then
+  for svc in $SERVICES; do
+    run docker build --build-arg "SERVICE=$svc" --iidfile "$ROOT/.cache/images/$svc.iid" -t "shop/$svc:dev" "$ROOT"
+    tag="$(image_content_tag "$ROOT/.cache/images/$svc.iid")"
+    run docker tag "shop/$svc:dev" "shop/$svc:$tag"
+    images+=("shop/$svc:$tag")
+    dev_images+=("shop/$svc:dev")
+  done
+  [[ "$DRY_RUN" == 1 ]] && log "DRY_RUN: IMAGE_ID stands for the first 12 hex digits of each built image's ID"
+fi
 
 log "[4/7] load images into the kind node"
 # :dev too (the same images): the live checks start helper pods from shop/order:dev.
-load_images "${images[@]}" "${dev_images[@]}"
+skip_on_sim "kind load (there is no node container to load images into)" ||
+  load_images "${images[@]}" "${dev_images[@]}"
 
 log "[5/7] secrets (generated here, never committed)"
 "$ROOT/scripts/secrets.sh"
@@ -72,7 +78,7 @@ if [[ "$MESH" != none ]]; then
   [[ -x "$ROOT/mesh/$MESH/install.sh" ]] || die "mesh/$MESH/install.sh is missing"
   "$ROOT/mesh/$MESH/install.sh"
 fi
-write_app_kustomization ".cache/app/$MESH" "$MESH" "" "${images[@]}"
+write_app_kustomization ".cache/app/$MESH" "$MESH" "" ${images[@]+"${images[@]}"}
 run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/.cache/app/$MESH"
 
 log "[7/7] wait for every rollout"
@@ -80,4 +86,9 @@ wait_rollouts "$overlay"
 run_post_install "$MESH"
 
 echo
-finish "The shop is up: $(shop_url)   (mesh: $MESH; make status, make logs S=order, make down)"
+if [[ "$CLUSTER" == sim ]]; then
+  finish "The shop is deployed on the simulated cluster (mesh: $MESH): its objects are real, its pods simulated" \
+    "(no container runs). make status CLUSTER=sim; make sim-down deletes it."
+else
+  finish "The shop is up: $(shop_url)   (mesh: $MESH; make status, make logs S=order, make down)"
+fi

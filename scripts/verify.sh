@@ -23,6 +23,12 @@ else
 fi
 
 cmd=("$PYTEST" --live -q -rs "${paths[@]}")
+# The live checks send traffic through the shop and its proxies: the simulated cluster runs no container.
+if [[ "$CLUSTER" == sim && "$DRY_RUN" != 1 ]]; then
+  die "make verify needs a data plane, and the simulated cluster (CLUSTER=sim) runs no containers: every live" \
+    "check sends traffic through the shop. What the simulated cluster can check, make sim-test checks; run the" \
+    "live checks on a kind cluster (make up)."
+fi
 if [[ "$DRY_RUN" == 1 ]]; then
   run "${cmd[@]}"
   log "the checks it would run:"

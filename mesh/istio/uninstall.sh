@@ -8,9 +8,13 @@ source "$ROOT/scripts/labs.sh"
 
 log "remove Istio $ISTIO"
 run "${K[@]}" label namespace "$NAMESPACE" istio-injection-
-for addon in "${ADDONS[@]}"; do
-  run "${K[@]}" delete -f "$ADDONS_URL/$addon.yaml" --ignore-not-found
-done
+if [[ "$CLUSTER" == sim ]] && ! online; then
+  log "CLUSTER=sim: skipped deleting the addons (make up did not install them without internet)"
+else
+  for addon in "${ADDONS[@]}"; do
+    run "${K[@]}" delete -f "$ADDONS_URL/$addon.yaml" --ignore-not-found
+  done
+fi
 # Every lab goes first, the same deletion as make lab-reset (the egress lab's provider namespace too).
 delete_lab_resources "$(lab_kinds_known)"
 run "${ISTIOCTL[@]}" uninstall --purge -y
