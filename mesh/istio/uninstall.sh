@@ -19,3 +19,9 @@ fi
 delete_lab_resources "$(lab_kinds_known)"
 run "${ISTIOCTL[@]}" uninstall --purge -y
 run "${K[@]}" delete namespace "$ISTIO_NS" --ignore-not-found
+# istiod writes its CA's root certificate (istio-ca-root-cert) and revocation list (istio-ca-crl) into every
+# namespace; `istioctl uninstall --purge` leaves them behind (make sim-test found them). istiod is gone now, so
+# nothing writes them again.
+for configmap in istio-ca-root-cert istio-ca-crl; do
+  run "${K[@]}" delete configmap --all-namespaces --field-selector "metadata.name=$configmap" --ignore-not-found
+done

@@ -48,6 +48,10 @@ UNINSTALL = [
     f"{K} delete namespace -l lab --ignore-not-found",
     f"{ISTIOCTL} uninstall --purge -y",
     f"{K} delete namespace istio-system --ignore-not-found",
+    *[
+        f"{K} delete configmap --all-namespaces --field-selector metadata.name={cm} --ignore-not-found"
+        for cm in ("istio-ca-root-cert", "istio-ca-crl")
+    ],
 ]
 RESTART = [f"{K} -n ecommerce rollout restart deployment", f"{K} -n ecommerce rollout restart statefulset"]
 APP_DEPLOYMENTS = sorted(
