@@ -48,6 +48,9 @@ else
   log "the helper is not running"
 fi
 
+# What the programs the helper ran (istiod) cost, from its log.
+grep -h " used .* s CPU" "$SIM_DIR/logs/controlplane.log" 2>/dev/null | sed 's/^[^ ]* [^ ]* [^ ]* INFO /  /' || true
+
 log "[2/3] control plane: kwokctl delete cluster $CLUSTER_NAME"
 if [[ -d "$KWOK_DIR/clusters/$CLUSTER_NAME" ]]; then
   run env KWOK_WORKDIR="$KWOK_DIR" kwokctl --name "$CLUSTER_NAME" delete cluster --kubeconfig "$KUBECONFIG" ||

@@ -315,6 +315,8 @@ class ControlPlane:
             current = self.running.pop(workload, None)
         if current is None:
             return
+        if current.process.poll() is None:
+            log.info("%s: %s", workload.binary, usage(current))
         stop_process(current.process)
 
     def stop_all(self) -> None:
@@ -373,6 +375,22 @@ def _container_port(run: Running, target: int | str) -> int | None:
     if isinstance(target, int) or str(target).isdigit():
         return int(target)
     return run.port_names.get(str(target))  # a named targetPort, e.g. https-webhooks
+
+
+def usage(run: Running) -> str:
+    """What the process cost so far: CPU seconds (user + system), resident memory, wall time."""
+    import psutil
+
+    try:
+        proc = psutil.Process(run.process.pid)
+        cpu = proc.cpu_times()
+        rss = proc.memory_info().rss
+    except psutil.Error as exc:
+        return f"usage unknown ({exc})"
+    return (
+        f"used {cpu.user + cpu.system:.1f} s CPU, {rss / 2**20:.0f} MiB resident, "
+        f"in {time.monotonic() - run.started:.0f} s"
+    )
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 10) -> None:

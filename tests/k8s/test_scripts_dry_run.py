@@ -410,6 +410,9 @@ NO_CLUSTER_NEEDED = {
     "bench": "benchmarks the shop as local processes",
     "bench-smoke": "benchmarks the shop as local processes",
     "bench-profile": "profiles the shop as local processes",
+    "sim-up": "creates the simulated cluster",
+    "sim-down": "deletes the simulated cluster if there is one",
+    "sim-test": "creates a simulated cluster, tests against it, deletes it",
 }
 NO_KUBECONFIG = {"KUBECONFIG": "/nonexistent/kubeconfig"}  # make verify's pytest probe sees no context either
 
@@ -538,6 +541,9 @@ NO_CLUSTER_SCRIPTS = {
     "scripts/docker-engine.sh": "the Docker engine, sourced by images.sh and image-test.sh",
     "scripts/base-images.sh": "the Dockerfile's base images, sourced by images.sh",
     "scripts/stand-in-bases.sh": "debootstraps the stand-in base images",
+    "scripts/sim-up.sh": "creates the simulated cluster (keeps a healthy one)",
+    "scripts/sim-down.sh": "deletes the simulated cluster if there is one",
+    "scripts/sim-test.sh": "creates a simulated cluster, tests against it, deletes it",
 }
 
 
