@@ -58,10 +58,30 @@ def lab_state() -> dict[str, Doc]:
 
 
 def differences(before: dict[str, Doc], after: dict[str, Doc]) -> list[str]:
+    """What was added, removed or changed (each changed field by its path, before -> after)."""
     out = [f"left behind: {k}" for k in sorted(after.keys() - before.keys())]
     out += [f"missing: {k}" for k in sorted(before.keys() - after.keys())]
-    out += [f"changed: {k}" for k in sorted(before.keys() & after.keys()) if before[k] != after[k]]
+    for k in sorted(before.keys() & after.keys()):
+        if before[k] != after[k]:
+            old, new = _flat(before[k]), _flat(after[k])
+            changed = [p for p in sorted(old.keys() | new.keys()) if old.get(p) != new.get(p)]
+            out.append(
+                f"changed: {k}: "
+                + "; ".join(f"{p}: {old.get(p)!r:.120} -> {new.get(p)!r:.120}" for p in changed)
+            )
     return out
+
+
+def _flat(value: object, path: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        return {p: v for k, item in value.items() for p, v in _flat(item, f"{path}.{k}").items()} or {
+            path: {}
+        }
+    if isinstance(value, list):
+        return {p: v for i, item in enumerate(value) for p, v in _flat(item, f"{path}[{i}]").items()} or {
+            path: []
+        }
+    return {path: value}
 
 
 FINDING = re.compile(r"^(Error|Warning|Info) \[(IST\d+)\] \(([^)]*)\) (.*)$")
@@ -194,8 +214,10 @@ def check_lab_applied(lab: str) -> None:
 
 
 def check_reset(overlay_state: dict[str, Doc]) -> None:
-    assert differences(overlay_state, lab_state()) == []
-    assert plain_overlay_differences("istio") == []
+    diffs = differences(overlay_state, lab_state())
+    assert diffs == [], "after make lab-reset:\n" + "\n".join(diffs)
+    diffs = plain_overlay_differences("istio")
+    assert diffs == [], "after make lab-reset, against the overlay:\n" + "\n".join(diffs)
 
 
 GUIDES = sorted((ROOT / "docs" / "istio").glob("*.md"))
