@@ -116,7 +116,11 @@ def test_a_binary_that_does_not_print_the_pinned_version_is_refused(
 def test_every_recipe_pins_a_version_a_check_and_a_source_or_download() -> None:
     parser = recipes()
     for name in parser.sections():
-        fields = {**(parser[parser[name]["like"]] if "like" in parser[name] else {}), **parser[name]}
+        fields: dict[str, str] = {}
+        section: str | None = name
+        while section is not None:  # `like` chains, as lib-tools.sh's recipe_load follows them
+            fields = {**parser[section], **fields}
+            section = parser[section].get("like")
         assert fields.get("version") and fields.get("check") and fields.get("expect"), name
         assert fields.get("download") or fields.get("module"), name
         if fields.get("download"):
