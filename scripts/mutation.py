@@ -1,0 +1,378 @@
+"""`make mutation`: mutation testing of the money, stock, token and card code, one module at a time.
+
+Each module is mutated by mutmut (pinned in requirements/dev.in) against the test files that cover it, in
+its own scratch copy of the repo under `.cache/mutation/<module>/`, so a run never touches the work tree and
+modules never share results. mutmut runs the selected tests once with coverage to learn which tests call
+which function; then, for each mutant, it forks the already-imported test process and runs only the tests
+that reach the mutated function, fastest first, stopping at the first failure.
+
+The result is a per-module table (mutants, killed, survived, score) and the list of surviving mutants. Every
+survivor must be classified in `tests/mutation/survivors.yaml` (equivalent or harmless, with the reason),
+matched by module, function and the changed line(s), so renumbering never unclassifies a mutant.
+Exit 1 when a module scores under the target or a survivor is unclassified.
+
+    python -m scripts.mutation                 # every module (make mutation)
+    python -m scripts.mutation --smoke         # the one-module smoke make test runs
+    python -m scripts.mutation --module services/payment/cards.py --keep   # one module, keep the copy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".cache" / "mutation"
+SURVIVORS_FILE = ROOT / "tests" / "mutation" / "survivors.yaml"
+REPORT_DIR = ROOT / "artifacts" / "mutation"
+TARGET = 0.90
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str  # the file mutated
+    tests: tuple[str, ...]  # the test files that cover it (each mutant runs the ones that reach it)
+
+
+MODULES = (
+    Module(
+        "services/order/checkout.py",
+        ("tests/services/order/test_checkout.py", "tests/services/order/test_checkout_failures.py"),
+    ),
+    Module("services/product/inventory.py", ("tests/services/product/test_inventory.py",)),
+    Module("services/payment/api.py", ("tests/services/payment/test_api.py",)),
+    Module("services/payment/cards.py", ("tests/services/payment/test_api.py",)),
+    # The card checks payment relies on moved to the shared contract (one card rule everywhere).
+    Module("services/contracts/card.py", ("tests/services/test_contracts.py",)),
+    Module(
+        "services/kit/jwt.py",
+        ("tests/kit/test_tokens.py", "tests/kit/test_kit.py", "tests/services/auth/test_service_tokens.py"),
+    ),
+    Module("services/kit/middleware.py", ("tests/kit/test_kit.py",)),
+    Module("services/kit/errors.py", ("tests/kit/test_kit.py", "tests/kit/test_openapi_errors.py")),
+    Module(
+        "services/auth/store.py",
+        (
+            "tests/services/auth/test_api.py",
+            "tests/services/auth/test_throttle.py",
+            "tests/services/auth/test_service_tokens.py",
+        ),
+    ),
+)
+# The one-module smoke `make test` runs: pure functions and second-long tests, so it measures the runner
+# (mutmut, the scratch copy, the table, the survivors file) in a minute or two, not the suite's speed.
+SMOKE = "services/contracts/card.py"
+
+# mutmut's status per exit code of a mutant's test run (mutmut.stats.status_by_exit_code).
+KILLED = {"killed", "timeout", "caught by type check"}
+# What copies into each scratch directory: the code, the tests and what they import at collection.
+COPIED = ("services", "tests", "scripts", "pyproject.toml")
+# Log calls say nothing a user or a caller sees; mutating their text only makes noise.
+DO_NOT_MUTATE = [r"\blog\.(debug|info|warning|error|exception)\("]
+
+
+@dataclass
+class Survivor:
+    name: str  # mutmut's mutant name
+    status: str
+    function: str
+    before: str
+    after: str
+
+    def key(self) -> tuple[str, str, str]:
+        return self.function, _norm(self.before), _norm(self.after)
+
+
+@dataclass
+class Result:
+    module: Module
+    statuses: Counter[str] = field(default_factory=Counter)
+    survivors: list[Survivor] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def killed(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status in KILLED)
+
+    @property
+    def score(self) -> float:
+        return self.killed / self.total if self.total else 0.0
+
+
+def _norm(text: str) -> str:
+    return "\n".join(" ".join(line.split()) for line in text.strip().splitlines() if line.strip())
+
+
+def slug(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".")
+
+
+def mutmut_config(module: Module) -> str:
+    """The [tool.mutmut] table for one module."""
+    config = {
+        "source_paths": ["services"],
+        "only_mutate": [module.path],
+        "pytest_add_cli_args_test_selection": list(module.tests),
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-o", "timeout=300"],
+        "also_copy": ["scripts"],
+        "do_not_mutate_patterns": DO_NOT_MUTATE,
+        # grpc (product's Inventory, order's client) is not fork-safe once used: fork from a clean server.
+        "process_isolation": "forkserver",
+        "timeout_multiplier": 10.0,
+        "use_git_change_detection": False,
+    }
+    lines = ["", "[tool.mutmut]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in config.items()]
+    return "\n".join(lines) + "\n"
+
+
+def prepare(module: Module, work: Path) -> None:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "mutants")
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=ignore)
+        else:
+            shutil.copy2(source, work / name)
+    with (work / "pyproject.toml").open("a") as handle:
+        handle.write(mutmut_config(module))
+
+
+_PROGRESS = re.compile(r"(\d+)/(\d+)\s+🎉 (\d+).*?🙁 (\d+)")
+
+
+def run_mutmut(module: Module, work: Path, children: int, quiet: bool) -> None:
+    """mutmut run in `work`, its spinner to mutmut.log; one progress line every 30 s."""
+    mutmut = Path(sys.executable).with_name("mutmut")
+    log_path = work / "mutmut.log"
+    started = last = time.monotonic()
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(mutmut), "run", "--max-children", str(children)], cwd=work, stdout=log_file, stderr=log_file
+        )
+        try:
+            while process.poll() is None:
+                time.sleep(1)
+                if not quiet and time.monotonic() - last >= 30:
+                    last = time.monotonic()
+                    print(f"  {module.path}: {_progress(log_path)} ({last - started:.0f} s)", flush=True)
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(30)
+    if process.returncode != 0:
+        tail = log_path.read_bytes()[-3000:].decode(errors="replace")
+        raise RuntimeError(f"mutmut exited {process.returncode} for {module.path}:\n{tail}")
+
+
+def _progress(log_path: Path) -> str:
+    text = log_path.read_bytes()[-4000:].decode(errors="replace")
+    found = _PROGRESS.findall(text)
+    if not found:
+        return "collecting tests and coverage"
+    done, total, killed, survived = found[-1]
+    return f"{done}/{total} mutants, {killed} killed, {survived} survived"
+
+
+def statuses(work: Path, module: Module) -> dict[str, str]:
+    """mutant name -> status, from mutmut's record of the module."""
+    from mutmut.stats import status_by_exit_code
+
+    meta = json.loads((work / "mutants" / (module.path + ".meta")).read_text())
+    return {name: status_by_exit_code[code] for name, code in meta["exit_code_by_key"].items()}
+
+
+def function_of(mutant: str, module: Module) -> str:
+    """`services.kit.jwt.xǁJwksVerifierǁverify__mutmut_3` -> `JwksVerifier.verify`."""
+    name = mutant.removeprefix(slug(module.path) + ".")
+    name = re.sub(r"__mutmut_\d+$", "", name)
+    if name.startswith("xǁ"):
+        return ".".join(part for part in name.split("ǁ")[1:] if part)
+    return name.removeprefix("x_")
+
+
+def diff_of(work: Path, module: Module, mutant: str) -> tuple[str, str]:
+    """The lines the mutant removed and added (mutmut show's unified diff, computed in this process)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    shown = get_diff_for_mutant(mutant, path=(work / "mutants" / module.path).resolve())
+    before, after = [], []
+    for line in shown.splitlines():
+        if line.startswith(("---", "+++")):
+            continue
+        if line.startswith("-"):
+            before.append(line[1:])
+        elif line.startswith("+"):
+            after.append(line[1:])
+    return "\n".join(before), "\n".join(after)
+
+
+def collect(module: Module, work: Path) -> Result:
+    result = Result(module)
+    for name, status in sorted(statuses(work, module).items()):
+        result.statuses[status] += 1
+        if status not in KILLED:
+            before, after = diff_of(work, module, name)
+            result.survivors.append(Survivor(name, status, function_of(name, module), before, after))
+    return result
+
+
+# --- the reviewed classification --------------------------------------------------------------------
+
+
+KINDS = ("equivalent", "harmless")
+
+
+def load_classified(path: Path = SURVIVORS_FILE) -> dict[str, list[dict[str, Any]]]:
+    """module path -> entries {function, before, after, kind, reason}; checks the file's shape."""
+    data = yaml.safe_load(path.read_text()) or {}
+    problems = []
+    for module, entries in data.items():
+        for i, entry in enumerate(entries or []):
+            missing = {"function", "before", "after", "kind", "reason"} - set(entry)
+            if missing:
+                problems.append(f"{module} entry {i + 1}: missing {', '.join(sorted(missing))}")
+            elif entry["kind"] not in KINDS:
+                problems.append(f"{module} entry {i + 1}: kind {entry['kind']!r} is not one of {KINDS}")
+            elif len(str(entry["reason"]).split()) < 4:
+                problems.append(f"{module} entry {i + 1}: the reason needs words, not a label")
+    if problems:
+        raise ValueError(f"{path}:\n  " + "\n  ".join(problems))
+    return {module: list(entries or []) for module, entries in data.items()}
+
+
+def classify(result: Result, entries: list[dict[str, Any]]) -> tuple[list[Survivor], list[dict[str, Any]]]:
+    """(unclassified survivors, entries that match no survivor any more)."""
+    by_key = {(e["function"], _norm(str(e["before"])), _norm(str(e["after"]))): e for e in entries}
+    used: set[int] = set()
+    unclassified = []
+    for survivor in result.survivors:
+        entry = by_key.get(survivor.key())
+        if entry is None:
+            unclassified.append(survivor)
+        else:
+            used.add(id(entry))
+    stale = [e for e in entries if id(e) not in used]
+    return unclassified, stale
+
+
+# --- output -----------------------------------------------------------------------------------------
+
+
+def table(results: list[Result]) -> str:
+    header = "| module | mutants | killed | survived | no tests | score | time |"
+    rows = [header, "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        if r.error:
+            rows.append(f"| {r.module.path} | error | | | | | {r.seconds:.0f} s |")
+            continue
+        survived = r.total - r.killed - r.statuses["no tests"]
+        rows.append(
+            f"| {r.module.path} | {r.total} | {r.killed} | {survived} | {r.statuses['no tests']} "
+            f"| {r.score:.0%} | {r.seconds:.0f} s |"
+        )
+    return "\n".join(rows)
+
+
+def survivor_yaml(survivor: Survivor) -> str:
+    """A ready-to-review entry for tests/mutation/survivors.yaml."""
+    entry = {
+        "function": survivor.function,
+        "before": survivor.before.strip(),
+        "after": survivor.after.strip(),
+        "kind": "TODO",
+        "reason": "TODO",
+    }
+    return yaml.safe_dump([entry], sort_keys=False, width=110, allow_unicode=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--module", action="append", help="a module path (repeatable); default: all")
+    parser.add_argument("--smoke", action="store_true", help=f"only {SMOKE} (what make test runs)")
+    parser.add_argument("--children", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copies in .cache/mutation")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+
+    wanted = [SMOKE] if args.smoke else (args.module or [m.path for m in MODULES])
+    known = {m.path: m for m in MODULES}
+    unknown = [path for path in wanted if path not in known]
+    if unknown:
+        parser.error(f"not a mutation module: {', '.join(unknown)} (known: {', '.join(known)})")
+    classified = load_classified()
+
+    results: list[Result] = []
+    for path in wanted:
+        module = known[path]
+        work = WORK / slug(path)
+        print(f"mutation testing {path} against {', '.join(module.tests)}", flush=True)
+        started = time.monotonic()
+        prepare(module, work)
+        try:
+            run_mutmut(module, work, args.children, args.quiet)
+            result = collect(module, work)
+        except (RuntimeError, FileNotFoundError, subprocess.TimeoutExpired) as exc:
+            result = Result(module, error=str(exc))
+        result.seconds = time.monotonic() - started
+        results.append(result)
+        print(
+            f"  done in {result.seconds:.0f} s: {result.score:.0%} of {result.total} mutants killed",
+            flush=True,
+        )
+        if not args.keep and not result.error:
+            shutil.rmtree(work, ignore_errors=True)
+
+    failures = []
+    lines = ["", table(results), ""]
+    for r in results:
+        if r.error:
+            failures.append(f"{r.module.path}: {r.error}")
+            continue
+        if r.score < TARGET:
+            failures.append(f"{r.module.path}: {r.score:.1%} is under the {TARGET:.0%} target")
+        unclassified, stale = classify(r, classified.get(r.module.path, []))
+        for survivor in unclassified:
+            failures.append(f"{r.module.path}: unclassified {survivor.status} mutant {survivor.name}")
+            lines.append(f"# {survivor.name} ({survivor.status}), for {SURVIVORS_FILE.relative_to(ROOT)}:")
+            lines.append(f"{r.module.path}:")
+            lines.append("  " + survivor_yaml(survivor).replace("\n", "\n  ").rstrip())
+        for entry in stale:
+            lines.append(
+                f"note: {r.module.path}: no survivor matches the entry for {entry['function']} "
+                f"({_norm(str(entry['after']))[:60]!r}): killed now, or the code changed"
+            )
+    print("\n".join(lines))
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    name = "smoke.md" if args.smoke else "report.md"
+    (REPORT_DIR / name).write_text(table(results) + "\n")
+    if failures:
+        print("FAILED:\n  " + "\n  ".join(failures))
+        return 1
+    print(f"every module at or above {TARGET:.0%}, every survivor classified")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
