@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -32,29 +34,59 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def _start_dev() -> tuple[subprocess.Popen[str], list[str]]:
-    if _port_busy(DEV_PORT):
-        pytest.skip(f"port {DEV_PORT} is in use (is `make dev` running?)")
-    dev = subprocess.Popen(
-        [sys.executable, "scripts/dev.py", "--only", "notification"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(dev.stdout.readline, "")), daemon=True).start()  # type: ignore[union-attr]
-    deadline = time.monotonic() + 60
-    while not any("the shop is up" in line for line in lines):
-        assert dev.poll() is None, "".join(lines)
-        assert time.monotonic() < deadline, "make dev did not come up:\n" + "".join(lines)
-        time.sleep(0.2)
-    return dev, lines
+DevStarter = Callable[[], tuple[subprocess.Popen[str], list[str]]]
 
 
-def test_make_dev_serves_on_the_documented_port_and_ctrl_c_stops_everything() -> None:
-    dev, lines = _start_dev()
+def _stop(dev: subprocess.Popen[str]) -> None:
+    """Ctrl-C to the runner (it stops its services), then force whatever is left."""
+    children = _children(dev.pid)
+    if dev.poll() is None:
+        dev.send_signal(signal.SIGINT)
+        try:
+            dev.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            dev.wait(timeout=10)
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+
+
+@pytest.fixture
+def start_dev() -> Iterator[DevStarter]:
+    """Starts `scripts/dev.py --only notification` and waits until it is up; at teardown, whatever the test
+    asserted, stops it and its service (a leaked runner would hold notification's fixed port for every later
+    run)."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start() -> tuple[subprocess.Popen[str], list[str]]:
+        if _port_busy(DEV_PORT):
+            pytest.skip(f"port {DEV_PORT} is in use (is `make dev` running?)")
+        dev = subprocess.Popen(
+            [sys.executable, "scripts/dev.py", "--only", "notification"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        started.append(dev)
+        lines: list[str] = []
+        threading.Thread(target=lambda: lines.extend(iter(dev.stdout.readline, "")), daemon=True).start()  # type: ignore[union-attr]
+        deadline = time.monotonic() + 60
+        while not any("the shop is up" in line for line in lines):
+            assert dev.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "make dev did not come up:\n" + "".join(lines)
+            time.sleep(0.2)
+        return dev, lines
+
+    yield start
+    for dev in started:
+        _stop(dev)
+
+
+def test_make_dev_serves_on_the_documented_port_and_ctrl_c_stops_everything(start_dev: DevStarter) -> None:
+    dev, lines = start_dev()
     children = _children(dev.pid)
     assert children, "the runner started no service process"
     assert httpx.get(f"http://127.0.0.1:{DEV_PORT}/readyz").json()["checks"] == {"mongodb": "ok"}
@@ -66,8 +98,8 @@ def test_make_dev_serves_on_the_documented_port_and_ctrl_c_stops_everything() ->
     assert not _port_busy(DEV_PORT)
 
 
-def test_make_dev_reports_a_crashed_service_and_stops() -> None:
-    dev, lines = _start_dev()
+def test_make_dev_reports_a_crashed_service_and_stops(start_dev: DevStarter) -> None:
+    dev, lines = start_dev()
     (child,) = _children(dev.pid)
     os.kill(child, signal.SIGKILL)
     assert dev.wait(timeout=20) == 1
