@@ -7,7 +7,8 @@ as in requirements/dev.txt, added to PYTHONPATH, with MONGO_URL left unset. The 
 
 Switching to a real server is one line in tests/containers/conftest.py (`DATABASE = ...`), or no line at all:
 `IMAGE_TEST_MONGO_URL=mongodb://127.0.0.1:27017 make image-test` gives every service its own database there,
-through the same `mongo-<service>` Secrets the manifests read.
+through the same `mongo-<service>` Secrets the manifests read (options kept: FerretDB 1.x wants
+`mongodb://127.0.0.1:<port>/?maxPoolSize=1`: one connection per client).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_MEMORY_PACKAGES = ("mongomock", "mongomock-motor", "motor", "pytz", "sentinels")  # deps the image lacks
@@ -69,7 +71,7 @@ class MongoServer:
     unset_env: frozenset[str] = frozenset()
 
     def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
+        self.url = url
         self.description = f"MongoDB wire-protocol server at {self.url}"
 
     def prepare(self, work_dir: Path) -> None:
@@ -77,7 +79,12 @@ class MongoServer:
 
     def secrets(self, services: Iterable[str]) -> dict[str, dict[str, str]]:
         """The `mongo-<service>` Secrets scripts/secrets.sh creates in the cluster, pointing here."""
-        return {f"mongo-{s}": {"url": f"{self.url}/{s}"} for s in services}
+        return {f"mongo-{s}": {"url": self.database_url(s)} for s in services}
+
+    def database_url(self, database: str) -> str:
+        """The server's URL naming `database`, its options kept (FerretDB wants `?maxPoolSize=1`)."""
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(path=f"/{database}"))
 
     def run_options(self, image_env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
         return [], {}
