@@ -55,7 +55,9 @@ system-packages:
 # `tools` first: CI starts with nothing installed (a cold build of every pinned tool; seconds when cached).
 test: tools lint typecheck validate system-packages wrk pytest mutation-smoke image-test bench-smoke ## everything that runs without a cluster (installs what it needs)
 
-dev: $(STAMP) ## run the whole shop locally as processes (Ctrl-C stops all)
-	$(PY) scripts/dev.py
+TRACING ?= off
+
+dev: $(STAMP) ## run the whole shop locally as processes (TRACING=jaeger: Jaeger on :16686 too; Ctrl-C stops all)
+	$(PY) scripts/dev.py --tracing $(TRACING)
 
 -include mk/*.mk

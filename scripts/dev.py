@@ -4,6 +4,9 @@ Every service runs as `python -m services.<name>` with the in-memory store unles
 (then each service uses its own database on that server). Ctrl-C stops all of them; if one crashes,
 its exit is reported and the others are stopped too, so nothing fails silently.
 
+`--tracing jaeger` (`make dev TRACING=jaeger`) starts Jaeger beside them (scripts/jaeger.py) and every service
+exports its spans to it over OTLP; the UI is then at http://127.0.0.1:16686.
+
 The same functions start the stack for the process-level tests (tests/conftest.py).
 """
 
@@ -22,8 +25,12 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services import topology
+
+if TYPE_CHECKING:
+    from scripts.jaeger import Jaeger
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,6 +101,8 @@ class Stack:
         # Services with an identity of their own at auth (OAuth 2.0 client credentials: SERVICE_CLIENTS in
         # services/topology.env). Cluster secrets come from scripts/secrets.sh; each Stack makes its own.
         self.client_secrets = {name: secrets.token_hex(32) for name in topology.SERVICE_CLIENTS}
+        # Variables for one service only (e.g. its trace sampler), on top of `env`.
+        self.service_env: dict[str, dict[str, str]] = {}
 
     def identity_env(self, name: str) -> dict[str, str]:
         """auth gets every client's secret, each client only its own (never printed, never written)."""
@@ -115,6 +124,7 @@ class Stack:
     def start(self, timeout: float = 60.0) -> None:
         for service in self.services:
             env = {**os.environ, **self.env, **self.identity_env(service.name)}
+            env.update(self.service_env.get(service.name, {}))
             env.update(HOST="127.0.0.1", PORT=str(service.port))
             if service.grpc_port:
                 env["GRPC_PORT"] = str(service.grpc_port)
@@ -180,9 +190,33 @@ def _pump(name: str, stream: object, width: int) -> None:
         sys.stdout.flush()
 
 
+def start_tracing(stack: Stack) -> Jaeger:
+    """Jaeger on its default ports (log in artifacts/jaeger.log); every service of `stack` exports to it."""
+    if (
+        str(ROOT) not in sys.path
+    ):  # run as `python scripts/dev.py`: the repo root makes `scripts.*` importable
+        sys.path.insert(0, str(ROOT))
+    from scripts.jaeger import Jaeger, jaeger_binary, tracing_env
+
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    tracer = Jaeger(jaeger_binary(), log_path=ROOT / "artifacts" / "jaeger.log")
+    tracer.start()
+    stack.service_env = {s.name: tracing_env(s.name, tracer) for s in stack.services}
+    print(
+        f"tracing: Jaeger on 127.0.0.1, OTLP {tracer.ports.otlp_grpc} (gRPC), {tracer.ports.otlp_http} (HTTP)"
+    )
+    return tracer
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated services to run (default: all)")
+    parser.add_argument(
+        "--tracing",
+        choices=("off", "jaeger"),
+        default="off",
+        help="jaeger: start Jaeger (UI http://127.0.0.1:16686) and export every service's spans to it",
+    )
     args = parser.parse_args(argv)
     services = available()
     if args.only:
@@ -198,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"starting {len(services)} services with the {store}; Ctrl-C stops them all")
     stack = Stack(services, stack_env(services))
+    tracer = None
+    if args.tracing == "jaeger":
+        try:
+            tracer = start_tracing(stack)
+        except RuntimeError as exc:
+            print(f"!! {exc}", file=sys.stderr)
+            return 1
     width = stack.width
     # SIGINT (Ctrl-C) and SIGTERM both stop the stack, even when started from a script that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -210,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {s.name:<{width}}  http://127.0.0.1:{s.port}  (API docs /docs{extra})")
         if any(s.name == "frontend" for s in services):
             print("\nopen http://127.0.0.1:8080 in a browser")
+        if tracer is not None:
+            print(
+                f"traces: Jaeger UI and query API {tracer.ui_url} (service frontend, e.g. POST /api/checkout)"
+            )
         while True:
             if crashed := stack.crashed():
                 for name, code in crashed:
@@ -224,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         stack.stop()
+        if tracer is not None:
+            tracer.stop()
 
 
 if __name__ == "__main__":
