@@ -25,14 +25,20 @@ else
   log "Linkerd $LINKERD control plane (the CLI generates the identity trust anchor at install time)"
   run $L check --pre
   run_sh "$L install --crds | $K apply -f -"
-  run_sh "$L install | $K apply -f -"
+  # Proxy tracing is part of the control plane's configuration (the proxy injector reads it).
+  run_sh "$L install --values $TRACING_VALUES | $K apply -f -"
 fi
 skip_on_sim "linkerd check (it checks the control plane's running proxies, which a simulated pod has not)" ||
   run $L check
 
+# The collector the proxies and the apps send spans to: meshed, so it needs the proxy injector running.
+log "Jaeger $JAEGER (trace collector, query API and UI; linkerd-jaeger is gone upstream since edge-25.10.1)"
+run $K apply -k "$ROOT/mesh/linkerd/jaeger"
+run $K -n linkerd-jaeger rollout status deployment/jaeger --timeout=300s
+
 if ! namespace_exists linkerd-viz; then
   log "Linkerd viz (dashboard, metrics, tap)"
-  run_sh "$L viz install | $K apply -f -"
+  run_sh "$L viz install --values $VIZ_VALUES | $K apply -f -"
 fi
 skip_on_sim "linkerd viz check (it queries the viz pods, which run no container here)" || run $L viz check
 

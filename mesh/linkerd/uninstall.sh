@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Remove Linkerd cleanly: lab resources, namespace annotations, (linkerd-smi), viz, control plane + CRDs.
+# Remove Linkerd cleanly: lab resources, namespace annotations, (linkerd-smi), Jaeger, viz, control plane + CRDs.
 # scripts/mesh.sh then applies the target's overlay and restarts the shop, so pods come back without proxies.
 # Gateway API CRDs stay (Istio and other tools use them too).
 set -euo pipefail
@@ -21,6 +21,9 @@ fi
 
 if namespace_exists linkerd-smi; then
   run_sh "linkerd-smi --context $KUBE_CONTEXT uninstall | $K delete -f -"
+fi
+if namespace_exists linkerd-jaeger; then
+  run $K delete -k "$ROOT/mesh/linkerd/jaeger" --ignore-not-found
 fi
 run_sh "$L viz uninstall | $K delete -f -"
 # --force: `linkerd uninstall` refuses (exit 1) while any pod outside the control plane still has a proxy, and

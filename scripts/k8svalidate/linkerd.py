@@ -176,6 +176,14 @@ def meshtls_errors(docs: list[Doc]) -> list[str]:
     return errors
 
 
+# Policy resources Linkerd's own installers create, which a repo manifest may name but never contains.
+MESH_OWNED = {
+    # viz's Prometheus admin port (viz/charts/linkerd-viz/templates/prometheus-policy.yaml): the shop's Grafana
+    # is admitted to it (mesh/linkerd/grafana/prometheus-authorization.yaml).
+    ("Server", ("linkerd-viz", "prometheus-admin")),
+}
+
+
 def authorization_errors(docs: list[Doc]) -> list[str]:
     """AuthorizationPolicy targets and authentications exist; at most ONE MeshTLSAuthentication per policy.
 
@@ -189,10 +197,11 @@ def authorization_errors(docs: list[Doc]) -> list[str]:
         "MeshTLSAuthentication": set(index(docs, "MeshTLSAuthentication", POLICY_GROUP)),
         "NetworkAuthentication": set(index(docs, "NetworkAuthentication", POLICY_GROUP)),
         "Namespace": {("default", name(n)) for n in find(docs, "Namespace")},
+        "ServiceAccount": {(ns(a), name(a)) for a in find(docs, "ServiceAccount")},
     }
 
     def exists(kind: str, ref: tuple[str, str]) -> bool:
-        return ref in kinds.get(kind, set())
+        return ref in kinds.get(kind, set()) or (kind, ref) in MESH_OWNED
 
     errors = []
     for pol in find(docs, "AuthorizationPolicy", POLICY_GROUP):
