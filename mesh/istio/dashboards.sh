@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
-# `make dashboards MESH=istio`: port-forward Kiali, Grafana, Jaeger and Prometheus to localhost and
-# print their URLs. Ctrl-C stops all port-forwards.
+# `make dashboards MESH=istio`: port-forward Kiali, Istio's Grafana, Jaeger, Prometheus and the shop's Grafana to
+# localhost and print their URLs. Ctrl-C stops all port-forwards.
 source "$(dirname "$0")/common.sh"
 
-# service local-port:service-port  (the addons' Service names and ports in istio-system)
+# namespace service local-port:service-port  (the addons' Services in istio-system, the shop's Grafana)
 forwards=(
-  "kiali 20001:20001"
-  "grafana 3000:3000"
-  "tracing 16686:80"
-  "prometheus 9090:9090"
+  "$ISTIO_NS kiali 20001:20001"
+  "$ISTIO_NS grafana 3000:3000"
+  "$ISTIO_NS tracing 16686:80"
+  "$ISTIO_NS prometheus 9090:9090"
+  "grafana grafana 3001:3000"
 )
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT INT TERM
 for f in "${forwards[@]}"; do
-  read -r svc ports <<<"$f"
+  read -r ns svc ports <<<"$f"
   if [[ "$DRY_RUN" == 1 ]]; then
-    run "${K[@]}" -n "$ISTIO_NS" port-forward "svc/$svc" "$ports"
+    run "${K[@]}" -n "$ns" port-forward "svc/$svc" "$ports"
   else
-    run "${K[@]}" -n "$ISTIO_NS" port-forward "svc/$svc" "$ports" >/dev/null &
+    run "${K[@]}" -n "$ns" port-forward "svc/$svc" "$ports" >/dev/null &
     pids+=($!)
   fi
 done
@@ -26,9 +27,10 @@ if [[ "$DRY_RUN" == 1 ]]; then
   exit 0
 fi
 cat <<URLS
-Kiali       http://localhost:20001/kiali   (Graph > namespace ecommerce; Display: Security, Traffic Distribution)
-Grafana     http://localhost:3000    (Dashboards > Istio > Istio Service Dashboard)
-Jaeger      http://localhost:16686/jaeger   (empty: tracing is not enabled yet, docs/lesson-corrections.md#tracing)
-Prometheus  http://localhost:9090    (e.g. istio_requests_total{destination_app="product"})
+Kiali       http://localhost:20001/kiali   (Graph > namespace ecommerce, Versioned app graph; Display: Traffic Distribution)
+Grafana     http://localhost:3000    (Istio's dashboards: Dashboards > Istio > Istio Service Dashboard)
+Shop        http://localhost:3001    (the shop's dashboard: rate, errors, duration per service and route, checkouts)
+Jaeger      http://localhost:16686/jaeger   (Service frontend.ecommerce or istio-ingressgateway.istio-system; docs/istio/observability.md)
+Prometheus  http://localhost:9090    (e.g. istio_requests_total{destination_app="product"}, http_requests_total{app="order"})
 URLS
 wait

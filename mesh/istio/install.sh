@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the pinned Istio on the kind cluster (called by `make up MESH=istio` and `make mesh MESH=istio`):
-# istioctl into ./bin, precheck, install (demo profile + kind NodePorts), injection label, addons.
+# istioctl into ./bin, precheck, install (demo profile + kind NodePorts), injection label, addons, the shop's
+# Grafana. Tracing needs no install step: the Jaeger addon is the demo profile's `jaeger` provider and the
+# overlay's Telemetry resources switch it on (mesh/istio/overlay/telemetry.yaml).
 # The control plane only: creating or restarting the shop is scripts/up.sh's / scripts/mesh.sh's job,
 # and they then run post-install.sh (every pod has its sidecar).
 source "$(dirname "$0")/common.sh"
@@ -23,6 +25,9 @@ else
   done
 fi
 run "${K[@]}" -n "$ISTIO_NS" wait --for=condition=available --timeout=600s deployment --all
+
+log "the shop's Grafana dashboard (namespace grafana, reading the addon Prometheus)"
+run "${K[@]}" apply -k "$ISTIO_DIR/grafana"
 
 # The shop's pods get their sidecars when scripts/up.sh creates them or scripts/mesh.sh restarts them;
 # both then run mesh/istio/post-install.sh, which checks that every pod has one.

@@ -8,6 +8,7 @@ source "$ROOT/scripts/labs.sh"
 
 log "remove Istio $ISTIO"
 run "${K[@]}" label namespace "$NAMESPACE" istio-injection-
+run "${K[@]}" delete -k "$ISTIO_DIR/grafana" --ignore-not-found
 if [[ "$CLUSTER" == sim ]] && ! online; then
   log "CLUSTER=sim: skipped deleting the addons (make up did not install them without internet)"
 else

@@ -42,6 +42,10 @@ if ! namespace_exists linkerd-viz; then
 fi
 skip_on_sim "linkerd viz check (it queries the viz pods, which run no container here)" || run $L viz check
 
+# viz ships no Grafana since 2.12: the shop's, meshed, admitted to viz's Prometheus (mesh/linkerd/grafana).
+log "the shop's Grafana dashboard (namespace grafana, reading viz's Prometheus)"
+run $K apply -k "$ROOT/mesh/linkerd/grafana"
+
 if namespace_exists "$NAMESPACE"; then
   # Imperative twin of the annotation mesh/linkerd/overlay declares; pods get proxies when restarted.
   run $K annotate namespace "$NAMESPACE" linkerd.io/inject=enabled --overwrite

@@ -22,6 +22,9 @@ fi
 if namespace_exists linkerd-smi; then
   run_sh "linkerd-smi --context $KUBE_CONTEXT uninstall | $K delete -f -"
 fi
+if namespace_exists grafana; then
+  run $K delete -k "$ROOT/mesh/linkerd/grafana" --ignore-not-found
+fi
 if namespace_exists linkerd-jaeger; then
   run $K delete -k "$ROOT/mesh/linkerd/jaeger" --ignore-not-found
 fi
