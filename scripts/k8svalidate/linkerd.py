@@ -178,8 +178,8 @@ def meshtls_errors(docs: list[Doc]) -> list[str]:
 
 # Policy resources Linkerd's own installers create, which a repo manifest may name but never contains.
 MESH_OWNED = {
-    # viz's Prometheus admin port (viz/charts/linkerd-viz/templates/prometheus-policy.yaml): the shop's Grafana
-    # is admitted to it (mesh/linkerd/grafana/prometheus-authorization.yaml).
+    # viz's Prometheus admin port (viz/charts/linkerd-viz/templates/prometheus-policy.yaml): the shop's
+    # Grafana is admitted to it (mesh/linkerd/grafana/prometheus-authorization.yaml).
     ("Server", ("linkerd-viz", "prometheus-admin")),
 }
 

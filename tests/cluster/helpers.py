@@ -260,3 +260,49 @@ def checkout_once(http: Any) -> dict[str, Any]:
     )
     assert r.status_code == 201, f"checkout: {r.status_code} {r.text}"
     return dict(r.json())
+
+
+# --- tracing (docs/<mesh>/observability.md) ---------------------------------------------------------------
+
+
+def traced_checkout(http: Any, request_id: str) -> dict[str, Any]:
+    """A shopper's purchase where only the checkout carries `x-request-id: request_id` (so exactly one
+    request, one trace, has it); returns the order."""
+    register_and_login(http)
+    product = next(p for p in http.get("/api/products").json()["items"] if p.get("stock", 1) > 0)
+    r = http.post("/api/cart/items", json={"product_id": product["id"], "quantity": 1})
+    assert r.status_code in (200, 201), f"add to cart: {r.status_code} {r.text}"
+    r = http.post(
+        "/api/checkout",
+        json={"shipping_address": TEST_ADDRESS, "card": TEST_CARD},
+        headers={"Idempotency-Key": uuid.uuid4().hex, "x-request-id": request_id},
+    )
+    assert r.status_code == 201, f"checkout: {r.status_code} {r.text}"
+    return dict(r.json())
+
+
+def jaeger_traces(
+    pod: CurlPod, query_url: str, request_id: str, services: set[str], timeout: float = 120
+) -> list[dict[str, Any]]:
+    """The traces Jaeger's query API (`query_url`, read from inside the cluster) holds for the request whose
+    application spans carry `guid:x-request-id=request_id`, polled until spans of every one of `services`
+    arrived (the proxies and apps export in batches) or `timeout` ran out."""
+    import json
+    import urllib.parse
+
+    from scripts.jaeger import span_services
+    from services.kit.tracing import REQUEST_ID_ATTRIBUTE
+
+    params = urllib.parse.urlencode(
+        {"service": "frontend", "tags": json.dumps({REQUEST_ID_ATTRIBUTE: request_id}), "lookback": "1h"}
+    )
+    deadline = time.monotonic() + timeout
+    traces: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        result = pod.curl(f"{query_url}/api/traces?{params}")
+        if result.returncode == 0 and result.stdout.strip().startswith("{"):
+            traces = json.loads(result.stdout).get("data") or []
+            if traces and services <= {s for t in traces for s in span_services(t)}:
+                return traces
+        time.sleep(3)
+    return traces
