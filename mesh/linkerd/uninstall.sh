@@ -22,12 +22,9 @@ fi
 if namespace_exists linkerd-smi; then
   run_sh "linkerd-smi --context $KUBE_CONTEXT uninstall | $K delete -f -"
 fi
-if namespace_exists grafana; then
-  run $K delete -k "$ROOT/mesh/linkerd/grafana" --ignore-not-found
-fi
-if namespace_exists linkerd-jaeger; then
-  run $K delete -k "$ROOT/mesh/linkerd/jaeger" --ignore-not-found
-fi
+# The shop's Grafana and the Jaeger that install.sh added (nothing to do when they are not there).
+run $K delete -k "$ROOT/mesh/linkerd/grafana" --ignore-not-found
+run $K delete -k "$ROOT/mesh/linkerd/jaeger" --ignore-not-found
 run_sh "$L viz uninstall | $K delete -f -"
 # --force: `linkerd uninstall` refuses (exit 1) while any pod outside the control plane still has a proxy, and
 # the shop's pods keep theirs until scripts/mesh.sh restarts them once, right after the target mesh is installed

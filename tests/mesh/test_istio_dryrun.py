@@ -30,6 +30,7 @@ INSTALL = [
     f"{K} label namespace ecommerce istio-injection=enabled --overwrite",
     *[f"{K} apply -f {ADDONS}/{a}.yaml" for a in ADDON_NAMES],
     f"{K} -n istio-system wait --for=condition=available --timeout=600s deployment --all",
+    f"{K} apply -k {REPO_ROOT}/mesh/istio/grafana",  # the shop's dashboard
 ]
 # The one list of lab kinds, mesh/lab-kinds.txt (the stub answers no api-resources: under DRY_RUN, all).
 LAB_KINDS = ",".join(
@@ -39,6 +40,7 @@ LAB_KINDS = ",".join(
 )
 UNINSTALL = [
     f"{K} label namespace ecommerce istio-injection-",
+    f"{K} delete -k {REPO_ROOT}/mesh/istio/grafana --ignore-not-found",
     *[
         f"{K} delete -f {ADDONS}/{a}.yaml --ignore-not-found"
         for a in ("prometheus", "grafana", "jaeger", "kiali")
@@ -197,6 +199,7 @@ def test_make_dashboards_port_forwards_the_four_addons(env) -> None:
         f"{K} -n istio-system port-forward svc/grafana 3000:3000",
         f"{K} -n istio-system port-forward svc/tracing 16686:80",
         f"{K} -n istio-system port-forward svc/prometheus 9090:9090",
+        f"{K} -n grafana port-forward svc/grafana 3001:3000",
     ]
     assert "http://localhost" not in proc.stdout, "a dry run opened nothing and says so"
     assert proc.stdout.splitlines()[-1].startswith("DRY_RUN=1: nothing was changed")
@@ -206,5 +209,6 @@ def test_make_dashboards_port_forwards_the_four_addons(env) -> None:
         "http://localhost:3000",
         "http://localhost:16686/jaeger",
         "http://localhost:9090",
+        "http://localhost:3001",
     ):
         assert url in script

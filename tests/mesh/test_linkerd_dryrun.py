@@ -26,10 +26,14 @@ INSTALL = [
     "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.2.1/standard-install.yaml",
     f"{L} check --pre",
     f"{L} install --crds | {K} apply -f -",
-    f"{L} install | {K} apply -f -",
+    f"{L} install --values {REPO_ROOT}/mesh/linkerd/install/tracing-values.yaml | {K} apply -f -",
     f"{L} check",
-    f"{L} viz install | {K} apply -f -",
+    # The trace collector, meshed (tests/mesh/test_observability_static.py checks the values and manifests).
+    f"{K} apply -k {REPO_ROOT}/mesh/linkerd/jaeger",
+    f"{K} -n linkerd-jaeger rollout status deployment/jaeger --timeout=300s",
+    f"{L} viz install --values {REPO_ROOT}/mesh/linkerd/install/viz-values.yaml | {K} apply -f -",
     f"{L} viz check",
+    f"{K} apply -k {REPO_ROOT}/mesh/linkerd/grafana",
 ]
 ANNOTATE = [f"{K} annotate namespace ecommerce linkerd.io/inject=enabled --overwrite"]
 # The one list of lab kinds, mesh/lab-kinds.txt (the stub answers no api-resources: under DRY_RUN, all).
@@ -48,6 +52,8 @@ UNINSTALL = [
     *DELETE_LABS,
     f"{K} annotate namespace ecommerce linkerd.io/inject- config.linkerd.io/opaque-ports- "
     "config.linkerd.io/default-inbound-policy-",
+    f"{K} delete -k {REPO_ROOT}/mesh/linkerd/grafana --ignore-not-found",
+    f"{K} delete -k {REPO_ROOT}/mesh/linkerd/jaeger --ignore-not-found",
     f"{L} viz uninstall | {K} delete -f -",
     # --force: the shop's pods still have proxies; scripts/mesh.sh restarts them once the target is in.
     f"{L} uninstall --force | {K} delete -f -",
@@ -113,7 +119,14 @@ def test_install_prints_the_exact_sequence_on_a_running_shop(stubs) -> None:
 def test_install_again_keeps_the_running_control_plane_and_its_trust_anchor(stubs) -> None:
     env = stubs(mesh="linkerd", namespaces=("ecommerce", "linkerd-viz"))
     proc = run(["bash", "mesh/linkerd/install.sh"], env)
-    assert commands(proc.stdout) == [INSTALL[0], f"{L} check", f"{L} viz check", *ANNOTATE]
+    assert commands(proc.stdout) == [
+        INSTALL[0],
+        f"{L} check",
+        *INSTALL[5:7],
+        f"{L} viz check",
+        INSTALL[-1],
+        *ANNOTATE,
+    ]
     assert "already installed" in proc.stderr
 
 
@@ -151,7 +164,11 @@ def test_uninstall_removes_linkerd_smi_when_the_legacy_lab_installed_it(stubs) -
 
 def test_dashboards_opens_viz(stubs) -> None:
     proc = run(["bash", "mesh/linkerd/dashboards.sh"], stubs(mesh="linkerd"))
-    assert commands(proc.stdout) == [f"{L} viz dashboard --port 50750"]
+    assert commands(proc.stdout) == [
+        f"{K} -n linkerd-jaeger port-forward svc/jaeger 16686:16686",
+        f"{K} -n grafana port-forward svc/grafana 3001:3000",
+        f"{L} viz dashboard --port 50750",
+    ]
 
 
 def test_legacy_pre_apply_installs_pinned_linkerd_smi(stubs) -> None:

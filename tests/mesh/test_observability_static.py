@@ -23,11 +23,24 @@ from services import topology
 from tests.k8s.stubs import REAL_KUBECTL, commands, make, write_stubs
 
 ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "fixtures" / "istio_lesson"
 CTX = "kubectl --context kind-shop"
 LINKERD = "linkerd --context kind-shop"
-# The lesson's Jaeger sampling strategies (les 11, "Jaeger Integration"): service "frontend" 1.0, service
-# "backend" 0.8, default_strategy 0.1. The shop has no service called backend: its seven backends take 0.8.
-LESSON_FRONTEND, LESSON_BACKEND, LESSON_DEFAULT = 1.0, 0.8, 0.1
+
+
+def _lesson_strategies() -> dict[str, Any]:
+    """The lesson's Jaeger ConfigMap (les 11, "Jaeger Integration", kept verbatim as a fixture): its
+    sampling_strategies.json, service "frontend" 1.0, service "backend" 0.8, default_strategy 0.1."""
+    config_map = yaml.safe_load((FIXTURES / "jaeger-tracing.yaml").read_text())
+    data: dict[str, Any] = json.loads(config_map["data"]["sampling_strategies.json"])
+    return data
+
+
+_LESSON = _lesson_strategies()
+_LESSON_RATIOS = {s["service"]: float(s["param"]) for s in _LESSON["service_strategies"]}
+# The shop has no service called backend: its seven backends take the lesson's "backend" ratio.
+LESSON_FRONTEND, LESSON_BACKEND = _LESSON_RATIOS["frontend"], _LESSON_RATIOS["backend"]
+LESSON_DEFAULT = float(_LESSON["default_strategy"]["param"])
 Doc = dict[str, Any]
 
 pytestmark = pytest.mark.skipif(REAL_KUBECTL is None, reason="needs kubectl for `kubectl kustomize`")
@@ -249,4 +262,6 @@ def test_grafana_may_read_viz_prometheus_and_a_planted_wrong_identity_is_caught(
     assert authorization_errors(docs) == []
     policy = next(d for d in docs if d["kind"] == "AuthorizationPolicy")
     policy["spec"]["requiredAuthenticationRefs"][0]["namespace"] = "linkerd-viz"  # not where Grafana runs
-    assert authorization_errors(docs) == ["AuthorizationPolicy grafana: ServiceAccount 'grafana' does not exist"]
+    assert authorization_errors(docs) == [
+        "AuthorizationPolicy grafana: ServiceAccount 'grafana' does not exist"
+    ]
