@@ -186,6 +186,16 @@ class TraceQuery:
         data: list[dict[str, Any]] = self._get("/api/traces", params)["data"] or []
         return data
 
+    def trace(self, trace_id: str) -> dict[str, Any] | None:
+        """One trace by its id (32 hex digits), None when Jaeger holds no span of it."""
+        try:
+            data: list[dict[str, Any]] = self._get(f"/api/traces/{trace_id}", {})["data"] or []
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        return data[0] if data else None
+
     def trace_of_request(self, request_id: str, service: str = "frontend") -> list[dict[str, Any]]:
         """The traces holding the spans of one request (its x-request-id), searched from `service`."""
         return self.traces(service, {REQUEST_ID_ATTRIBUTE: request_id})

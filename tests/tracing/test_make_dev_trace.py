@@ -9,6 +9,7 @@ no token anywhere. The span tree is printed (`-s` in `make trace-test`).
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -118,3 +119,40 @@ def test_a_checkout_is_one_trace_across_the_services_and_mongodb(traced_shop: Tr
     for name, token in tokens.items():
         assert token not in everything, f"the shopper's {name} is in the trace"
     assert "Bearer " not in everything
+
+
+# W3C trace context (traceparent: version-traceid-parentid-flags). The SDK's TraceIdRatioBased sampler keeps
+# a trace whose id's lower 64 bits are below ratio * 2**64: an id ending in 16 "f" is dropped by any ratio
+# below 1, one ending in 16 "0" kept by any ratio above 0, so what product's own ratio would decide is known.
+def _trace_id(lower_64_bits: str) -> str:
+    return uuid.uuid4().hex[:16] + lower_64_bits * 16
+
+
+def _traceparent(trace_id: str, sampled: bool) -> str:
+    return f"00-{trace_id}-{uuid.uuid4().hex[:16]}-{'01' if sampled else '00'}"
+
+
+def test_the_root_decides_a_services_own_ratio_only_starts_traces(traced_shop: TracedShop) -> None:
+    """Parent-based sampling, shown on product (ratio 0.8, the lesson's "backend"): a request whose trace
+    context says "sampled" is traced even with an id product's 0.8 would drop, and one whose context says
+    "not sampled" leaves no span anywhere even with an id any ratio would keep. The decision made once, by
+    whoever started the trace, travels with the request."""
+    product = traced_shop.stack.url("product")
+    unsampled_id, sampled_id = _trace_id("0"), _trace_id("f")
+    for trace_id, sampled in ((unsampled_id, False), (sampled_id, True)):
+        headers = {"traceparent": _traceparent(trace_id, sampled)}
+        answer = httpx.get(f"{product}/products", headers=headers, timeout=30)
+        assert answer.status_code == 200, answer.text
+
+    deadline = time.monotonic() + 60
+    while (found := traced_shop.query.trace(sampled_id)) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert found is not None, "product dropped a trace its caller sampled (its own 0.8 would have)"
+    assert set(span_services(found)) == {"product"}
+    print(f"\nsampled by the caller, trace {sampled_id} (product's own 0.8 would drop this id):")
+    print("\n".join(span_lines(found)))
+
+    # The unsampled request was sent first and spans leave in order, a batch a second: wait two more batches.
+    time.sleep(2.5)
+    assert traced_shop.query.trace(unsampled_id) is None, "product traced a request its caller did not sample"
+    print(f"not sampled by the caller, trace {unsampled_id} (any ratio keeps this id): no span in Jaeger")
