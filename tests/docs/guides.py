@@ -43,6 +43,7 @@ REPO_TOP = (
     "loadtest/",
     "requirements/",
     "mk/",
+    "observability/",
 )
 REPO_FILES = {"Makefile", "Dockerfile", "README.md", "DEVELOPERS.md", "pyproject.toml", "LICENSE"}
 LAB_SECTIONS = [

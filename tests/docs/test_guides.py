@@ -497,6 +497,35 @@ def test_no_guide_claims_tracing_the_manifests_do_not_set_up() -> None:
     assert [f for _, doc in DOCS for f in tracing_claims(doc)] == []
 
 
+# What a guide said while nothing traced; wrong (and sends students away from Jaeger) once tracing is set up.
+TRACING_OFF = re.compile(
+    r"(tracing|jaeger)[^.|]*\b(is not enabled|not enabled yet|stays empty|is empty)|no tracing yet", re.I
+)
+
+
+def tracing_off_claims(doc: Doc) -> list[str]:
+    return [
+        f"{doc.name}:{number}: says tracing is off: {line.strip()[:120]}"
+        for number, line in enumerate(doc.text.splitlines(), 1)
+        if TRACING_OFF.search(line)
+    ]
+
+
+def test_no_guide_says_tracing_is_off_while_the_manifests_set_it_up() -> None:
+    if not tracing_set_up():
+        pytest.skip("no manifest sets up tracing: saying so is right")
+    assert [f for _, doc in DOCS for f in tracing_off_claims(doc)] == []
+
+
+def test_planted_tracing_off_claims_are_found() -> None:
+    doc = guide(
+        "Kiali, Grafana; Jaeger stays empty: tracing is not enabled yet.\n\n"
+        "| observe | Jaeger (no tracing yet) |\n|---|---|\n\n"
+        "Tracing: a Telemetry resource selects the jaeger provider.\n"
+    )
+    assert len(tracing_off_claims(doc)) == 2
+
+
 def test_planted_tracing_claims_are_found() -> None:
     doc = guide(
         "The demo profile traces 100 % of requests.\n\n"
