@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scripts.dev import free_port
 from scripts.sim.egress import ServicePort
 
 log = logging.getLogger("sim.controlplane")
@@ -78,12 +78,6 @@ ISTIOD = Workload(
 WORKLOADS = (ISTIOD,)
 # The provisioner of kind's default StorageClass `standard` (sim-up creates the same class).
 PROVISIONER = "rancher.io/local-path"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -410,6 +410,8 @@ NO_CLUSTER_NEEDED = {
     "bench": "benchmarks the shop as local processes",
     "bench-smoke": "benchmarks the shop as local processes",
     "bench-profile": "profiles the shop as local processes",
+    "mutation": "mutation testing of the shop's code",
+    "mutation-smoke": "mutation testing of the shop's code",
     "sim-up": "creates the simulated cluster",
     "sim-down": "deletes the simulated cluster if there is one",
     "sim-test": "creates a simulated cluster, tests against it, deletes it",

@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from tests.sim.helpers import KUBECONFIG, current_mesh, exists, kubectl, make
+from tests.sim.helpers import KUBECONFIG, ensure_shop, kubectl
 
 if os.environ.get("SIM_SUITE") != "1":
     collect_ignore_glob = ["test_*.py"]
@@ -27,30 +27,6 @@ def sim_cluster() -> None:
     if not KUBECONFIG.exists():
         pytest.fail(f"no simulated cluster: {KUBECONFIG} is missing (run make sim-up, or make sim-test)")
     kubectl("get", "--raw", "/readyz")
-
-
-def shop_deployed() -> bool:
-    return exists("-n", "ecommerce", "deployment", "frontend")
-
-
-def labs_applied(mesh: str) -> bool:
-    kinds = (
-        "virtualservices.networking.istio.io,destinationrules.networking.istio.io,peerauthentications.security.istio.io,authorizationpolicies.security.istio.io,serviceentries.networking.istio.io,sidecars.networking.istio.io,deployments"
-        if mesh == "istio"
-        else "deployments,services,servers.policy.linkerd.io,httproutes.gateway.networking.k8s.io"
-    )
-    out = kubectl("-n", "ecommerce", "get", kinds, "-l", "lab", "-o", "name", check=False)
-    return bool(out.strip()) and "error" not in out.lower()
-
-
-def ensure_shop(mesh: str) -> None:
-    """The shop runs on `mesh` with no lab applied, reached with the student's commands."""
-    if not shop_deployed():
-        make("up", f"MESH={mesh}")
-    elif current_mesh() != mesh:
-        make("mesh", f"MESH={mesh}")
-    if mesh != "none" and labs_applied(mesh):
-        make("lab-reset", f"MESH={mesh}")
 
 
 @pytest.fixture

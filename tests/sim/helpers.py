@@ -273,3 +273,27 @@ def plain_overlay_differences(mesh: str) -> list[str]:
         if have_ns != (want_ns.get(part) or {}):
             out.append(f"namespace {NAMESPACE} {part}: {have_ns} != the overlay's {want_ns.get(part) or {}}")
     return out
+
+
+def shop_deployed() -> bool:
+    return exists("-n", "ecommerce", "deployment", "frontend")
+
+
+def labs_applied(mesh: str) -> bool:
+    kinds = (
+        "virtualservices.networking.istio.io,destinationrules.networking.istio.io,peerauthentications.security.istio.io,authorizationpolicies.security.istio.io,serviceentries.networking.istio.io,sidecars.networking.istio.io,deployments"
+        if mesh == "istio"
+        else "deployments,services,servers.policy.linkerd.io,httproutes.gateway.networking.k8s.io"
+    )
+    out = kubectl("-n", "ecommerce", "get", kinds, "-l", "lab", "-o", "name", check=False)
+    return bool(out.strip()) and "error" not in out.lower()
+
+
+def ensure_shop(mesh: str) -> None:
+    """The shop runs on `mesh` with no lab applied, reached with the student's commands."""
+    if not shop_deployed():
+        make("up", f"MESH={mesh}")
+    elif current_mesh() != mesh:
+        make("mesh", f"MESH={mesh}")
+    if mesh != "none" and labs_applied(mesh):
+        make("lab-reset", f"MESH={mesh}")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from services import topology
-from tests.sim.conftest import shop_deployed
-from tests.sim.helpers import get_json, items, make, plain_overlay_differences
+from tests.sim.helpers import get_json, items, make, plain_overlay_differences, shop_deployed
 
 SECRETS = {"mongodb-root", "mongodb-users", "auth-jwt", "frontend-session", "service-clients"} | {
     f"mongo-{svc}" for svc in topology.SERVICES if svc not in topology.WITHOUT_DATABASE

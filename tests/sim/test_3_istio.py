@@ -12,7 +12,6 @@ import yaml
 
 from scripts.k8svalidate.findings import Finding, load_allowlist, split
 from services import topology
-from tests.sim.conftest import ensure_shop
 from tests.sim.guides import GuideCommand, run_guide
 from tests.sim.helpers import (
     BIN,
@@ -22,6 +21,7 @@ from tests.sim.helpers import (
     Doc,
     apply_manifest,
     contains,
+    ensure_shop,
     exists,
     get_json,
     items,

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.conftest import ensure_shop
-from tests.sim.helpers import BIN, CONTEXT, make, run, sim_env
+from tests.sim.helpers import BIN, CONTEXT, ensure_shop, make, run, sim_env
 from tests.sim.planted import MISTAKES, Mistake, PlantedRepo
 
 

@@ -3,8 +3,7 @@ roles, labels, sidecars), and the shop is exactly the plain overlay again."""
 
 from __future__ import annotations
 
-from tests.sim.conftest import ensure_shop
-from tests.sim.helpers import items, make, plain_overlay_differences
+from tests.sim.helpers import ensure_shop, items, make, plain_overlay_differences
 
 
 def istio_leftovers() -> list[str]:

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.conftest import ensure_shop
-from tests.sim.helpers import BIN, CONTEXT, ROOT, make, run, sim_env, tool
+from tests.sim.helpers import BIN, CONTEXT, ROOT, ensure_shop, make, run, sim_env, tool
 from tests.sim.test_4_planted_mistakes import install_gateway_api_crds
 
 LABS = sorted(p.parent.name for p in (ROOT / "mesh" / "linkerd" / "labs").glob("*/kustomization.yaml"))
