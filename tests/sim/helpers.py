@@ -168,8 +168,15 @@ def comparable(obj: Doc) -> Doc:
     meta["annotations"] = annotations
     out["metadata"] = meta
     template = out.get("spec", {}).get("template", {}).get("metadata")
-    if isinstance(template, dict) and template.get("annotations"):
-        template["annotations"].pop("kubectl.kubernetes.io/restartedAt", None)
+    if isinstance(template, dict):
+        # `kubectl rollout restart` stamps restartedAt; a later `kubectl apply` that removes the last
+        # annotation its previous config set drops the whole map, restartedAt with it (its three-way merge
+        # patches `annotations: null`): neither is a manifest's decision.
+        template["annotations"] = {
+            k: v
+            for k, v in (template.get("annotations") or {}).items()
+            if k != "kubectl.kubernetes.io/restartedAt"
+        }
     return out
 
 
