@@ -50,8 +50,14 @@ def conftest_imports(tree: ast.Module) -> list[str]:
 
 
 def free_port_definitions(tree: ast.Module) -> int:
-    """How many functions named free_port (or _free_port) `tree` defines."""
-    return sum(isinstance(n, ast.FunctionDef) and n.name.lstrip("_") == "free_port" for n in ast.walk(tree))
+    """How many functions named free_port (or _free_port) `tree` defines that open a socket themselves (a
+    wrapper that imports scripts.dev's is not a copy)."""
+    return sum(
+        isinstance(n, ast.FunctionDef)
+        and n.name.lstrip("_") == "free_port"
+        and any(isinstance(m, ast.Name) and m.id == "socket" for m in ast.walk(n))
+        for n in ast.walk(tree)
+    )
 
 
 def _parsed(path: Path) -> ast.Module:
@@ -116,3 +122,5 @@ def test_a_planted_free_port_copy_is_caught() -> None:
     planted = "import socket\n\ndef _free_port() -> int:\n    with socket.socket() as s:\n        return 0\n"
     assert free_port_definitions(ast.parse(planted)) == 1
     assert free_port_definitions(ast.parse("from scripts.dev import free_port\n")) == 0
+    wrapper = "def _free_port() -> int:\n    from scripts.dev import free_port\n\n    return free_port()\n"
+    assert free_port_definitions(ast.parse(wrapper)) == 0

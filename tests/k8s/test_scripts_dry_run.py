@@ -412,6 +412,7 @@ NO_CLUSTER_NEEDED = {
     "bench-profile": "profiles the shop as local processes",
     "mutation": "mutation testing of the shop's code",
     "mutation-smoke": "mutation testing of the shop's code",
+    "trace-test": "traces the shop as local processes (make dev TRACING=jaeger)",
     "sim-up": "creates the simulated cluster",
     "sim-down": "deletes the simulated cluster if there is one",
     "sim-test": "creates a simulated cluster, tests against it, deletes it",

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from scripts.dev import SERVICES, Stack, free_port, stack_env, with_free_ports
 from scripts.jaeger import Jaeger, JaegerPorts, TraceQuery, jaeger_binary, tracing_env
+from tests.tracing.helpers import TracedShop
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / "artifacts" / "logs" / "tracing"
@@ -25,17 +25,6 @@ LOGS = ROOT / "artifacts" / "logs" / "tracing"
 def _only_under_make_trace_test() -> None:
     if os.environ.get("SHOP_TRACE_TEST") != "1":
         pytest.skip("run by `make trace-test` (it provides the pinned Jaeger and FerretDB first)")
-
-
-@dataclass
-class TracedShop:
-    stack: Stack
-    jaeger: Jaeger
-    query: TraceQuery
-
-    @property
-    def frontend(self) -> str:
-        return self.stack.url("frontend")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 
 from scripts.jaeger import parent_span_id, span_lines, span_services, span_tags
 from services.kit.tracing import REQUEST_ID_ATTRIBUTE, USER_ID_ATTRIBUTE
-from tests.tracing.conftest import TracedShop
+from tests.tracing.helpers import TracedShop
 
 pytestmark = pytest.mark.timeout(300)
 PASSWORD = "pa55word!trace"
