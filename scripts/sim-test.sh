@@ -9,16 +9,18 @@ source "$(dirname "$0")/lib.sh"
 start=$SECONDS
 # A cluster left by an earlier run may hold anything: the suite starts from a new one.
 "$ROOT/scripts/sim-down.sh"
+rc=1
 cleanup() {
   if [[ "${SIM_KEEP:-0}" == 1 ]]; then
     log "SIM_KEEP=1: the simulated cluster stays up (make sim-down removes it)"
   else
     "$ROOT/scripts/sim-down.sh" || log "make sim-down failed (see above)"
   fi
+  log "make sim-test: pytest exit status $rc, wall time $(((SECONDS - start) / 60))m$(((SECONDS - start) % 60))s" \
+    "(cluster up and down included)"
 }
 trap cleanup EXIT
 "$ROOT/scripts/sim-up.sh"
 rc=0
 (cd "$ROOT" && SIM_SUITE=1 "$ROOT/.venv/bin/pytest" -p no:cacheprovider -rs --durations=15 --timeout=900 tests/sim "$@") || rc=$?
-log "make sim-test: pytest exit status $rc, wall time $(((SECONDS - start) / 60))m$(((SECONDS - start) % 60))s (cluster up and down included)"
 exit "$rc"
