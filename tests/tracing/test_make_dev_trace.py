@@ -95,6 +95,8 @@ def test_a_checkout_is_one_trace_across_the_services_and_mongodb(traced_shop: Tr
     assert "/shop.inventory.v1.Inventory/Reserve" in product_operations, product_operations
     operations = {span["spanID"]: (service, span) for span, service in zip(spans, services, strict=True)}
     for span in by_service["product"]:
+        if span_tags(span).get("span.kind") != "server":
+            continue  # the ASGI instrumentation's own receive/send spans sit under product's server span
         caller_service, _ = operations[parent_span_id(span) or ""]
         assert caller_service == "order", (span["operationName"], caller_service)
 
