@@ -53,6 +53,13 @@ esac
 }
 
 
+def lab_kinds_arg() -> str:
+    """mesh/lab-kinds.txt as scripts/labs.sh passes it to kubectl: the kinds in file order, comma-separated
+    (the stubs answer no api-resources, so under DRY_RUN every kind is listed)."""
+    lines = (ln.strip() for ln in (ROOT / "mesh" / "lab-kinds.txt").read_text().splitlines())
+    return ",".join(ln for ln in lines if ln and not ln.startswith("#"))
+
+
 def write_stub(bin_dir: Path, name: str, script: str) -> Path:
     """An executable `bin_dir/name` (mode 0755) running `script`; a script without a #! line runs under
     /bin/sh. Returns the path."""

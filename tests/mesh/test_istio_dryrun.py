@@ -17,7 +17,7 @@ import yaml
 
 from scripts.k8svalidate import REPO_ROOT
 from services import topology
-from tests.k8s.stubs import REAL_KUBECTL, dry_run_env, write_stub
+from tests.k8s.stubs import REAL_KUBECTL, dry_run_env, lab_kinds_arg, write_stub
 
 K = "kubectl --context kind-shop"
 ISTIOCTL = "istioctl --context kind-shop"
@@ -32,12 +32,7 @@ INSTALL = [
     f"{K} -n istio-system wait --for=condition=available --timeout=600s deployment --all",
     f"{K} apply -k {REPO_ROOT}/mesh/istio/grafana",  # the shop's dashboard
 ]
-# The one list of lab kinds, mesh/lab-kinds.txt (the stub answers no api-resources: under DRY_RUN, all).
-LAB_KINDS = ",".join(
-    ln
-    for ln in (REPO_ROOT / "mesh" / "lab-kinds.txt").read_text().splitlines()
-    if ln and not ln.startswith("#")
-)
+LAB_KINDS = lab_kinds_arg()  # the one list of lab kinds, mesh/lab-kinds.txt
 UNINSTALL = [
     f"{K} label namespace ecommerce istio-injection-",
     f"{K} delete -k {REPO_ROOT}/mesh/istio/grafana --ignore-not-found",

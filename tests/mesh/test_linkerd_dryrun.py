@@ -16,7 +16,7 @@ import pytest
 
 from scripts.k8svalidate import REPO_ROOT
 from services import topology
-from tests.k8s.stubs import REAL_KUBECTL, dry_run_env, write_stub  # the stub passes `kubectl kustomize` on
+from tests.k8s.stubs import REAL_KUBECTL, dry_run_env, lab_kinds_arg, write_stub
 
 CTX = "kind-shop"
 K = f"kubectl --context {CTX}"
@@ -36,12 +36,7 @@ INSTALL = [
     f"{K} apply -k {REPO_ROOT}/mesh/linkerd/grafana",
 ]
 ANNOTATE = [f"{K} annotate namespace ecommerce linkerd.io/inject=enabled --overwrite"]
-# The one list of lab kinds, mesh/lab-kinds.txt (the stub answers no api-resources: under DRY_RUN, all).
-LAB_KINDS = ",".join(
-    ln
-    for ln in (REPO_ROOT / "mesh" / "lab-kinds.txt").read_text().splitlines()
-    if ln and not ln.startswith("#")
-)
+LAB_KINDS = lab_kinds_arg()  # the one list of lab kinds, mesh/lab-kinds.txt
 # Every lab goes first: the same deletion as make lab-reset (scripts/labs.sh delete_lab_resources).
 DELETE_LABS = [
     f"{K} -n ecommerce delete {LAB_KINDS} -l lab --ignore-not-found",
