@@ -158,6 +158,7 @@ async def test_an_unreachable_jwks_is_503_and_not_asked_again_at_once() -> None:
     with pytest.raises(ApiError) as unavailable:
         await verifier.verify(token)
     assert (unavailable.value.status, unavailable.value.code) == (503, "auth_unavailable")
+    assert unavailable.value.message == "cannot verify tokens right now"
     # Within min_refresh the verifier does not hammer auth: the unknown key is simply unknown.
     assert (await refusal(verifier, token)).message == "token signed by an unknown key"
     assert asked == ["/jwks"]
@@ -171,3 +172,18 @@ def test_the_401_reaches_the_caller_with_the_reason(client: TestClient, tokens: 
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"] == "Bearer"
     assert refused.json()["error"] == {"code": "unauthorized", "message": "invalid token"}
+
+
+async def test_the_jwks_fetch_gives_up_after_its_timeout() -> None:
+    """Every outgoing call has a timeout: a hanging auth must not hang every request that carries a token."""
+    timeouts = []
+
+    def keys(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"])
+        return httpx.Response(200, json={"keys": []})
+
+    verifier = JwksVerifier(
+        "http://auth/jwks", "shop-auth", "shop", timeout=1.5, transport=httpx.MockTransport(keys)
+    )
+    await refusal(verifier, TokenFactory(kid="k1").token())
+    assert timeouts == [{"connect": 1.5, "read": 1.5, "write": 1.5, "pool": 1.5}]
