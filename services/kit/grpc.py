@@ -6,11 +6,19 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
-from services.kit.context import forwarded_headers
+from services.kit.context import TRACE_CONTEXT_HEADERS, forwarded_headers
 
-# Cookies and tokens stay out of gRPC metadata; the routing and identity headers go in,
-# so a mesh can hash or route gRPC calls on e.g. `x-user-id`.
-_GRPC_FORWARDED = ("x-request-id", "x-user-id", "x-user-group", "canary", "user-agent")
+# Cookies and tokens stay out of gRPC metadata; the routing and identity headers go in, so a mesh can hash
+# or route gRPC calls on e.g. `x-user-id`, and the trace context (replaced by the current span's while this
+# process makes spans: services/kit/tracing.py).
+_GRPC_FORWARDED = (
+    "x-request-id",
+    "x-user-id",
+    "x-user-group",
+    "canary",
+    "user-agent",
+    *TRACE_CONTEXT_HEADERS,
+)
 
 
 def create_server(host: str, port: int) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:

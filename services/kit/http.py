@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 from opentelemetry import propagate
 
-from services.kit.context import forwarded_headers
+from services.kit import tracing
+from services.kit.context import TRACE_CONTEXT_HEADERS, forwarded_headers
 from services.kit.errors import ApiError
 from services.kit.settings import ServiceSettings
 
@@ -18,9 +19,10 @@ log = logging.getLogger("kit.http")
 class ServiceClient:
     """An httpx client for calling the other services.
 
-    Every call carries the routing headers of the request being handled (see `context.FORWARDED_HEADERS`);
-    httpx instrumentation adds `traceparent`. Transport failures become a 503/504 `ApiError` naming the
-    dependency, so a handler never turns a dead neighbour into a 500.
+    Every call carries the routing headers and the W3C trace context of the request being handled (see
+    `context.FORWARDED_HEADERS`); while this process makes spans, the trace context is the current span's
+    (services/kit/tracing.py). Transport failures become a 503/504 `ApiError` naming the dependency, so a
+    handler never turns a dead neighbour into a 500.
     """
 
     def __init__(self, settings: ServiceSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -43,9 +45,10 @@ class ServiceClient:
     ) -> httpx.Response:
         """Call another service. `forward=False` for calls leaving the shop (egress): only the request id
         and trace context go out, never the shopper's token or cookies."""
-        merged = forwarded_headers() if forward else _request_id_only()
+        merged = forwarded_headers() if forward else _request_id_and_trace_context()
         merged.update(headers or {})
-        propagate.inject(merged)  # traceparent, whatever transport is in use
+        if tracing.enabled():
+            propagate.inject(merged)  # the current span's traceparent, whatever transport is in use
         try:
             return await self._client.request(method, url, headers=merged, **kwargs)
         except httpx.TimeoutException as exc:
@@ -71,9 +74,9 @@ class ServiceClient:
         await self._client.aclose()
 
 
-def _request_id_only() -> dict[str, str]:
-    request_id = forwarded_headers().get("x-request-id")
-    return {"x-request-id": request_id} if request_id else {}
+def _request_id_and_trace_context() -> dict[str, str]:
+    forwarded = forwarded_headers()
+    return {name: forwarded[name] for name in ("x-request-id", *TRACE_CONTEXT_HEADERS) if name in forwarded}
 
 
 def _host(url: str) -> str:

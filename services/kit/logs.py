@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from opentelemetry import trace
 
-from services.kit.context import request_id_var
+from services.kit.context import incoming_trace_id, request_id_var
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,9 +30,11 @@ class JsonFormatter(logging.Formatter):
         if request_id := request_id_var.get():
             entry["request_id"] = request_id
         span_context = trace.get_current_span().get_span_context()
-        if span_context.is_valid:
+        if span_context.is_valid:  # this process makes spans (services/kit/tracing.py)
             entry["trace_id"] = format(span_context.trace_id, "032x")
             entry["span_id"] = format(span_context.span_id, "016x")
+        elif trace_id := incoming_trace_id():  # it passes the caller's trace context on
+            entry["trace_id"] = trace_id
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             entry.update(extra)

@@ -10,12 +10,20 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.kit.context import FORWARDED_HEADERS, forwarded_var, request_id_var
+from services.kit.context import (
+    FORWARDED_HEADERS,
+    TRACE_CONTEXT_HEADERS,
+    forwarded_var,
+    request_id_var,
+    valid_traceparent,
+)
 from services.kit.metrics import HttpMetrics
 from services.kit.tracing import record_request_id
 
 log = logging.getLogger("kit.access")
 _QUIET_PATHS = {"/healthz", "/readyz", "/metrics"}
+# The request headers the middleware reads, by their raw (lower-case) name: one pass over the headers.
+_READ = {name.encode(): name for name in (*FORWARDED_HEADERS, *TRACE_CONTEXT_HEADERS, "content-length")}
 
 
 class _BodyTooLarge(Exception):
@@ -33,9 +41,17 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
-        forwarded = {name: headers[name] for name in FORWARDED_HEADERS if name in headers}
+        forwarded: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = _READ.get(raw_name) or _READ.get(raw_name.lower())
+            if name is not None:
+                forwarded[name] = raw_value.decode("latin-1")
+        declared = forwarded.pop("content-length", "")
+        if not valid_traceparent(forwarded.get("traceparent", "")):
+            # none, or malformed: not passed on, and a tracestate without its traceparent means nothing (W3C)
+            forwarded.pop("traceparent", None)
+            forwarded.pop("tracestate", None)
+        request_id = forwarded.get("x-request-id") or uuid.uuid4().hex
         forwarded["x-request-id"] = request_id
         record_request_id(request_id)
         rid_token = request_id_var.set(request_id)
@@ -44,7 +60,6 @@ class RequestMiddleware:
         status = 500
         response_started = False
 
-        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._too_large(send, request_id)
             self._finish(scope, 413, started)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import grpc
 import httpx
@@ -77,6 +79,40 @@ def test_a_traceparent_shows_up_in_the_service_log(running_stack: Stack) -> None
     while f'"trace_id": "{TRACE_ID}"' not in log_file.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert f'"trace_id": "{TRACE_ID}"' in log_file.read_text()
+
+
+def _wait_for_log(log_file: Path, text: str) -> str:
+    deadline = time.monotonic() + 10  # the process writes its access log line just after answering
+    while text not in log_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return log_file.read_text()
+
+
+def test_the_frontend_passes_the_callers_trace_context_on_without_tracing(running_stack: Stack) -> None:
+    """No OTLP export here, so no service makes spans; the frontend still hands the incoming trace context to
+    product (a mesh's proxies join their spans by it), and a malformed traceparent goes nowhere."""
+    trace_id = uuid.uuid4().hex
+    sent = f"00-{trace_id}-b7ad6b7169203331-01"
+    request = urllib.request.Request(
+        f"{running_stack.url('frontend')}/api/products",
+        headers={"traceparent": sent, "tracestate": "vendor=1", "x-request-id": f"rid-{trace_id}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    assert running_stack.log_dir is not None
+    product_log = _wait_for_log(running_stack.log_dir / "product.log", f"rid-{trace_id}")
+    lines = [json.loads(line) for line in product_log.splitlines() if f"rid-{trace_id}" in line]
+    assert lines and all(line.get("trace_id") == trace_id for line in lines), lines
+
+    malformed = urllib.request.Request(
+        f"{running_stack.url('frontend')}/api/products",
+        headers={"traceparent": "00-not-a-trace-01", "x-request-id": f"bad-{trace_id}"},
+    )
+    with urllib.request.urlopen(malformed, timeout=10) as response:
+        assert response.status == 200
+    product_log = _wait_for_log(running_stack.log_dir / "product.log", f"bad-{trace_id}")
+    lines = [json.loads(line) for line in product_log.splitlines() if f"bad-{trace_id}" in line]
+    assert lines and all("trace_id" not in line for line in lines), lines
 
 
 async def _reserve(stub: inventory_pb2_grpc.InventoryStub, order_id: str, product_id: str, qty: int) -> str:
