@@ -17,7 +17,7 @@ TOOLS_CONF="$ROOT/scripts/tools.conf"
 # Seconds between "still building" lines during a long step.
 TOOLS_HEARTBEAT="${TOOLS_HEARTBEAT:-30}"
 
-RECIPE_FIELDS="version label check expect download checksum archive platforms module source package published tags ldflags cgo fallback"
+RECIPE_FIELDS="version label check expect download checksum archive platforms module source package published files tags ldflags cgo fallback"
 
 # The raw `key = value` lines of one [section] of tools.conf, as key=value.
 _recipe_raw() {
@@ -257,20 +257,26 @@ _go_reason() {
   esac
 }
 
-# The module source ready to build: the module cache's read-only copy, or (with `published`) a patched copy
-# in $SHOP_CACHE/src whose local replace directives (staging dirs the module zip lacks) become requirements
-# of the published modules. Prints the directory.
+# The module source ready to build: the module cache's read-only copy, or a copy in $SHOP_CACHE/src with
+# `published`: its local replace directives (staging dirs the module zip lacks) become requirements of the
+# published modules; `files`: the files upstream's release build generates before `go build` (path:content,
+# e.g. FerretDB's build/version/version.txt). Prints the directory.
 _prepare_source() {
-  local moddir="$1" logfile="$2" dir tmp mod edits=()
-  if [[ -z "$R_published" ]]; then
+  local moddir="$1" logfile="$2" dir tmp mod spec edits=()
+  if [[ -z "$R_published" && -z "$R_files" ]]; then
     echo "$moddir"
     return 0
   fi
-  dir="$SHOP_CACHE/src/$(basename "$R_module")@$R_source-published-$R_published"
-  if [[ ! -f "$dir/.ready" ]]; then
-    mkdir -p "$SHOP_CACHE/src"
-    tmp="$(mktemp -d "$SHOP_CACHE/src/.prepare.XXXXXX")"
-    cp -R "$moddir/." "$tmp/" && chmod -R u+w "$tmp"
+  dir="$SHOP_CACHE/src/$(basename "$R_module")@$R_source${R_published:+-published-$R_published}"
+  [[ -z "$R_files" ]] || dir+="-files-$(printf '%s' "$R_files" | _sha256_stdin | cut -c1-8)"
+  if [[ -f "$dir/.ready" ]]; then
+    echo "$dir"
+    return 0
+  fi
+  mkdir -p "$SHOP_CACHE/src"
+  tmp="$(mktemp -d "$SHOP_CACHE/src/.prepare.XXXXXX")"
+  cp -R "$moddir/." "$tmp/" && chmod -R u+w "$tmp"
+  if [[ -n "$R_published" ]]; then
     # Local replaces (`X => ./dir` or `X => ../dir`) of modules the go.mod requires.
     for mod in $(awk '
         /^require[[:space:]]*\(/ { inreq = 1; next } inreq && /^\)/ { inreq = 0; next }
@@ -291,9 +297,13 @@ _prepare_source() {
       return 1
     fi
     log "    replaced $((${#edits[@]} / 2)) local replace directives with the published modules at $R_published"
-    touch "$tmp/.ready"
-    mv "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
   fi
+  for spec in $R_files; do
+    printf '%s\n' "${spec#*:}" >"$tmp/${spec%%:*}"
+    log "    wrote ${spec%%:*} (${spec#*:}), as upstream's release build generates it"
+  done
+  touch "$tmp/.ready"
+  mv "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
   echo "$dir"
 }
 
