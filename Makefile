@@ -53,11 +53,13 @@ system-packages:
 	  echo "could not install$$missing: the tests that need it will be skipped"
 
 # `tools` first: CI starts with nothing installed (a cold build of every pinned tool; seconds when cached).
-test: tools lint typecheck validate system-packages wrk pytest mutation-smoke image-test bench-smoke ## everything that runs without a cluster (installs what it needs)
+test: tools lint typecheck validate system-packages wrk pytest mutation-smoke image-test bench-smoke integration-ferretdb chaos-test ## everything that runs without a cluster (installs what it needs)
 
 TRACING ?= off
+STORE ?= memory
+PORT_BASE ?=
 
-dev: $(STAMP) ## run the whole shop locally as processes (TRACING=jaeger: Jaeger on :16686 too; Ctrl-C stops all)
-	$(PY) scripts/dev.py --tracing $(TRACING)
+dev: $(STAMP) ## run the whole shop locally (TRACING=jaeger: Jaeger on :16686 too; STORE=ferretdb: a real MongoDB wire-protocol server; PORT_BASE=N; Ctrl-C stops all)
+	$(PY) scripts/dev.py --tracing $(TRACING) --store $(STORE) $(if $(PORT_BASE),--port-base $(PORT_BASE))
 
 -include mk/*.mk

@@ -1,13 +1,16 @@
 """`make dev`: run the whole shop on 127.0.0.1 as local processes, without Docker.
 
-Every service runs as `python -m services.<name>` with the in-memory store unless MONGO_URL is set
-(then each service uses its own database on that server). Ctrl-C stops all of them; if one crashes,
-its exit is reported and the others are stopped too, so nothing fails silently.
+Every service runs as `python -m services.<name>`, each with its own database, on one of three stores:
+the in-memory substitute (the default, nothing to install), FerretDB (`--store ferretdb`: a real MongoDB
+wire-protocol server on SQLite, built from its pinned source by `scripts/tools.sh ferretdb`, data kept in
+.data/ferretdb), or the MongoDB at MONGO_URL. Ctrl-C stops all of them; if one crashes, its exit is
+reported and the others are stopped too, so nothing fails silently.
 
 `--tracing jaeger` (`make dev TRACING=jaeger`) starts Jaeger beside them (scripts/jaeger.py) and every service
 exports its spans to it over OTLP; the UI is then at http://127.0.0.1:16686.
 
-The same functions start the stack for the process-level tests (tests/conftest.py).
+The same functions start the stack for the process-level tests (tests/conftest.py) and the chaos runs
+(chaos/), which also kill and restart single services and the database (`Stack.kill`, `Stack.restart`).
 """
 
 from __future__ import annotations
@@ -80,6 +83,88 @@ def stack_env(services: Iterable[Service], extra: Mapping[str, str] | None = Non
     return env
 
 
+# FerretDB 1.x runs each command as read-then-write with no isolation between connections (FerretDB#3040):
+# two conditional updates of one document at the same time can both win. Each database here has one writer
+# process, so one connection per process (maxPoolSize=1) runs its commands one at a time, which restores the
+# single-document atomicity the services rely on (docs/ferretdb.md). A real MongoDB needs none of this.
+FERRETDB_CLIENT_OPTIONS = "maxPoolSize=1"
+DATA_DIR = ROOT / ".data"
+
+
+class FerretDB:
+    """A FerretDB process (MongoDB wire protocol, SQLite backend) on 127.0.0.1:`port`, data in `data_dir`
+    (one SQLite file per database, so it survives restarts). `kill` is kill -9, for the chaos runs."""
+
+    def __init__(self, binary: Path, port: int, data_dir: Path, log_path: Path | None = None) -> None:
+        self.binary, self.port, self.data_dir, self.log_path = binary, port, data_dir, log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The MONGO_URL the services get (each service picks its own database)."""
+        return f"mongodb://127.0.0.1:{self.port}/?{FERRETDB_CLIENT_OPTIONS}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        (self.data_dir / "state").mkdir(parents=True, exist_ok=True)
+        output = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [
+                str(self.binary),
+                "--handler=sqlite",
+                f"--sqlite-url=file:{self.data_dir}/",
+                f"--listen-addr=127.0.0.1:{self.port}",
+                f"--state-dir={self.data_dir / 'state'}",
+                "--debug-addr=-",  # its metrics/pprof listener would take a fixed port (8088)
+                "--telemetry=disable",  # never report to FerretDB's beacon (and no internet here)
+                "--log-level=warn",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.port):
+            if (code := self.process.poll()) is not None:
+                raise RuntimeError(f"FerretDB exited with code {code} while starting (log: {self.log_path})")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"FerretDB did not listen on 127.0.0.1:{self.port} after {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def ferretdb_binary() -> Path:
+    """./bin/ferretdb at the pinned version: from the tool cache, or built from its Go module source the
+    first time (a few minutes, with progress). Raises RuntimeError saying what is missing."""
+    bin_dir = Path(os.environ.get("SHOP_BIN") or ROOT / "bin")
+    installed = subprocess.run([str(ROOT / "scripts" / "tools.sh"), "ferretdb"], cwd=ROOT, check=False)
+    if installed.returncode != 0 or not (bin_dir / "ferretdb").exists():
+        raise RuntimeError(
+            "FerretDB is not available (see the lines above); the in-memory store needs nothing"
+        )
+    return bin_dir / "ferretdb"
+
+
 class Stack:
     """A set of running service processes."""
 
@@ -103,11 +188,19 @@ class Stack:
         self.client_secrets = {name: secrets.token_hex(32) for name in topology.SERVICE_CLIENTS}
         # Variables for one service only (e.g. its trace sampler), on top of `env`.
         self.service_env: dict[str, dict[str, str]] = {}
+        # auth's signing key, kept for the stack's life as the cluster keeps it in Secret auth-jwt: a
+        # restarted auth (make chaos kills it) still accepts the tokens it signed before.
+        self.signing_key = _rsa_private_pem()
+        self.session_secret = secrets.token_hex(32)  # the same for the frontend's cookies (frontend-session)
 
     def identity_env(self, name: str) -> dict[str, str]:
-        """auth gets every client's secret, each client only its own (never printed, never written)."""
+        """auth gets every client's secret and the signing key, each client only its own secret, the frontend
+        its session secret (never printed, never written)."""
         if name == "auth":
-            return {"OAUTH_CLIENTS": ",".join(f"{c}={s}" for c, s in self.client_secrets.items())}
+            clients = ",".join(f"{c}={s}" for c, s in self.client_secrets.items())
+            return {"OAUTH_CLIENTS": clients, "JWT_PRIVATE_KEY": self.signing_key}
+        if name == "frontend":
+            return {"SESSION_SECRET": self.session_secret}
         if name in self.client_secrets:
             return {"OAUTH_CLIENT_SECRET": self.client_secrets[name]}
         return {}
@@ -123,27 +216,44 @@ class Stack:
 
     def start(self, timeout: float = 60.0) -> None:
         for service in self.services:
-            env = {**os.environ, **self.env, **self.identity_env(service.name)}
-            env.update(self.service_env.get(service.name, {}))
-            env.update(HOST="127.0.0.1", PORT=str(service.port))
-            if service.grpc_port:
-                env["GRPC_PORT"] = str(service.grpc_port)
-            output = None
-            if self.log_dir is not None:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
-                output = (self.log_dir / f"{service.name}.log").open("wb")
-            self.processes[service.name] = subprocess.Popen(
-                [self.python, "-m", f"services.{service.name}"],
-                cwd=self.root,
-                env=env,
-                stdout=output if output else subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            if output is None:  # `make dev`: show every line, prefixed with the service name
-                stream = self.processes[service.name].stdout
-                threading.Thread(target=_pump, args=(service.name, stream, self.width), daemon=True).start()
+            self._spawn(service, mode="wb")
         for service in self.services:
             self.wait_ready(service, timeout)
+
+    def _spawn(self, service: Service, mode: str) -> None:
+        env = {**os.environ, **self.env, **self.identity_env(service.name)}
+        env.update(self.service_env.get(service.name, {}))
+        env.update(HOST="127.0.0.1", PORT=str(service.port))
+        if service.grpc_port:
+            env["GRPC_PORT"] = str(service.grpc_port)
+        output = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = (self.log_dir / f"{service.name}.log").open(mode)
+        self.processes[service.name] = subprocess.Popen(
+            [self.python, "-m", f"services.{service.name}"],
+            cwd=self.root,
+            env=env,
+            stdout=output if output else subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        if output is None:  # `make dev`: show every line, prefixed with the service name
+            stream = self.processes[service.name].stdout
+            threading.Thread(target=_pump, args=(service.name, stream, self.width), daemon=True).start()
+
+    def kill(self, name: str) -> None:
+        """kill -9 one service: no shutdown hooks, open requests cut off mid-way."""
+        process = self.processes[name]
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    def restart(self, name: str, timeout: float = 60.0) -> None:
+        """Start one (killed or stopped) service again, its log appended to, and wait until it is ready."""
+        self.kill(name)
+        service = self._service(name)
+        self._spawn(service, mode="ab")
+        self.wait_ready(service, timeout)
 
     def wait_ready(self, service: Service, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -183,6 +293,17 @@ class Stack:
                 process.wait()
 
 
+def _rsa_private_pem() -> str:
+    """A fresh RSA 2048 private key, PEM (PKCS#8), as scripts/secrets.sh makes for the cluster."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 def _pump(name: str, stream: object, width: int) -> None:
     """Copy a child's output to ours, each line prefixed with the service name."""
     for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
@@ -208,6 +329,13 @@ def start_tracing(stack: Stack) -> Jaeger:
     return tracer
 
 
+def with_port_base(services: Iterable[Service], base: int) -> list[Service]:
+    """The services on base, base+1, ... in topology order; product's gRPC right after the last one."""
+    order = [s.name for s in SERVICES]
+    grpc_port = base + len(SERVICES)
+    return [Service(s.name, base + order.index(s.name), grpc_port if s.grpc_port else None) for s in services]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated services to run (default: all)")
@@ -217,6 +345,19 @@ def main(argv: list[str] | None = None) -> int:
         default="off",
         help="jaeger: start Jaeger (UI http://127.0.0.1:16686) and export every service's spans to it",
     )
+    parser.add_argument(
+        "--store",
+        choices=("memory", "ferretdb"),
+        default="memory",
+        help="memory (default): the in-memory substitute; ferretdb: a real MongoDB wire-protocol server "
+        "with data kept in .data/ferretdb (MONGO_URL, when set, wins over both)",
+    )
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        help="listen on PORT_BASE, +1, ... (topology order; product's gRPC and FerretDB on the next two) "
+        "instead of the documented ports, to run beside another stack",
+    )
     args = parser.parse_args(argv)
     services = available()
     if args.only:
@@ -225,19 +366,36 @@ def main(argv: list[str] | None = None) -> int:
     if not services:
         print("no services to run", file=sys.stderr)
         return 2
-    store = (
-        "MongoDB at MONGO_URL"
-        if os.environ.get("MONGO_URL")
-        else "in-memory store (set MONGO_URL for MongoDB)"
-    )
+    if args.port_base:
+        services = with_port_base(services, args.port_base)
+    extra: dict[str, str] = {}
+    database: FerretDB | None = None
+    if os.environ.get("MONGO_URL"):
+        store = "MongoDB at MONGO_URL"
+    elif args.store == "ferretdb":
+        port = args.port_base + len(SERVICES) + 1 if args.port_base else topology.DEV_FERRETDB_PORT
+        try:
+            database = FerretDB(ferretdb_binary(), port, DATA_DIR / "ferretdb", DATA_DIR / "ferretdb.log")
+            database.start()
+        except RuntimeError as exc:
+            print(f"!! {exc}", file=sys.stderr)
+            return 1
+        extra["MONGO_URL"] = database.url
+        store = (
+            f"FerretDB on 127.0.0.1:{port} (data in {DATA_DIR / 'ferretdb'}, log {DATA_DIR / 'ferretdb.log'})"
+        )
+    else:
+        store = "in-memory store (make dev STORE=ferretdb for a real server, or set MONGO_URL)"
     print(f"starting {len(services)} services with the {store}; Ctrl-C stops them all")
-    stack = Stack(services, stack_env(services))
+    stack = Stack(services, stack_env(services, extra))
     tracer = None
     if args.tracing == "jaeger":
         try:
             tracer = start_tracing(stack)
         except RuntimeError as exc:
             print(f"!! {exc}", file=sys.stderr)
+            if database is not None:
+                database.stop()
             return 1
     width = stack.width
     # SIGINT (Ctrl-C) and SIGTERM both stop the stack, even when started from a script that ignores SIGINT.
@@ -250,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = f", gRPC 127.0.0.1:{s.grpc_port}" if s.grpc_port else ""
             print(f"  {s.name:<{width}}  http://127.0.0.1:{s.port}  (API docs /docs{extra})")
         if any(s.name == "frontend" for s in services):
-            print("\nopen http://127.0.0.1:8080 in a browser")
+            print(f"\nopen {stack.url('frontend')} in a browser")
         if tracer is not None:
             print(
                 f"traces: Jaeger UI and query API {tracer.ui_url} (service frontend, e.g. POST /api/checkout)"
@@ -271,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop()
         if tracer is not None:
             tracer.stop()
+        if database is not None:
+            database.stop()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ the same file).
 - `SERVICE_CLIENTS`: the services with an identity of their own at auth (OAuth 2.0 client credentials).
 - `dev_port(name)`, `dev_url(name)`: where a service listens under `make dev` (127.0.0.1).
 - `GRPC_SERVICE`, `GRPC_PORT`, `dev_grpc_target()`: the gRPC Inventory API.
+- `DEV_FERRETDB_PORT`: FerretDB under `make dev STORE=ferretdb`.
 - `CLUSTER_NAME`, `NAMESPACE`: the kind cluster and the Kubernetes namespace of the shop.
 
 Raises `KeyError` at import when the file lacks a key, `ValueError` when a port is not a number.
@@ -40,6 +41,7 @@ WITH_DATABASE: tuple[str, ...] = tuple(s for s in SERVICES if s not in WITHOUT_D
 DEV_PORT_BASE = int(_VALUES["DEV_PORT_BASE"])
 GRPC_SERVICE = _VALUES["GRPC_SERVICE"]
 GRPC_PORT = int(_VALUES["GRPC_PORT"])
+DEV_FERRETDB_PORT = int(_VALUES["DEV_FERRETDB_PORT"])
 
 
 def dev_port(service: str) -> int:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from scripts.dev import SERVICES, Stack, available, stack_env, with_free_ports
+from scripts.dev import (
+    SERVICES,
+    FerretDB,
+    Stack,
+    available,
+    ferretdb_binary,
+    free_port,
+    stack_env,
+    with_free_ports,
+)
 from services.kit.testing import TokenFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,20 +39,32 @@ def tokens() -> TokenFactory:
 
 
 @pytest.fixture(scope="session")
-def running_stack() -> Iterator[Stack]:
-    """Every service of the shop as a real `python -m services.<name>` process on free loopback ports."""
+def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Every service of the shop as a real `python -m services.<name>` process on free loopback ports, on
+    the in-memory store, or with SHOP_TEST_STORE=ferretdb (`make integration-ferretdb`, in `make test`) on
+    a FerretDB server of its own: the production code path (PyMongo's AsyncMongoClient) for real."""
     present = {s.name for s in available()}
     missing = [s.name for s in SERVICES if s.name not in present]
     if missing:
         pytest.fail(f"services missing from this checkout: {', '.join(missing)}")
     services = with_free_ports(SERVICES)
-    stack = Stack(services, stack_env(services, STACK_ENV), log_dir=ARTIFACTS / "logs")
+    extra = dict(STACK_ENV)
+    database = None
+    if os.environ.get("SHOP_TEST_STORE") == "ferretdb":
+        data = tmp_path_factory.mktemp("ferretdb")
+        database = FerretDB(ferretdb_binary(), free_port(), data, ARTIFACTS / "logs" / "ferretdb.log")
+        (ARTIFACTS / "logs").mkdir(parents=True, exist_ok=True)
+        database.start()
+        extra["MONGO_URL"] = database.url
+    stack = Stack(services, stack_env(services, extra), log_dir=ARTIFACTS / "logs")
     try:
         # Eight Python processes importing FastAPI at once: ~95 s to ready at load 48 on 2 cores (measured).
         stack.start(timeout=240)
         yield stack
     finally:
         stack.stop()
+        if database is not None:
+            database.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """MongoDB access for auth: accounts, hashed refresh tokens, failed-login counters.
 
 Every write is a single-document atomic operation, so several replicas can share the database.
-Datetimes are naive UTC (what PyMongo returns); TTL indexes delete expired tokens and counters.
+Datetimes are naive UTC (what PyMongo returns); TTL indexes delete expired tokens and counters (where the
+server has them), and every query ignores expired ones anyway.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.kit.db import Database
 
 log = logging.getLogger("auth.store")
+NOT_IMPLEMENTED = 238  # MongoDB's error code NotImplemented
 Doc = dict[str, Any]
 
 
@@ -30,9 +32,21 @@ def utcnow() -> datetime:
 
 async def create_indexes(db: Database) -> None:
     await db.users.create_index("email", unique=True)
-    await db.refresh_tokens.create_index("expires_at", expireAfterSeconds=0)
     await db.refresh_tokens.create_index("family")
-    await db.login_attempts.create_index("expires_at", expireAfterSeconds=0)
+    for collection in (db.refresh_tokens, db.login_attempts):
+        await _expire_index(collection)
+
+
+async def _expire_index(collection: Any) -> None:
+    """A TTL index on `expires_at`: MongoDB deletes expired documents by itself. Only housekeeping: every
+    query here already ignores expired documents, so on a server without TTL indexes (FerretDB 1.x answers
+    NotImplemented, docs/ferretdb.md) they just stay, and the service starts all the same."""
+    try:
+        await collection.create_index("expires_at", expireAfterSeconds=0)
+    except OperationFailure as exc:
+        if exc.code != NOT_IMPLEMENTED:
+            raise
+        log.warning("%s: this MongoDB server has no TTL indexes; expired documents stay", collection.name)
 
 
 # --- accounts ---------------------------------------------------------------------------------------

@@ -68,9 +68,9 @@ def _token_name(caller: Principal) -> str:
 
 
 def _profile(doc: dict[str, Any]) -> ProfileOut:
-    return ProfileOut(
-        id=doc["_id"], **{k: doc[k] for k in ("email", "name", "phone", "created_at", "updated_at")}
-    )
+    # `phone` may be absent: FerretDB 1.x drops null fields of an upsert's $setOnInsert (docs/ferretdb.md).
+    fields = {k: doc[k] for k in ("email", "name", "created_at", "updated_at")}
+    return ProfileOut(id=doc["_id"], phone=doc.get("phone"), **fields)
 
 
 def _me(doc: dict[str, Any], caller: Principal) -> MeOut:

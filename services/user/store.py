@@ -12,6 +12,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
+from services.kit import ApiError
 from services.kit.clock import now_iso
 from services.kit.db import Database
 
@@ -84,16 +85,26 @@ async def add_address(db: Database, user_id: str, fields: dict[str, Any], limit:
 
 
 async def replace_address(db: Database, user_id: str, address_id: str, fields: dict[str, Any]) -> Doc | None:
-    now = now_iso()
-    changes = {f"addresses.$.{name}": value for name, value in fields.items()}
-    doc = await db.profiles.find_one_and_update(
-        {"_id": user_id, "addresses.id": address_id},
-        {"$set": {**changes, "addresses.$.updated_at": now}},
-        return_document=ReturnDocument.AFTER,
-    )
-    if doc is None:
-        return None
-    return next((a for a in doc["addresses"] if a["id"] == address_id), None)
+    """Change one address (None when the user has no such address). The list is written whole, guarded
+    by the profile's `updated_at` (every change moves it), so a concurrent change makes us read again
+    instead of undoing it. Not MongoDB's positional `addresses.$` update: FerretDB 1.x does not have it
+    (docs/ferretdb.md), and the shop runs on both."""
+    for _ in range(10):
+        profile = await db.profiles.find_one({"_id": user_id, "addresses.id": address_id})
+        if profile is None:
+            return None
+        now = now_iso()
+        addresses = [
+            {**a, **fields, "updated_at": now} if a["id"] == address_id else a for a in profile["addresses"]
+        ]
+        doc = await db.profiles.find_one_and_update(
+            {"_id": user_id, "updated_at": profile["updated_at"]},
+            {"$set": {"addresses": addresses, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            return next((a for a in doc["addresses"] if a["id"] == address_id), None)
+    raise ApiError(409, "conflict", "the addresses changed meanwhile; try again")
 
 
 async def delete_address(db: Database, user_id: str, address_id: str) -> bool:
