@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from services.kit import create_app, load_settings
 from services.kit.service_identity import ServiceIdentity
-from services.order import store, tracking
+from services.order import settle, store, tracking
 from services.order.cart_api import router as cart_router
 from services.order.inventory_client import InventoryClient
 from services.order.orders_api import router as orders_router
@@ -29,17 +29,19 @@ async def _start(app: FastAPI) -> None:
     )
     if not app.state.identity.configured:
         log.warning(
-            "OAUTH_CLIENT_SECRET is unset: order has no identity of its own (no refunds, no tracking)"
+            "OAUTH_CLIENT_SECRET is unset: order has no identity of its own (no refunds, tracking or settling)"
         )
     app.state.tracker = asyncio.create_task(tracking.run(app), name="shipment-tracker")
+    app.state.settler = asyncio.create_task(settle.run(app), name="checkout-settler")
 
 
 async def _stop(app: FastAPI) -> None:
-    tracker = getattr(app.state, "tracker", None)
-    if tracker is not None:
-        tracker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await tracker
+    for name in ("tracker", "settler"):
+        task = getattr(app.state, name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     inventory = getattr(app.state, "inventory", None)
     if inventory is not None and hasattr(inventory, "aclose"):
         await inventory.aclose()

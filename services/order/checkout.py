@@ -40,6 +40,7 @@ REFUNDABLE = ("paid", "shipped", "delivered")
 SUCCEEDED = (*REFUNDABLE, "refunded")  # a purchase happened (an admin may have refunded it since)
 TERMINAL = (*SUCCEEDED, "failed")
 IN_PROGRESS = ["pending", "reserved", "charged"]
+UNDO_FAILED = ("release_failed", "refund_failed")
 REPLAYED = {"Idempotent-Replayed": "true"}
 
 
@@ -104,6 +105,9 @@ async def place_order(run: Checkout, user: Principal, key: str, body: CheckoutIn
         if not cart["items"]:
             raise ApiError(409, "cart_empty", "the cart is empty")
         order = await _new_order(run, user, key, cart, body)
+        await store.track_open(
+            db, order["_id"]
+        )  # first: an order is never open without the settler seeing it
         if await store.insert_order(db, order):
             log.info("order %s created for user %s (key %s)", order["_id"], user.sub, key)
             return await _run(run, order, body), False
@@ -168,7 +172,7 @@ def _retryable(order: Doc) -> bool:
     if order["status"] != "failed" or order["failure"]["status"] not in (502, 503, 504):
         return False
     undone = {h["status"] for h in order["status_history"]}
-    return not undone & {"release_failed", "refund_failed"}
+    return not undone & set(UNDO_FAILED)
 
 
 def _check_same_checkout(order: Doc, body: CheckoutIn, cart: Doc) -> None:
@@ -222,37 +226,62 @@ async def _run(run: Checkout, order: Doc, body: CheckoutIn) -> Doc:
     payment_id: str | None = order.get("payment_id")
     try:
         await _reserve(run, order)
-        await store.record(db, order_id, {"status": "reserved"}, store.entry("reserved"))
+        await store.record(db, order_id, {"status": "reserved", **_lease(run)}, store.entry("reserved"))
 
         quote = await neighbours.quote(address, order["weight_grams"])
         shipping = int(quote["amount_cents"])
         total = order["subtotal_cents"] + shipping
-        await store.record(db, order_id, {"shipping_cents": shipping, "total_cents": total})
+        await store.record(db, order_id, {"shipping_cents": shipping, "total_cents": total, **_lease(run)})
 
         card = {"number": body.card.number, "expiry": body.card.expiry, "cvc": body.card.cvc}
         charge = {"order_id": order_id, "amount_cents": total, "currency": order["currency"], "card": card}
         payment = await _charge(neighbours, charge)
         payment_id = str(payment["id"])
         await store.record(
-            db, order_id, {"status": "charged", "payment_id": payment_id}, store.entry("charged")
+            db,
+            order_id,
+            {"status": "charged", "payment_id": payment_id, **_lease(run)},
+            store.entry("charged"),
         )
 
-        shipment = await neighbours.create_shipment(order_id, address, order["weight_grams"])
-        shipped = {
-            "shipment_id": str(shipment["id"]),
-            "tracking_number": str(shipment["tracking_number"]),
-            "track_at": tracking.next_look(run.settings, shipment.get("next_update_at")),
-        }
-        await store.record(db, order_id, shipped, store.entry("shipment_created"))
+        await ship(run, neighbours, order)
     except OutcomeUnknown as unknown:
         return await _leave_open(run, order, unknown.error)
     except ApiError as exc:
-        return await _fail(run, order, exc, payment_id)
+        return await fail(run, order, exc, payment_id)
     except (KeyError, TypeError, ValueError) as exc:  # a neighbour answered 2xx with an odd body
         error = ApiError(502, "bad_gateway", f"unexpected answer from a dependency ({type(exc).__name__})")
-        return await _fail(run, order, error, payment_id)
+        return await fail(run, order, error, payment_id)
 
     note = await _notify_confirmation(neighbours, order, total)
+    return await mark_paid(run, order, note)
+
+
+def _lease(run: Checkout) -> Doc:
+    """A fresh lease, written with every step: a checkout is taken over (by its shopper's retry or by the
+    settler, services/order/settle.py) only when no step happened for CHECKOUT_LEASE_SECONDS."""
+    return {"lease_until": clock.now_iso(run.settings.checkout_lease_seconds)}
+
+
+async def ship(run: Checkout, neighbours: Neighbours, order: Doc, as_order: bool = False) -> None:
+    """Create the order's shipment (idempotent per order id at shipping) and record it; `as_order`: with
+    order's own token for the order's shopper (the settler has no shopper's token)."""
+    for_user = order["user_id"] if as_order else None
+    address, weight = order["shipping_address"], order["weight_grams"]
+    shipment = await neighbours.create_shipment(order["_id"], address, weight, for_user)
+    shipped = {
+        "shipment_id": str(shipment["id"]),
+        "tracking_number": str(shipment["tracking_number"]),
+        "track_at": tracking.next_look(run.settings, shipment.get("next_update_at")),
+    }
+    await store.record(run.db, order["_id"], {**shipped, **_lease(run)}, store.entry("shipment_created"))
+
+
+async def mark_paid(run: Checkout, order: Doc, note: Doc) -> Doc:
+    """Record a charged, shipped checkout `paid` (once) and take its items out of the cart; the order as
+    it is now. Raises the recorded failure when someone else (a takeover) finished it as failed."""
+    db = run.db
+    order_id = order["_id"]
     paid = await store.record(
         db, order_id, {"status": "paid"}, note, store.entry("paid"), when_status=IN_PROGRESS
     )
@@ -266,18 +295,23 @@ async def _run(run: Checkout, order: Doc, body: CheckoutIn) -> Doc:
         await store.remove_from_cart(db, order["user_id"], ordered)
     except ApiError as exc:  # the order is paid; a cart that keeps its items is no reason to fail it
         log.warning("order %s: cart not emptied: %s", order_id, exc.message)
-    log.info("order %s paid (payment %s)", order_id, payment_id)
+    log.info("order %s paid (payment %s)", order_id, paid.get("payment_id"))
     return paid
 
 
 async def _reserve(run: Checkout, order: Doc) -> None:
+    """Reserve the order's items (idempotent per order id). Raises 409 `insufficient_stock`, or 409
+    `reservation_released` when the order's units were already given back (the settler gave the order up
+    while this request was still on its way)."""
     items = [(i["product_id"], i["quantity"]) for i in order["items"]]
     try:
-        await run.inventory.reserve(order["_id"], items)
+        reservation = await run.inventory.reserve(order["_id"], items)
     except ApiError as exc:
         if exc.code == "out_of_stock":  # the shop's code for it, as on the cart
             raise ApiError(409, "insufficient_stock", exc.message, exc.details) from exc
         raise
+    if getattr(reservation, "status", "RESERVED") == "RELEASED":
+        raise ApiError(409, "reservation_released", "this order's stock was given back meanwhile")
 
 
 class OutcomeUnknown(Exception):
@@ -369,7 +403,7 @@ async def _undo(name: str, failed: str, action: Callable[[], Awaitable[Any]]) ->
     raise AssertionError("not reached")
 
 
-async def _fail(run: Checkout, order: Doc, error: ApiError, payment_id: str | None) -> Doc:
+async def fail(run: Checkout, order: Doc, error: ApiError, payment_id: str | None) -> Doc:
     """Give the stock back, refund a charge, record the order `failed` with the reason, raise."""
     order_id = order["_id"]
     neighbours = run.neighbours
@@ -379,7 +413,9 @@ async def _fail(run: Checkout, order: Doc, error: ApiError, payment_id: str | No
     status = error.status if error.status in (402, 409, 502, 503, 504) else 409
     reason = f"{error.code}: {error.message}"
     failure = {"status": status, "code": error.code, "message": error.message}
-    fields = {"status": "failed", "failure": failure, "failure_reason": reason}
+    fields: Doc = {"status": "failed", "failure": failure, "failure_reason": reason}
+    if any(note["status"] in UNDO_FAILED for note in notes):  # the settler tries again until it is done
+        fields.update(undo_pending=True, lease_until=clock.now_iso())
     failed = await store.record(
         run.db, order_id, fields, *notes, store.entry("failed", reason), when_status=IN_PROGRESS
     )

@@ -97,9 +97,25 @@ class Neighbours:
             return None
         return _json(response, "payment")
 
-    async def create_shipment(self, order_id: str, address: Json, weight_grams: int) -> Json:
+    async def cancel_payment_of_order(self, order_id: str) -> Json:
+        """Charge-or-cancel at payment, as the order service: the order's payment if a charge happened
+        (`succeeded`, `declined`, `refunded`), else `canceled`, after which no charge for the order can
+        succeed. 409 `payment_in_progress` (an ApiError) while a charge is being processed."""
+        url = f"{self.settings.payment_url}/payments/by-order/{quote(order_id, safe='')}/cancel"
+        return _json(await self.http.post(url, headers=await self._as_order()), "payment")
+
+    async def create_shipment(
+        self, order_id: str, address: Json, weight_grams: int, for_user: str | None = None
+    ) -> Json:
+        """The order's shipment, for the shopper whose token this request carries, or (`for_user`) as the
+        order service for that user: the settler finishes checkouts with no shopper online."""
         body = {"order_id": order_id, "address": address, "weight_grams": weight_grams}
-        return _json(await self.http.post(f"{self.settings.shipping_url}/shipments", json=body), "shipping")
+        headers = None
+        if for_user is not None:
+            body["user_id"] = for_user
+            headers = await self._as_order()
+        url = f"{self.settings.shipping_url}/shipments"
+        return _json(await self.http.post(url, json=body, headers=headers), "shipping")
 
     async def shipment_as_order(self, shipment_id: str) -> Json:
         """The shipment's status, asked as the order service (the tracker has no shopper's token)."""

@@ -22,6 +22,13 @@ class Settings(DatabaseSettings, TokenSettings):
     payment_url: str = topology.dev_url("payment")
     shipping_url: str = topology.dev_url("shipping")
     notification_url: str = topology.dev_url("notification")
+    # Settling open checkouts (services/order/settle.py): a checkout nobody finishes (its process died, or
+    # payment's answer was lost and the shopper did not retry) is taken over this long after its lease ran
+    # out (the grace leaves a shopper's retry the first go); the loop looks every SETTLE_POLL_SECONDS, and
+    # a settle that a dependency outage interrupts is tried again SETTLE_RETRY_SECONDS later.
+    settle_grace_seconds: float = Field(10.0, ge=0)
+    settle_poll_seconds: float = Field(1.0, gt=0)
+    settle_retry_seconds: float = Field(5.0, gt=0)
     # Parcel weight per unit when a product has no `weight_grams`.
     default_weight_grams: int = Field(500, ge=1)
     # Order's own identity at auth (OAuth 2.0 client credentials, services/kit/service_identity.py), for

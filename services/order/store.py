@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -132,6 +133,42 @@ async def take_over(db: Database, order_id: str, lease_until: str, new_lease: st
     """Claim a checkout whose lease ran out (its process died); only one caller wins."""
     doc: Doc | None = await orders(db).find_one_and_update(
         {"_id": order_id, "lease_until": lease_until, "status": {"$in": ["pending", "reserved", "charged"]}},
+        {"$set": {"lease_until": new_lease}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return doc
+
+
+# --- open checkouts: what the settler (services/order/settle.py) looks at ------------------------
+
+
+def open_checkouts(db: Database) -> Any:
+    """One document per order that may still need settling (`_id` = order id), written before the order
+    itself, removed by the settler once the order is finished. The settler reads this small collection
+    instead of searching all orders: most servers would use an index for that search, but FerretDB scans
+    the whole collection for anything but an `_id` lookup (docs/ferretdb.md)."""
+    return db["open_checkouts"]
+
+
+async def track_open(db: Database, order_id: str) -> None:
+    with contextlib.suppress(DuplicateKeyError):  # already listed
+        await open_checkouts(db).insert_one({"_id": order_id, "since": now_iso()})
+
+
+async def open_order_ids(db: Database, limit: int) -> list[str]:
+    docs = await open_checkouts(db).find({}).limit(limit).to_list(length=None)
+    return [str(d["_id"]) for d in docs]
+
+
+async def forget_open(db: Database, order_id: str) -> None:
+    await open_checkouts(db).delete_one({"_id": order_id})
+
+
+async def claim_lease(db: Database, order_id: str, lease_until: str, new_lease: str) -> Doc | None:
+    """Take over an order whose lease (`lease_until`, as read) ran out: open, or failed with an undo
+    still to do; only one caller (replica) wins it."""
+    doc: Doc | None = await orders(db).find_one_and_update(
+        {"_id": order_id, "lease_until": lease_until},
         {"$set": {"lease_until": new_lease}},
         return_document=ReturnDocument.AFTER,
     )

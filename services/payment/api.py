@@ -1,10 +1,12 @@
 """Payment API: POST /payments (idempotent per order id), GET /payments/{id}; for the order service only
-(its own token): POST /payments/{id}/refund and GET /payments/by-order/{order_id}."""
+(its own token): POST /payments/{id}/refund, GET /payments/by-order/{order_id} and
+POST /payments/by-order/{order_id}/cancel."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -41,6 +43,9 @@ router = APIRouter(tags=["payments"], dependencies=[Depends(inject_faults)])
 OrderService = Annotated[Principal, Depends(require_service("order"))]
 
 
+ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 class ChargeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,14 +65,18 @@ class CardOut(BaseModel):
 class PaymentOut(BaseModel):
     id: str
     order_id: str
-    status: Literal["processing", "succeeded", "declined", "refunded"]
+    status: Literal["processing", "succeeded", "declined", "refunded", "canceled"] = Field(
+        description="`canceled`: the order service gave the order up before any charge; nothing was charged "
+        "and no charge for this order will ever succeed (amount 0, no card)"
+    )
     amount_cents: int
-    currency: str
-    card: CardOut
-    provider: Literal["simulated", "external"]
+    currency: str | None
+    card: CardOut | None
+    provider: Literal["simulated", "external"] | None
     decline_code: str | None = None
     created_at: str
     refunded_at: str | None = None
+    canceled_at: str | None = None
 
 
 def _out(doc: dict[str, Any]) -> PaymentOut:
@@ -75,7 +84,10 @@ def _out(doc: dict[str, Any]) -> PaymentOut:
 
 
 def _settled(doc: dict[str, Any], response: Response | None = None) -> PaymentOut:
-    """The recorded outcome: the payment (2xx) or a 402 naming the decline and the payment id."""
+    """The recorded outcome: the payment (2xx), a 402 naming the decline and the payment id, or 409
+    `payment_canceled` when the order service gave the order up first."""
+    if doc["status"] == "canceled":
+        raise _canceled(doc)
     if doc["status"] == "declined":
         code = doc.get("decline_code") or "card_declined"
         details = {"payment_id": doc["_id"], "order_id": doc["order_id"]}
@@ -120,6 +132,8 @@ async def _await_recorded(
         existing = await store.by_order(db, body.order_id)
         if existing is None:
             return None  # the claim was withdrawn (provider error): try to claim again
+        if existing["status"] == "canceled":
+            raise _canceled(existing)
         if existing["user_id"] != user.sub:
             raise ApiError(409, "order_id_conflict", "this order id belongs to another payment")
         if existing["amount_cents"] != body.amount_cents or existing["currency"] != body.currency:
@@ -186,6 +200,15 @@ async def charge(
     raise ApiError(409, "payment_in_progress", "a charge for this order is still being processed")
 
 
+def _canceled(doc: dict[str, Any]) -> ApiError:
+    return ApiError(
+        409,
+        "payment_canceled",
+        "the order service gave this order up before it was charged; nothing was charged",
+        {"payment_id": doc["_id"], "order_id": doc["order_id"]},
+    )
+
+
 async def _own_payment(db: Database, payment_id: str, user: Principal) -> dict[str, Any]:
     doc = await store.get(db, payment_id)
     if doc is None or not user.may_see(doc["user_id"]):
@@ -215,6 +238,43 @@ async def payment_of_order(order_id: str, db: Db, caller: OrderService) -> Payme
     doc = await store.by_order(db, order_id)
     if doc is None:
         raise ApiError(404, "payment_not_found", "no payment for this order")
+    return _out(doc)
+
+
+@router.post(
+    "/payments/by-order/{order_id}/cancel",
+    response_model=PaymentOut,
+    summary="Charge-or-cancel: the order's payment if it happened, else a cancel that fences off any later "
+    "charge (the order service only)",
+    responses={409: {"description": "payment_in_progress: a charge for the order is being processed now"}},
+)
+async def cancel_order_payment(
+    order_id: str, db: Db, settings: AppSettings[Settings], http: Http, caller: OrderService
+) -> PaymentOut:
+    """How order settles a checkout it cannot finish with the shopper (its process died, or payment's
+    answer was lost and the shopper never retried): the recorded outcome (`succeeded`, `declined`,
+    `refunded`) when a charge happened, else `canceled`: recorded under the order id's unique index, so a
+    charge request still on its way (a retry, a slow network) finds it and answers 409 `payment_canceled`
+    instead of charging. A `processing` claim whose process died (older than STALE_AFTER_SECONDS) is
+    canceled with the simulated processor, asked again at the provider in provider mode."""
+    if ORDER_ID.fullmatch(order_id) is None:
+        raise ApiError(422, "invalid_order_id", "order_id must be 1-64 of A-Z a-z 0-9 _ -")
+    if await store.cancel(db, order_id):
+        log.info("order %s: payment canceled before any charge", order_id)
+    doc = await store.by_order(db, order_id)
+    if doc is None:  # a provider error withdrew a claim between the two steps: ask again
+        raise ApiError(409, "payment_in_progress", "a charge for this order is still being processed")
+    if doc["status"] == "processing":
+        if doc["claimed_at"] >= now_iso(-settings.stale_after_seconds):
+            raise ApiError(409, "payment_in_progress", "a charge for this order is still being processed")
+        if settings.provider_url:
+            taken = await store.take_over(db, doc["_id"], doc["claimed_at"])
+            if taken is not None:
+                return _out(await _process(db, settings, http, taken, ""))  # the provider dedupes by order id
+        else:
+            doc = await store.cancel_stale(db, doc["_id"], doc["claimed_at"]) or doc
+        if doc["status"] == "processing":
+            raise ApiError(409, "payment_in_progress", "a charge for this order is still being processed")
     return _out(doc)
 
 

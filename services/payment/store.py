@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -63,6 +64,38 @@ async def finish(db: Database, payment_id: str, fields: Doc) -> Doc | None:
 async def unclaim(db: Database, payment_id: str) -> None:
     """Forget a claim whose processing failed before any outcome, so a retry can charge again."""
     await payments(db).delete_one({"_id": payment_id, "status": "processing"})
+
+
+async def cancel(db: Database, order_id: str) -> bool:
+    """Record that nothing may ever be charged for `order_id` (a `canceled` payment: no card, amount 0);
+    False when the order already has a payment (charged, declined, processing, or canceled before)."""
+    now = now_iso()
+    doc: Doc = {
+        "_id": uuid.uuid4().hex,
+        "order_id": order_id,
+        "user_id": None,
+        "status": "canceled",
+        "amount_cents": 0,
+        "currency": None,
+        "card": None,
+        "provider": None,
+        "created_at": now,
+        "canceled_at": now,
+    }
+    doc["id"] = doc["_id"]
+    return await claim(db, doc)
+
+
+async def cancel_stale(db: Database, payment_id: str, claimed_at: str) -> Doc | None:
+    """`processing` -> `canceled` for a claim whose process died before any outcome (simulated processor:
+    nothing happens outside this record); only one caller wins."""
+    now = now_iso()
+    doc: Doc | None = await payments(db).find_one_and_update(
+        {"_id": payment_id, "status": "processing", "claimed_at": claimed_at},
+        {"$set": {"status": "canceled", "canceled_at": now, "updated_at": now}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return doc
 
 
 async def refund(db: Database, payment_id: str) -> Doc | None:

@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from services.kit.clock import now_iso
 from services.kit.http import ServiceClient
 from services.kit.testing import TokenFactory
 from services.payment.app import build_app
@@ -382,3 +383,58 @@ def test_a_refused_card_says_which_field_and_why(
     assert response.status_code == 422
     [detail] = response.json()["error"]["details"]
     assert detail["loc"] == ["body", "card", field] and detail["type"] == kind
+
+
+def test_charge_or_cancel_answers_the_order_service_only_and_fences_off_later_charges(
+    client: TestClient, tokens: TokenFactory
+) -> None:
+    """Order settles a checkout it cannot finish by asking charge-or-cancel: a charge that happened is
+    answered as it is; otherwise `canceled` is recorded and any later charge for the order is refused."""
+    order = tokens.service_headers("order")
+    for caller in (tokens.headers(sub="u1"), tokens.headers(sub="boss", groups=["customer", "admin"])):
+        refused = client.post("/payments/by-order/o-late/cancel", headers=caller)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+
+    canceled = client.post("/payments/by-order/o-late/cancel", headers=order)
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "canceled" and canceled.json()["amount_cents"] == 0
+    again = client.post("/payments/by-order/o-late/cancel", headers=order)
+    assert again.json()["id"] == canceled.json()["id"]  # one record per order
+    late = client.post("/payments", json=charge_body("o-late"), headers=tokens.headers(sub="u1"))
+    assert late.status_code == 409 and late.json()["error"]["code"] == "payment_canceled"
+    assert client.get("/payments/by-order/o-late", headers=order).json()["status"] == "canceled"
+
+    paid = client.post("/payments", json=charge_body("o-paid"), headers=tokens.headers(sub="u1")).json()
+    kept = client.post("/payments/by-order/o-paid/cancel", headers=order)
+    assert (
+        kept.status_code == 200 and kept.json()["status"] == "succeeded" and kept.json()["id"] == paid["id"]
+    )
+    assert client.post("/payments/by-order/bad id!/cancel", headers=order).status_code == 422
+
+
+def test_charge_or_cancel_waits_for_a_charge_in_progress_and_cancels_a_dead_one(
+    client: TestClient, app: FastAPI, tokens: TokenFactory
+) -> None:
+    order = tokens.service_headers("order")
+    db = app.state.db
+    now = now_iso()
+    claim = {
+        "_id": "p-busy",
+        "id": "p-busy",
+        "order_id": "o-busy",
+        "user_id": "u1",
+        "status": "processing",
+        "amount_cents": 100,
+        "currency": "EUR",
+        "card": None,
+        "provider": "simulated",
+        "created_at": now,
+        "claimed_at": now,
+    }
+    client.portal.call(db.payments.insert_one, claim)  # type: ignore[union-attr]
+    busy = client.post("/payments/by-order/o-busy/cancel", headers=order)
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "payment_in_progress"
+    dead = {**claim, "_id": "p-dead", "id": "p-dead", "order_id": "o-dead", "claimed_at": now_iso(-3600)}
+    client.portal.call(db.payments.insert_one, dead)  # type: ignore[union-attr]
+    canceled = client.post("/payments/by-order/o-dead/cancel", headers=order)
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
