@@ -40,6 +40,8 @@ CHAOS_STACK = {
     "SETTLE_GRACE_SECONDS": "3",
     "SETTLE_POLL_SECONDS": "1",
     "SETTLE_RETRY_SECONDS": "2",
+    # The shipment tracker searches all orders; FerretDB scans the collection for that (docs/ferretdb.md).
+    "TRACK_POLL_SECONDS": "5",
     "SHIP_AFTER_SECONDS": "20",
     "DELIVER_AFTER_SECONDS": "600",
     "LOG_LEVEL": "INFO",

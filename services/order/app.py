@@ -29,7 +29,7 @@ async def _start(app: FastAPI) -> None:
     )
     if not app.state.identity.configured:
         log.warning(
-            "OAUTH_CLIENT_SECRET is unset: order has no identity of its own (no refunds, tracking or settling)"
+            "OAUTH_CLIENT_SECRET is unset: order has no identity of its own (no refunds, tracking, settling)"
         )
     app.state.tracker = asyncio.create_task(tracking.run(app), name="shipment-tracker")
     app.state.settler = asyncio.create_task(settle.run(app), name="checkout-settler")
