@@ -330,14 +330,18 @@ def _never_arrived(error: ApiError) -> bool:
 async def _charge(neighbours: Neighbours, charge: Doc) -> Doc:
     """Charge once; when the outcome is unknown (timeout, 5xx other than a simulated failure) ask again:
     payment is idempotent per order id, so the repeat returns the recorded outcome or charges once.
-    Raises the error when nothing was charged, OutcomeUnknown when that cannot be known."""
+    Raises the error when nothing was charged, OutcomeUnknown when that cannot be known. An attempt whose
+    answer was lost may have charged even if the next one never arrives (payment killed right after
+    recording the charge): then the outcome stays unknown."""
+    maybe_charged = False  # an earlier attempt reached payment and its answer was lost
     for attempt in (1, 2):
         try:
             response = await neighbours.charge(charge)
         except ApiError as exc:
+            maybe_charged = maybe_charged or not _never_arrived(exc)
             if attempt == 1:
                 continue
-            raise exc if _never_arrived(exc) else OutcomeUnknown(exc) from exc
+            raise OutcomeUnknown(exc) if maybe_charged else exc from exc
         if response.is_success:  # charged; an odd body would hide the payment to refund
             try:
                 data: Doc = response.json()
@@ -350,10 +354,11 @@ async def _charge(neighbours: Neighbours, charge: Doc) -> Doc:
         error = error_of(response, "payment")
         if error.code == "payment_in_progress":  # an earlier request of ours is still being charged
             raise OutcomeUnknown(ApiError(503, error.code, error.message))
-        if response.status_code < 500 or error.code == "simulated_failure":
+        if response.status_code < 500 or (error.code == "simulated_failure" and not maybe_charged):
             raise error  # a decline, bad input, or a fault injected before anything happened
         if attempt == 2:
             raise OutcomeUnknown(error)
+        maybe_charged = True  # a 5xx from the path: payment may have charged before it
     raise AssertionError("not reached")
 
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from chaos import audit as auditing
 from chaos import fault_proxy, report, scenario
-from chaos.run import finish
+from chaos.run import finish, main
 
 T0 = 1_000_000.0
 
@@ -223,3 +223,21 @@ def test_the_fault_proxy_forwards_or_injects_what_it_is_told() -> None:
         assert proxy.get("/_chaos/fault").json()["abort_percent"] == 100
         proxy.put("/_chaos/fault", json={})  # cleared
         assert proxy.post("/payments", json={}).status_code == 201
+
+
+def test_cluster_scenarios_print_their_plan_with_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """DRY_RUN=1: every kubectl command of the schedule, without a cluster or a shop to load."""
+    assert main(["cluster-istio-faults", "--dry-run", "--mesh", "istio"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "+ kubectl -n ecommerce apply -f mesh/istio/labs/resilience/virtual-service-payment-faults.yaml"
+        in out
+    )
+    assert "+ kubectl -n ecommerce delete --ignore-not-found -f" in out
+    assert main(["cluster-scale-to-zero", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("scale deployment/payment --replicas=0") < out.index(
+        "scale deployment/payment --replicas=1"
+    )
+    assert main([]) == 0 and "kill-each-service" in capsys.readouterr().out  # no scenario: the list
+    assert main(["no-such-scenario"]) == 2

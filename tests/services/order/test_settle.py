@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from services.contracts import CheckoutIn
@@ -150,3 +151,39 @@ async def test_the_background_loop_settles_without_being_asked(shop: Shop) -> No
         await asyncio.sleep(0.1)
     assert (await order_doc(shop, order_id))["status"] == "failed"
     assert await shop.stock("headlamp") == before
+
+
+async def test_a_charge_whose_answer_was_cut_off_is_not_taken_for_nothing_charged(shop: Shop) -> None:
+    """Payment records the charge and dies before answering; order's second try finds it down (connection
+    refused). That refusal says nothing about the first try: the order stays open (never failed with its
+    stock released while the shopper is charged), and the settler finishes it as paid."""
+    without_the_loop(shop)
+    before = await shop.stock("headlamp")
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    forward = shop.hosts.handle_async_request
+    tries = []
+
+    async def payment_dies_after_charging(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "payment" and request.url.path == "/payments":
+            tries.append(request)
+            if len(tries) == 1:
+                await forward(request)  # charged and recorded ...
+                raise httpx.RemoteProtocolError("server disconnected", request=request)  # ... answer lost
+            raise httpx.ConnectError("connection refused", request=request)  # down now
+        return await forward(request)
+
+    shop.hosts.handle_async_request = payment_dies_after_charging  # type: ignore[method-assign]
+    response = await shop.checkout(ada, "k1")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "payment_outcome_unknown"
+    order_id = response.json()["error"]["details"]["order_id"]
+    assert (await order_doc(shop, order_id))["status"] == "reserved"
+    assert await shop.stock("headlamp") == before - 1
+
+    shop.hosts.handle_async_request = forward  # type: ignore[method-assign]
+    shop.order.state.settings.settle_grace_seconds = 0
+    assert await settle.settle_due(shop.order) == 1
+    order = await order_doc(shop, order_id)
+    assert order["status"] == "paid"
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert payment["status"] == "succeeded" and order["payment_id"] == payment["_id"]
