@@ -33,6 +33,9 @@ from services.kit.grpc import outgoing_metadata
 from services.protos import inventory_pb2, inventory_pb2_grpc
 
 log = logging.getLogger("order.inventory_client")
+# gRPC backs off reconnecting up to 120 s by default: after product was down for 20 s, order would go on
+# failing for seconds after product is back (make chaos-test measured 17.5 s). Capped at 2 s.
+RECONNECT = [("grpc.initial_reconnect_backoff_ms", 500), ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class InventoryClient:
     def _inventory(self) -> Any:
         # Created on first use, inside the running event loop.
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.target)
+            self._channel = grpc.aio.insecure_channel(self.target, options=RECONNECT)
             self._stub = inventory_pb2_grpc.InventoryStub(self._channel)  # type: ignore[no-untyped-call]
         return self._stub
 
