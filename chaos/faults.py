@@ -8,7 +8,8 @@ Local (a stack of scripts/dev.py):
   proxy-fault    the fault proxy in front of `service` (chaos/fault_proxy.py) delays (`delay_ms`) and/or
                  answers `abort_percent` % of the calls with `abort_status`, for `hold` seconds
 
-Cluster (kubectl on the current context, namespace ecommerce; DRY_RUN prints the commands):
+Cluster (kubectl on the shop's context, kind-shop or KUBE_CONTEXT, namespace ecommerce; DRY_RUN prints
+the commands):
   delete-pod     delete the service's pods; back when its Deployment has rolled out again
   scale-to-zero  scale the Deployment to 0 for `hold` seconds, then back to 1
   apply          kubectl apply the lab files (e.g. Istio's fault VirtualService) for `hold` seconds, then
@@ -18,6 +19,7 @@ Cluster (kubectl on the current context, namespace ecommerce; DRY_RUN prints the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -120,7 +122,12 @@ class ClusterFaults:
             subprocess.run(command, cwd=ROOT, check=True, timeout=300)
 
     def kubectl(self, *args: str) -> None:
-        self.run("kubectl", "-n", topology.NAMESPACE, *args)
+        """The pinned ./bin/kubectl (make tools) when present, on the shop's context: kind-<CLUSTER_NAME>,
+        or KUBE_CONTEXT (e.g. the simulated cluster's)."""
+        pinned = ROOT / "bin" / "kubectl"
+        binary = "bin/kubectl" if pinned.exists() else "kubectl"
+        context = os.environ.get("KUBE_CONTEXT") or f"kind-{topology.CLUSTER_NAME}"
+        self.run(binary, "--context", context, "-n", topology.NAMESPACE, *args)
 
     def sleep(self, seconds: float) -> None:
         print(f"+ sleep {seconds:g}", flush=True)

@@ -160,8 +160,10 @@ def run_local(scenario: Scenario, out: Path) -> int:
     try:
         say(f"FerretDB on 127.0.0.1:{database.port} (data in {out / '.data'})")
         database.start()
-        for name in scenario.proxies:
-            env[f"{name.upper()}_URL"] = faults.start_proxy(name, stack.url(name))
+        for name in scenario.proxies:  # the callers of `name` get the proxy's URL instead of its own
+            proxy = faults.start_proxy(name, stack.url(name))
+            stack.env[f"{name.upper()}_URL"] = proxy
+            say(f"fault proxy in front of {name}: {proxy}")
         say("starting the eight services")
         stack.start(timeout=120)
         client = auditing.connect(database.url)
@@ -309,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mesh", default=os.environ.get("MESH") or "none")
     parser.add_argument("--dry-run", action="store_true", default=os.environ.get("DRY_RUN") == "1")
     args = parser.parse_args(argv)
+    # SIGTERM (a CI timeout, kill) stops the run like Ctrl-C: processes stopped, nothing left behind.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if not args.scenario:
         return list_scenarios()
     try:

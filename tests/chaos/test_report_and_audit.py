@@ -229,11 +229,9 @@ def test_cluster_scenarios_print_their_plan_with_dry_run(capsys: pytest.CaptureF
     """DRY_RUN=1: every kubectl command of the schedule, without a cluster or a shop to load."""
     assert main(["cluster-istio-faults", "--dry-run", "--mesh", "istio"]) == 0
     out = capsys.readouterr().out
-    assert (
-        "+ kubectl -n ecommerce apply -f mesh/istio/labs/resilience/virtual-service-payment-faults.yaml"
-        in out
-    )
-    assert "+ kubectl -n ecommerce delete --ignore-not-found -f" in out
+    assert "-n ecommerce apply -f mesh/istio/labs/resilience/virtual-service-payment-faults.yaml" in out
+    assert "-n ecommerce delete --ignore-not-found -f" in out
+    assert "kubectl --context kind-shop -n ecommerce" in out  # the shop's cluster, not whatever is current
     assert main(["cluster-scale-to-zero", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.index("scale deployment/payment --replicas=0") < out.index(
