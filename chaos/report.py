@@ -73,6 +73,12 @@ class Verdict:
     threshold: float
     value: float | None  # None: could not be measured (a miss)
     kind: str
+    enforced: bool = True  # False: reported, but a miss does not fail the run (Scenario.reported_only)
+
+    @property
+    def missed(self) -> bool:
+        """A miss that fails the run."""
+        return self.enforced and not self.ok
 
     @property
     def ok(self) -> bool:
@@ -126,15 +132,18 @@ def windows(requests: list[Request], timeline: Timeline) -> list[WindowStats]:
 
 
 def recovery_seconds(requests: list[Request], timeline: Timeline, fault: FaultWindow) -> float | None:
-    """Seconds from the fault's end until the shop looks like its steady state again; None if never."""
+    """Seconds from the fault's end until the shop looks like its steady state again; None if it did not
+    before the next fault started (or the load ended)."""
     before = [r for r in requests if timeline.steady_start <= r.start and r.end < timeline.faults[0].start]
     span = max(1.0, timeline.faults[0].start - timeline.steady_start)
     steady_rate = sum(r.ok for r in before) / span
     steady_failures = 1 - (sum(r.ok for r in before) / len(before)) if before else 0.0
     allowed = max(0.01, steady_failures)
+    # Only until the next fault starts: its own failures are not this fault's (None: not recovered by then).
+    horizon = min([f.start for f in timeline.faults if f.start > fault.start] + [timeline.load_end])
     t = fault.end
-    while t + RECOVERY_WINDOW <= timeline.load_end:
-        inside = [r for r in requests if t <= r.start < t + RECOVERY_WINDOW]
+    while t + RECOVERY_WINDOW <= horizon:
+        inside = [r for r in requests if t <= r.start < t + RECOVERY_WINDOW and r.end < horizon]
         failures = sum(not r.ok for r in inside)
         rate = (len(inside) - failures) / RECOVERY_WINDOW
         if inside and failures / len(inside) <= allowed and rate >= RECOVERY_SHARE * steady_rate:
@@ -162,7 +171,27 @@ def verdicts(
         "stock_drift",
     ):
         measured[name] = None if audit is None else float(getattr(audit, name))
-    return [Verdict(name, scenario.slo[name], measured[name], SLO_NAMES[name][1]) for name in SLO_NAMES]
+    return [
+        Verdict(
+            name, scenario.slo[name], measured[name], SLO_NAMES[name][1], name not in scenario.reported_only
+        )
+        for name in SLO_NAMES
+    ]
+
+
+def result_line(results: list[Verdict]) -> str:
+    missed = [v.name for v in results if v.missed]
+    reported = [v.name for v in results if not v.ok and not v.enforced]
+    line = "MISSED " + ", ".join(missed) if missed else "every SLO that fails the run met"
+    if not missed and not reported:
+        return "all SLOs met"
+    return line + (f" (missed, reported only: {', '.join(reported)})" if reported else "")
+
+
+def verdict_word(verdict: Verdict) -> str:
+    if verdict.ok:
+        return "met"
+    return "MISSED" if verdict.enforced else "missed (reported only)"
 
 
 def _num(value: float | None, name: str) -> str:
@@ -186,13 +215,12 @@ def markdown(
     audit: Audit | None,
     results: list[Verdict],
 ) -> str:
-    missed = [v for v in results if not v.ok]
     lines = [
         f"# Chaos run: {scenario.name}",
         "",
         scenario.description,
         "",
-        f"**Result: {'all SLOs met' if not missed else 'MISSED ' + ', '.join(v.name for v in missed)}**",
+        f"**Result: {result_line(results)}**",
         "",
         "| run | |",
         "|---|---|",
@@ -211,7 +239,7 @@ def markdown(
         bound = (">= " if v.kind == "min" else "<= ") + _num(v.threshold, v.name)
         lines.append(
             f"| {v.name}: {SLO_NAMES[v.name][0]} | {bound} | {_num(v.value, v.name)} | "
-            f"{'met' if v.ok else '**MISSED**'} |"
+            f"{'**MISSED**' if v.missed else verdict_word(v)} |"
         )
     lines += [
         "",

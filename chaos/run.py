@@ -34,6 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCUST = Path(sys.executable).with_name("locust")
 # What --short runs (make chaos-test): the same faults and SLOs with shorter steady states and pauses.
 SHORT = {"before": 15.0, "after": 15.0, "pause": 8.0}
+# A request is logged when it ends; the frontend answers within its 5 s call timeouts plus its own work.
+IN_FLIGHT_SECONDS = 8.0
+# What --short reports without failing on: the shared CI machine's load moves latency and success rates;
+# the data SLOs and the recovery time are what make chaos-test is for.
+SHORT_REPORTED_ONLY = frozenset({"success_rate_before", "success_rate_after", "p95_after_ms"})
 # Fast settling for chaos runs (a student's make dev keeps the defaults: 60 s lease, 10 s grace).
 CHAOS_STACK = {
     "CHECKOUT_LEASE_SECONDS": "10",
@@ -57,7 +62,13 @@ def say(message: str) -> None:
 
 def shorten(scenario: Scenario) -> Scenario:
     faults = tuple(replace(f, pause=min(f.pause, SHORT["pause"])) for f in scenario.faults)
-    return replace(scenario, before=SHORT["before"], after=SHORT["after"], faults=faults)
+    return replace(
+        scenario,
+        before=SHORT["before"],
+        after=SHORT["after"],
+        faults=faults,
+        reported_only=SHORT_REPORTED_ONLY,
+    )
 
 
 def settle_bound(env: dict[str, str]) -> float:
@@ -112,14 +123,32 @@ def first_request(out: Path, locust: subprocess.Popen[bytes], timeout: float = 1
     raise RuntimeError(f"Locust sent no request (log: {out / 'logs' / 'locust.log'})")
 
 
+def wait_recovered(
+    request_log: Path, timeline: report.Timeline, fault: report.FaultWindow, limit: float
+) -> float | None:
+    """Wait (at most `limit` s after the fault's end) until the requests so far show the shop recovered
+    from `fault` (report.recovery_seconds), so the next fault never lands on this one's recovery.
+    Requests are logged when they end: only the requests up to IN_FLIGHT_SECONDS ago are judged."""
+    while True:
+        now = time.time()
+        partial = replace(timeline, faults=(*timeline.faults, fault), load_end=now - IN_FLIGHT_SECONDS)
+        recovered = report.recovery_seconds(report.read_requests(request_log), partial, fault)
+        if recovered is not None or now - fault.end >= limit:
+            return recovered
+        time.sleep(1)
+
+
 def run_schedule(
-    scenario: Scenario, faults: LocalFaults | ClusterFaults, load_start: float
+    scenario: Scenario, faults: LocalFaults | ClusterFaults, load_start: float, request_log: Path
 ) -> report.Timeline:
     steady_start = load_start + scenario.users / scenario.spawn_rate + 2
     time.sleep(max(0.0, steady_start - time.time()))
     say(f"steady state for {scenario.before:.0f}s")
     time.sleep(scenario.before)
-    windows = []
+    windows: list[report.FaultWindow] = []
+    # Normal load after each fault until the shop has recovered (at most the recovery SLO plus a
+    # recovery window), then the scenario's pause: on a loaded machine a restart can outlast the pause.
+    limit = scenario.slo["recovery_seconds"] + report.RECOVERY_WINDOW + IN_FLIGHT_SECONDS + 2
     for index, fault in enumerate(scenario.faults, 1):
         say(
             f"fault {index}/{len(scenario.faults)}: {fault.label()}"
@@ -128,8 +157,17 @@ def run_schedule(
         start = time.time()
         faults.apply(fault)
         end = time.time()
-        windows.append(report.FaultWindow(fault.label(), start, end))
-        say(f"  {fault.label()}: restored after {end - start:.1f}s; {fault.pause:.0f}s of normal load")
+        window = report.FaultWindow(fault.label(), start, end)
+        say(f"  {fault.label()}: restored after {end - start:.1f}s")
+        so_far = report.Timeline(load_start, steady_start, tuple(windows), time.time())
+        recovered = wait_recovered(request_log, so_far, window, limit)
+        say(
+            f"  recovered {recovered:.1f}s after that"
+            if recovered is not None
+            else f"  not recovered {limit:.0f}s after that"
+        )
+        windows.append(window)
+        say(f"  {fault.pause:.0f}s of normal load")
         time.sleep(fault.pause)
     say(f"after the faults: {scenario.after:.0f}s")
     time.sleep(scenario.after)
@@ -172,7 +210,7 @@ def run_local(scenario: Scenario, out: Path) -> int:
         say(f"{scenario.users} shoppers, about {planned:.0f}s of load plus restarts")
         locust = start_locust(scenario, stack.url("frontend"), out, planned * 3 + 120)
         try:
-            timeline = run_schedule(scenario, faults, first_request(out, locust))
+            timeline = run_schedule(scenario, faults, first_request(out, locust), out / "requests.csv")
         finally:
             stop_locust(locust)
         waited = wait_settled(client, settle_bound(env))
@@ -224,11 +262,11 @@ def finish(
             f"  {s.name:<6} {s.requests:>6} requests  success {s.success_rate:.2%}  p50 {s.p50:.0f} ms  "
             f"p95 {s.p95:.0f} ms  p99 {s.p99:.0f} ms"
         )
-    missed = [v for v in verdicts if not v.ok]
+    missed = [v for v in verdicts if v.missed]
     for v in verdicts:
         shown = "not measured" if v.value is None else f"{v.value:g}"
         bound = f"{'>=' if v.kind == 'min' else '<='} {v.threshold:g}"
-        say(f"  SLO {v.name:<28} {'met   ' if v.ok else 'MISSED'} {shown} ({bound})")
+        say(f"  SLO {v.name:<28} {report.verdict_word(v):<6} {shown} ({bound})")
     if missed:
         print(
             f"chaos {scenario.name}: MISSED SLO: "
@@ -270,7 +308,7 @@ def run_cluster(scenario: Scenario, out: Path, host: str | None, mesh: str, dry_
     planned = scenario.planned_seconds + scenario.users / scenario.spawn_rate + 2
     locust = start_locust(scenario, host, out, planned * 3 + 300)
     try:
-        timeline = run_schedule(scenario, faults, first_request(out, locust))
+        timeline = run_schedule(scenario, faults, first_request(out, locust), out / "requests.csv")
     finally:
         stop_locust(locust)
     result = None
