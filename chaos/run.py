@@ -80,6 +80,13 @@ def settle_bound(env: dict[str, str]) -> float:
     return lease + grace + poll + 2 * retry + RESERVATION_LEASE
 
 
+def locust_cap(scenario: Scenario, planned: float) -> float:
+    """Locust's own time limit, far above the run: the schedule stops it (stop_locust). Each fault may
+    add its restart (30 s and more on a busy 2-core machine) and the wait for recovery."""
+    per_fault = 120 + scenario.slo["recovery_seconds"] + report.RECOVERY_WINDOW + IN_FLIGHT_SECONDS
+    return planned * 2 + len(scenario.faults) * per_fault + 300
+
+
 def start_locust(scenario: Scenario, host: str, out: Path, seconds: float) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CHAOS_REQUEST_LOG": str(out / "requests.csv"), "PYTHONPATH": str(ROOT)}
     command = [
@@ -208,7 +215,7 @@ def run_local(scenario: Scenario, out: Path) -> int:
         before = auditing.snapshot(client)
         planned = scenario.planned_seconds + scenario.users / scenario.spawn_rate + 2
         say(f"{scenario.users} shoppers, about {planned:.0f}s of load plus restarts")
-        locust = start_locust(scenario, stack.url("frontend"), out, planned * 3 + 120)
+        locust = start_locust(scenario, stack.url("frontend"), out, locust_cap(scenario, planned))
         try:
             timeline = run_schedule(scenario, faults, first_request(out, locust), out / "requests.csv")
         finally:
@@ -306,7 +313,7 @@ def run_cluster(scenario: Scenario, out: Path, host: str | None, mesh: str, dry_
     client = auditing.connect(os.environ["AUDIT_MONGO_URL"]) if os.environ.get("AUDIT_MONGO_URL") else None
     before = auditing.snapshot(client) if client else None
     planned = scenario.planned_seconds + scenario.users / scenario.spawn_rate + 2
-    locust = start_locust(scenario, host, out, planned * 3 + 300)
+    locust = start_locust(scenario, host, out, locust_cap(scenario, planned))
     try:
         timeline = run_schedule(scenario, faults, first_request(out, locust), out / "requests.csv")
     finally:
