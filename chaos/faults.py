@@ -31,6 +31,9 @@ from scripts.dev import FerretDB, Stack, free_port
 from services import topology
 
 ROOT = Path(__file__).resolve().parent.parent
+# How long a (re)started service may take to answer /readyz: Python's imports alone took 2 minutes at a
+# load of 49 on 2 cores.
+STARTUP_SECONDS = 300.0
 
 
 class LocalFaults:
@@ -81,7 +84,7 @@ class LocalFaults:
             assert fault.service
             self.stack.kill(fault.service)
             time.sleep(fault.hold)
-            self.stack.restart(fault.service, timeout=120)
+            self.stack.restart(fault.service, timeout=STARTUP_SECONDS)
         elif fault.action == "kill-database":
             self.database.kill()
             time.sleep(fault.hold)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from chaos import audit as auditing
 from chaos import report
-from chaos.faults import ClusterFaults, LocalFaults
+from chaos.faults import STARTUP_SECONDS, ClusterFaults, LocalFaults
 from chaos.scenario import Scenario, ScenarioError, load, names
 from scripts.dev import SERVICES, FerretDB, Stack, ferretdb_binary, free_port, stack_env, with_free_ports
 
@@ -210,7 +210,7 @@ def run_local(scenario: Scenario, out: Path) -> int:
             stack.env[f"{name.upper()}_URL"] = proxy
             say(f"fault proxy in front of {name}: {proxy}")
         say("starting the eight services")
-        stack.start(timeout=120)
+        stack.start(timeout=STARTUP_SECONDS)
         client = auditing.connect(database.url)
         before = auditing.snapshot(client)
         planned = scenario.planned_seconds + scenario.users / scenario.spawn_rate + 2
