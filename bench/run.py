@@ -288,7 +288,7 @@ def _run_store(
             target.shop.stop()
         for database in databases:
             database.stop()
-            shutil.rmtree(database.data_folder, ignore_errors=True)
+            shutil.rmtree(database.data_dir, ignore_errors=True)
 
 
 class StoreUnavailable(RuntimeError):
@@ -306,10 +306,9 @@ def _ferretdb(folder: Path) -> Any:
     except RuntimeError as exc:
         raise StoreUnavailable(str(exc)) from exc
     folder.mkdir(parents=True, exist_ok=True)
-    data = Path(tempfile.mkdtemp(prefix="bench-ferretdb-"))
+    data = Path(tempfile.mkdtemp(prefix="bench-ferretdb-"))  # removed with the server (never kept)
     database = FerretDB(binary, free_port(), data, folder / "ferretdb.log")
     database.start()
-    database.data_folder = data  # removed with the server (bench data is never kept)
     return database
 
 

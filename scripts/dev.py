@@ -405,8 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         print("\nthe shop is up:")
         for s in services:
-            extra = f", gRPC 127.0.0.1:{s.grpc_port}" if s.grpc_port else ""
-            print(f"  {s.name:<{width}}  http://127.0.0.1:{s.port}  (API docs /docs{extra})")
+            grpc = f", gRPC 127.0.0.1:{s.grpc_port}" if s.grpc_port else ""
+            print(f"  {s.name:<{width}}  http://127.0.0.1:{s.port}  (API docs /docs{grpc})")
         if any(s.name == "frontend" for s in services):
             print(f"\nopen {stack.url('frontend')} in a browser")
         if tracer is not None:
