@@ -192,7 +192,14 @@ def wait_settled(client: auditing.MongoClient, bound: float) -> float:  # type: 
     return waited
 
 
+def machine(load_at_start: float) -> str:
+    """The machine a run shared: its cores and load average (1 min) at the start and the end of the run."""
+    end = os.getloadavg()[0]
+    return f"{os.cpu_count()} cores, load average {load_at_start:.1f} at the start, {end:.1f} at the end"
+
+
 def run_local(scenario: Scenario, out: Path) -> int:
+    load_at_start = os.getloadavg()[0]
     logs = out / "logs"
     logs.mkdir(parents=True)
     say(f"{scenario.name}: {scenario.description}")
@@ -229,6 +236,7 @@ def run_local(scenario: Scenario, out: Path) -> int:
         database.stop()
     facts = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(load_at_start),
         "target": "local stack (scripts/dev.py) on FerretDB (SQLite), free ports",
         "shoppers": f"{scenario.users} (Locust, loadtest/locustfile.py journeys)",
         "load": f"{timeline.load_end - timeline.load_start:.0f} s",
@@ -290,6 +298,7 @@ def finish(
 
 
 def run_cluster(scenario: Scenario, out: Path, host: str | None, mesh: str, dry_run: bool) -> int:
+    load_at_start = os.getloadavg()[0]
     faults = ClusterFaults(mesh, dry_run)
     if dry_run:
         say(f"{scenario.name} (DRY_RUN): {scenario.description}")
@@ -324,6 +333,7 @@ def run_cluster(scenario: Scenario, out: Path, host: str | None, mesh: str, dry_
         result = auditing.audit(client, before, seen_paid(out))
     facts = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(load_at_start),
         "target": f"{host} (mesh: {mesh})",
         "shoppers": str(scenario.users),
         "load": f"{timeline.load_end - timeline.load_start:.0f} s",
