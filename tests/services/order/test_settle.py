@@ -29,7 +29,9 @@ async def crashed_checkout(shop: Shop, status: str, key: str = "k1", reserve: bo
     await shop.fill_cart(ada, ("headlamp", 2))
     principal = await shop.order.state.verifier.verify(ada["Authorization"].removeprefix("Bearer "))
     cart = await store.get_cart(shop.order.state.db, "ada")
-    doc = await checkout._new_order(shop.order, principal, key, cart, CheckoutIn.model_validate(CHECKOUT))
+    doc = await checkout._new_order(
+        checkout.Checkout.of_app(shop.order), principal, key, cart, CheckoutIn.model_validate(CHECKOUT)
+    )
     if reserve:
         await shop.order.state.inventory.reserve(doc["_id"], [("headlamp", 2)])
     await store.track_open(shop.order.state.db, doc["_id"])  # as place_order does, before the order
