@@ -181,7 +181,10 @@ async def _take(
     except BaseException:
         # Unexpected (database down, cancelled): undo and drop the claim so a retry can start over.
         log.exception("reservation %s failed; rolling back", order_id)
-        await _return_taken(db, order_id, owner)
+        returned = await _return_taken(db, order_id, owner)
+        if in_hand is not None and in_hand[0] in returned:
+            # Listing it failed with its answer lost, yet the server had listed it: it went back above.
+            in_hand = None
         await db.reservations.delete_one({"_id": order_id, "owner": owner, "status": PENDING})
         raise
     finally:
@@ -189,9 +192,11 @@ async def _take(
             await _give_back(db, [in_hand], order_id)
 
 
-async def _return_taken(db: Database, order_id: str, owner: str) -> None:
+async def _return_taken(db: Database, order_id: str, owner: str) -> set[str]:
     """Give back the units a claim we own lists as taken. Each is first pulled from the list, then
-    returned, so a crash or a second caller can never return the same units twice."""
+    returned, so a crash or a second caller can never return the same units twice. Returns the ids
+    of the products given back by this call."""
+    returned: set[str] = set()
     doc = await db.reservations.find_one({"_id": order_id, "owner": owner}, {"taken": 1})
     for item in (doc or {}).get("taken", []):
         product_id, quantity = item["product_id"], int(item["quantity"])
@@ -201,6 +206,8 @@ async def _return_taken(db: Database, order_id: str, owner: str) -> None:
         )
         if pulled.matched_count == 1:
             await _give_back(db, [(product_id, quantity)], order_id)
+            returned.add(product_id)
+    return returned
 
 
 async def _why_not(db: Database, product_id: str, quantity: int) -> InventoryError:
