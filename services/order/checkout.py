@@ -409,9 +409,17 @@ async def _undo(name: str, failed: str, action: Callable[[], Awaitable[Any]]) ->
 
 
 async def fail(run: Checkout, order: Doc, error: ApiError, payment_id: str | None) -> Doc:
-    """Give the stock back, refund a charge, record the order `failed` with the reason, raise."""
+    """Give the stock back, refund a charge, record the order `failed` with the reason, raise. When a
+    takeover (the shopper's retry or the settler) has finished the order meanwhile, its outcome stands:
+    nothing is given back or refunded, a paid order is returned as it is, a failed one raises its failure."""
     order_id = order["_id"]
     neighbours = run.neighbours
+    current = await store.get_order(run.db, order_id)
+    if current is not None and current["status"] not in IN_PROGRESS:
+        log.warning("order %s: not failed for %s: a takeover finished it", order_id, error.code)
+        if current["status"] == "failed":
+            raise _failure_error(current)
+        return current
     notes = [await _undo("released", "release_failed", lambda: run.inventory.release(order_id))]
     if payment_id:
         notes.append(await _undo("refunded", "refund_failed", lambda: neighbours.refund(payment_id)))

@@ -266,3 +266,34 @@ async def test_two_shoppers_using_the_same_key_get_their_own_orders(shop: Shop) 
         [("ada", first.json()["id"]), ("bob", second.json()["id"])]
     )
     assert (await shop.client.get(f"/orders/{first.json()['id']}", headers=bob)).status_code == 404
+
+
+async def test_a_failure_after_a_takeover_paid_the_order_gives_nothing_back(shop: Shop) -> None:
+    """The first request is slow; its lease runs out and a takeover (the shopper's retry or the settler)
+    charges, ships and records the order paid. Then the first request's shipping call fails: it must not
+    release the stock of a paid, shipped order (an oversell) nor refund its charge (goods shipped unpaid),
+    and the shopper is shown the paid order, not a failure."""
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 2))
+    hosts = shop.hosts
+    forward = hosts.handle_async_request
+
+    async def takeover_pays_then_shipping_fails(request: httpx.Request) -> httpx.Response:
+        if (request.method, request.url.host, request.url.path) != ("POST", "shipping", "/shipments"):
+            return await forward(request)
+        await forward(request)  # the shipment exists: the takeover created it
+        [order] = await shop.docs(shop.order, "orders")
+        await shop.order.state.db["orders"].update_one({"_id": order["_id"]}, {"$set": {"status": "paid"}})
+        return httpx.Response(503, json={"error": {"code": "unavailable", "message": "lost (test)"}})
+
+    hosts.handle_async_request = takeover_pays_then_shipping_fails  # type: ignore[method-assign]
+
+    response = await shop.checkout(ada, "k1")
+
+    assert response.status_code in (200, 201), response.text
+    assert response.json()["status"] == "paid"
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert payment["status"] == "succeeded"  # not refunded
+    assert await shop.stock("headlamp") == before - 2  # not given back
+    assert [c for c in hosts.calls if c.url.path.endswith("/refund")] == []
