@@ -53,7 +53,7 @@ system-packages:
 	  echo "could not install$$missing: the tests that need it will be skipped"
 
 # `tools` first: CI starts with nothing installed (a cold build of every pinned tool; seconds when cached).
-test: tools lint typecheck validate system-packages wrk pytest mutation-smoke image-test bench-smoke integration-ferretdb chaos-test ## everything that runs without a cluster (installs what it needs)
+test: tools lint typecheck validate system-packages wrk pytest mutation-smoke image-test bench-smoke integration-ferretdb trace-test chaos-test ## everything that runs without a cluster (installs what it needs)
 
 TRACING ?= off
 STORE ?= memory

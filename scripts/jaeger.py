@@ -203,8 +203,9 @@ class TraceQuery:
     def wait_for_trace(
         self, request_id: str, services: set[str], timeout: float = 60.0, service: str = "frontend"
     ) -> list[dict[str, Any]]:
-        """Poll until the request's traces have spans of every one of `services` (spans arrive in batches, one
-        service after another); returns the last answer, complete or not, when `timeout` runs out."""
+        """Poll until the request's traces have spans of every one of `services` and every span's parent
+        (spans arrive in batches, one service after another, and a server span ends, so is exported, after
+        the spans of the calls it made); returns the last answer, complete or not, when `timeout` runs out."""
         deadline = time.monotonic() + timeout
         found: list[dict[str, Any]] = []
         while True:
@@ -212,11 +213,20 @@ class TraceQuery:
                 found = self.trace_of_request(request_id, service)
             except (urllib.error.URLError, OSError):
                 found = []
-            if found and services <= {name for trace in found for name in span_services(trace)}:
+            if (
+                found
+                and services <= {name for trace in found for name in span_services(trace)}
+                and all(_has_every_parent(trace) for trace in found)
+            ):
                 return found
             if time.monotonic() > deadline:
                 return found
             time.sleep(0.5)
+
+
+def _has_every_parent(trace: dict[str, Any]) -> bool:
+    ids = {span["spanID"] for span in trace["spans"]}
+    return all(parent in ids for span in trace["spans"] if (parent := parent_span_id(span)) is not None)
 
 
 def span_services(trace: dict[str, Any]) -> list[str]:

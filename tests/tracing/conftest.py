@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.dev import SERVICES, Stack, free_port, stack_env, with_free_ports
+from scripts.dev import SERVICES, FerretDB, Stack, ferretdb_binary, free_port, stack_env, with_free_ports
 from scripts.jaeger import Jaeger, JaegerPorts, TraceQuery, jaeger_binary, tracing_env
 from tests.tracing.helpers import TracedShop
 
@@ -31,10 +31,6 @@ def _only_under_make_trace_test() -> None:
 def traced_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TracedShop]:
     if os.environ.get("SHOP_TRACE_TEST") != "1":
         pytest.skip("run by `make trace-test`")
-    # FerretDB's runner comes with `make dev STORE=ferretdb` (issue 13); imported here so the suite collects
-    # without it.
-    from scripts.dev import FerretDB, ferretdb_binary  # type: ignore[attr-defined,unused-ignore]
-
     LOGS.mkdir(parents=True, exist_ok=True)
     jaeger = Jaeger(jaeger_binary(), JaegerPorts.free(), log_path=LOGS / "jaeger.log")
     database = FerretDB(
@@ -46,7 +42,7 @@ def traced_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TracedShop
         jaeger.start()
         database.start()
         stack.service_env = {s.name: tracing_env(s.name, jaeger) for s in services}
-        stack.start(timeout=120)
+        stack.start(timeout=240)  # a loaded 2-core machine needs ~100 s to import eight services
         yield TracedShop(stack, jaeger, TraceQuery(jaeger.ui_url))
     finally:
         stack.stop()
