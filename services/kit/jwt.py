@@ -89,10 +89,25 @@ class JwksVerifier:
         self._lock = asyncio.Lock()
         self._transport = transport
 
-    def trust(self, jwks: dict[str, Any]) -> None:
-        """Add keys directly (the auth service trusts its own key; tests trust a test key)."""
-        for jwk in jwks.get("keys", []):
-            self._keys[jwk["kid"]] = RSAAlgorithm.from_jwk(jwk)
+    def trust(self, jwks: Any) -> None:
+        """Add the RSA keys of a JWK Set (RFC 7517 section 5: an object whose `keys` member is a list).
+
+        The auth service trusts its own key this way, tests a test key, `_refresh` what auth publishes.
+        Raises ValueError when `jwks` is not a JWK Set; keys this verifier cannot use (no `kid`, not RSA,
+        broken numbers) are skipped, as the RFC asks, so one odd key never locks out the others.
+        """
+        keys = jwks.get("keys") if isinstance(jwks, dict) else None
+        if not isinstance(keys, list):
+            raise ValueError("not a JWK Set: no list of keys")
+        for jwk in keys:
+            kid = jwk.get("kid") if isinstance(jwk, dict) else None
+            if not isinstance(kid, str):
+                log.warning("skipping a key of the JWK Set without a kid: %.80r", jwk)
+                continue
+            try:
+                self._keys[kid] = RSAAlgorithm.from_jwk(jwk)
+            except (ValueError, pyjwt.PyJWTError) as exc:
+                log.warning("skipping key %r of the JWK Set: %s", kid, exc)
 
     async def _refresh(self) -> None:
         async with self._lock:
@@ -104,7 +119,7 @@ class JwksVerifier:
                     response = await client.get(self.jwks_url)
                     response.raise_for_status()
                     self.trust(response.json())
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
+            except (httpx.HTTPError, ValueError) as exc:
                 log.warning("cannot fetch JWKS from %s: %s", self.jwks_url, exc)
                 raise ApiError(503, "auth_unavailable", "cannot verify tokens right now") from exc
 

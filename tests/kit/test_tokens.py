@@ -187,3 +187,57 @@ async def test_the_jwks_fetch_gives_up_after_its_timeout() -> None:
     )
     await refusal(verifier, TokenFactory(kid="k1").token())
     assert timeouts == [{"connect": 1.5, "read": 1.5, "write": 1.5, "pool": 1.5}]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(200, json={}),
+        httpx.Response(200, json={"keys": None}),
+        httpx.Response(200, json={"keys": {"kid": "k1"}}),
+        httpx.Response(200, json=[]),
+        httpx.Response(200, text="<html>a proxy's error page</html>"),
+    ],
+    ids=["no-keys", "keys-null", "keys-not-a-list", "not-an-object", "not-json"],
+)
+async def test_an_answer_that_is_not_a_jwk_set_is_a_clear_503(answer: httpx.Response) -> None:
+    """RFC 7517 section 5: a JWK Set is an object with a `keys` list; anything else is auth misbehaving,
+    so the caller gets auth_unavailable (503, retry later), never a 500 from a TypeError."""
+    verifier = JwksVerifier(
+        "http://auth/jwks", "shop-auth", "shop", transport=httpx.MockTransport(lambda request: answer)
+    )
+    with pytest.raises(ApiError) as unavailable:
+        await verifier.verify(TokenFactory(kid="k1").token())
+    error = unavailable.value
+    assert (error.status, error.code, error.message) == (
+        503,
+        "auth_unavailable",
+        "cannot verify tokens right now",
+    )
+
+
+async def test_keys_the_verifier_cannot_use_are_skipped_and_the_good_one_still_verifies() -> None:
+    """RFC 7517 section 5: keys of an unknown type or missing members are ignored, not fatal."""
+    tokens = TokenFactory(kid="good")
+    good = tokens.jwks()["keys"][0]
+    no_kid = {k: v for k, v in good.items() if k != "kid"}
+    odd_keys = [
+        "not-an-object",
+        no_kid,
+        {**good, "kid": 7},
+        {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"},
+        {**good, "kid": "broken", "n": "AA"},
+    ]
+    verifier = JwksVerifier(
+        "http://auth/jwks",
+        "shop-auth",
+        "shop",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"keys": [*odd_keys, good]})),
+    )
+    user = await verifier.verify(tokens.token(sub="ada"))
+    assert user.sub == "ada"
+    for kid in ("ec", "broken"):
+        signed_with_a_skipped_kid = sign(tokens.private_key, kid, claims())
+        assert (
+            await refusal(verifier, signed_with_a_skipped_kid)
+        ).message == "token signed by an unknown key"
