@@ -107,27 +107,54 @@ def test_make_dev_reports_a_crashed_service_and_stops(start_dev: DevStarter) -> 
     assert any("notification exited with code -9" in line for line in lines), "".join(lines)
 
 
+def _tcp_queues(local_port: int, remote_port: int) -> tuple[int, int] | None:
+    """(bytes sent but not acknowledged, bytes received but not read) of the IPv4 TCP socket from
+    `local_port` to `remote_port`, as the kernel reports it in /proc/net/tcp; None while there is none."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]
+        if (int(local.split(":")[1], 16), int(remote.split(":")[1], 16)) == (local_port, remote_port):
+            tx_queue, rx_queue = queues.split(":")
+            return int(tx_queue, 16), int(rx_queue, 16)
+    return None
+
+
+def _wait_until_read_by_the_server(client: socket.socket, server_port: int, timeout: float = 30) -> None:
+    """Returns once the server process has read everything `client` sent (its socket's receive queue is
+    empty and our bytes are acknowledged): the request is then in the server, not in the network."""
+    client_port = client.getsockname()[1]
+    deadline = time.monotonic() + timeout
+    while True:
+        sent = _tcp_queues(client_port, server_port)
+        received = _tcp_queues(server_port, client_port)
+        if sent is not None and received is not None and sent[0] == 0 and received[1] == 0:
+            return
+        assert time.monotonic() < deadline, f"the server did not read the request: {sent=} {received=}"
+        time.sleep(0.02)
+
+
 def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     services = with_free_ports([Service("payment", 0)])
     stack = Stack(services, stack_env(services, {"DELAY_MS": "1500"}), log_dir=tmp_path)
     stack.start(timeout=60)
     request.addfinalizer(stack.stop)
     url = stack.url("payment")
-    outcome: dict[str, object] = {}
-
-    def slow_request() -> None:
-        try:
-            outcome["status"] = httpx.post(f"{url}/payments", json={}, timeout=10).status_code
-        except httpx.HTTPError as exc:
-            outcome["error"] = repr(exc)
-
-    worker = threading.Thread(target=slow_request)
-    worker.start()
-    time.sleep(0.5)  # the request is now sleeping in DELAY_MS
-    process = stack.processes["payment"]
-    process.send_signal(signal.SIGTERM)
-    worker.join(timeout=15)
-    assert outcome == {"status": 401}, outcome  # answered (no token), not cut off
+    port = httpx.URL(url).port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as client:
+        client.sendall(
+            b"POST /payments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+        )
+        # Not a sleep: on a loaded machine the request may not have reached payment yet, and a server
+        # that has not read a request is right to close the connection on SIGTERM.
+        _wait_until_read_by_the_server(client, port)
+        process = stack.processes["payment"]
+        process.send_signal(signal.SIGTERM)  # payment is now sleeping DELAY_MS inside the request
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401 "), answer  # answered (no token), not cut off
     # Uvicorn drains, runs the shutdown hooks, then re-raises the signal: exit "by SIGTERM", in time.
     assert process.wait(timeout=15) in (0, -signal.SIGTERM)
     assert "stopped payment" in (tmp_path / "payment.log").read_text()
