@@ -10,6 +10,7 @@ Downstream errors become `ApiError`s with the downstream's code and message; a 5
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -149,6 +150,18 @@ class Neighbours:
         return result
 
     async def categories(self) -> list[Json]:
+        """Product's categories, reused for `categories_cache_seconds` by every page this process serves
+        (one call to product per catalog page instead of two: a third of the frontend's CPU per page)."""
+        state = app_state(self.request)
+        cached: tuple[float, list[Json]] | None = getattr(state, "categories_cache", None)
+        now = time.monotonic()
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        categories = await self._fetch_categories()
+        state.categories_cache = (now + self.settings.categories_cache_seconds, categories)
+        return categories
+
+    async def _fetch_categories(self) -> list[Json]:
         data = await self.json("product", "GET", "/categories")
         raw = data.get("items", data.get("categories", [])) if isinstance(data, dict) else data
         categories = []

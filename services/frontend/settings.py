@@ -32,3 +32,7 @@ class Settings(TokenSettings):
     # Lifetime of the refresh-token cookie; the auth service decides whether the token is still valid.
     refresh_cookie_days: int = Field(7, ge=1, le=90)
     page_size: int = Field(12, ge=1, le=100)
+    # How long the catalog page reuses product's category list (the seed catalog's: it changes only with a
+    # deploy). The product list itself is asked for on every page (stock, and which product version answers
+    # for the banner). 0: ask on every page.
+    categories_cache_seconds: float = Field(30.0, ge=0, le=3600)

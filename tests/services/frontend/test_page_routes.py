@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.services.frontend.fake_shop import DECLINED, FakeShop, csrf, log_in
+from tests.services.frontend.fake_shop import DECLINED, FakeShop, csrf, log_in, make_client
 from tests.services.helpers import PLANTED_ADDRESS_VALUES, PLANTED_IDS
 
 CHECKOUT = {
@@ -42,6 +42,24 @@ def test_catalog_filters_by_category_and_search(client: TestClient, fake: FakeSh
     assert sent["category"] == "coffee" and sent["q"] == "mug 1"
     assert "Mug 10" in page.text and "Mug 11" not in page.text  # 11 is in kitchen
     assert '<option value="coffee" selected>' in page.text
+
+
+def test_catalog_pages_reuse_the_category_list_but_ask_for_products_every_time(
+    client: TestClient, fake: FakeShop
+) -> None:
+    """One call to product per catalog page (docs/performance.md): the categories (seed data) are reused for
+    `categories_cache_seconds`; the product list (stock, the answering version for the banner) never is."""
+    for _ in range(3):
+        assert "Kitchen" in client.get("/").text
+    assert len(fake.calls("product", "/categories")) == 1
+    assert len(fake.calls("product", "/products")) == 3
+
+
+def test_catalog_asks_for_categories_on_every_page_without_the_cache(fake: FakeShop) -> None:
+    for client in make_client(fake, categories_cache_seconds=0):
+        for _ in range(3):
+            assert client.get("/").status_code == 200
+    assert len(fake.calls("product", "/categories")) == 3
 
 
 def test_catalog_tolerates_junk_paging(client: TestClient) -> None:
