@@ -20,6 +20,17 @@ CHARGE = ("POST", "/payments")
 # gateway, except that 503 and 504 keep their meaning (kit's error_of).
 OUTCOME_UNKNOWN_STATUS = {500: 502, 502: 502, 503: 503, 504: 504, "timeout": 504}
 LOST = list(OUTCOME_UNKNOWN_STATUS)
+# ...and why, in the error's details and the order's history (the last answer order got from payment).
+OUTCOME_UNKNOWN_REASON = {
+    500: "internal_error: internal error",
+    502: "payment_error: payment answered 502",
+    503: "payment_error: payment answered 503",
+    504: "payment_error: payment answered 504",
+    "timeout": "dependency_timeout: payment did not answer in time",
+}
+RETRY_WITH_THE_SAME_KEY = (
+    "payment did not confirm the charge; retry with the same Idempotency-Key (it never charges twice)"
+)
 
 
 def charges(shop: Shop) -> list[httpx.Request]:
@@ -79,13 +90,14 @@ async def test_a_payment_answer_lost_twice_keeps_the_order_until_the_same_key_se
 
     assert lost.status_code == OUTCOME_UNKNOWN_STATUS[answer], lost.text
     error = lost.json()["error"]
-    assert error["code"] == "payment_outcome_unknown"
-    assert "same Idempotency-Key" in error["message"]
+    assert (error["code"], error["message"]) == ("payment_outcome_unknown", RETRY_WITH_THE_SAME_KEY)
     order_id = error["details"]["order_id"]
+    assert error["details"] == {"order_id": order_id, "reason": OUTCOME_UNKNOWN_REASON[answer]}
     assert len(charges(shop)) == 2  # asked again once, then gave the decision to the shopper's retry
     open_order = await order_of(shop, ada, order_id)
     assert open_order["status"] == "reserved"
-    assert open_order["status_history"][-1]["status"] == "payment_unknown"
+    last = open_order["status_history"][-1]
+    assert (last["status"], last["reason"]) == ("payment_unknown", OUTCOME_UNKNOWN_REASON[answer])
     assert await shop.stock("headlamp") == before - 2  # still reserved for a purchase that may be paid
     [payment] = await shop.docs(shop.payment, "payments")
     assert (payment["order_id"], payment["status"]) == (order_id, "succeeded")  # it was charged, once
@@ -297,3 +309,37 @@ async def test_a_failure_after_a_takeover_paid_the_order_gives_nothing_back(shop
     assert payment["status"] == "succeeded"  # not refunded
     assert await shop.stock("headlamp") == before - 2  # not given back
     assert [c for c in hosts.calls if c.url.path.endswith("/refund")] == []
+
+
+async def test_an_unknown_outcome_after_a_takeover_paid_the_order_leaves_the_paid_order_alone(
+    shop: Shop,
+) -> None:
+    """Both charge answers are lost, and meanwhile a takeover (the shopper's retry or the settler) finished
+    the order: the first request must not write "payment unknown" over the paid order nor end its lease."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    hosts = shop.hosts
+    forward = hosts.handle_async_request
+    hosts.lost[CHARGE] = [503, 503]
+    finished: dict[str, Any] = {}
+
+    async def takeover_pays_during_the_second_charge(request: httpx.Request) -> httpx.Response:
+        response = await forward(request)
+        charge = (request.method, request.url.host, request.url.path) == ("POST", "payment", "/payments")
+        if charge and not hosts.lost[CHARGE]:  # the second lost answer: the takeover finishes the order now
+            [order] = await shop.docs(shop.order, "orders")
+            paid = {"status": "paid", "lease_until": "2999-01-01T00:00:00Z"}
+            await shop.order.state.db["orders"].update_one({"_id": order["_id"]}, {"$set": paid})
+            finished.update(await shop.order.state.db["orders"].find_one({"_id": order["_id"]}))
+        return response
+
+    hosts.handle_async_request = takeover_pays_during_the_second_charge  # type: ignore[method-assign]
+
+    lost = await shop.checkout(ada, "k1")
+
+    assert lost.json()["error"]["code"] == "payment_outcome_unknown", lost.text
+    assert finished, "the takeover was not planted"
+    [order] = await shop.docs(shop.order, "orders")
+    assert order["status"] == "paid"
+    assert order["status_history"] == finished["status_history"]  # no "payment_unknown" on a paid order
+    assert order["lease_until"] == "2999-01-01T00:00:00Z"
