@@ -60,7 +60,10 @@ MODULES = (
         ("tests/kit/test_tokens.py", "tests/kit/test_kit.py", "tests/services/auth/test_service_tokens.py"),
     ),
     Module("services/kit/middleware.py", ("tests/kit/test_kit.py",)),
-    Module("services/kit/errors.py", ("tests/kit/test_kit.py", "tests/kit/test_openapi_errors.py")),
+    Module(
+        "services/kit/errors.py",
+        ("tests/kit/test_errors.py", "tests/kit/test_kit.py", "tests/kit/test_openapi_errors.py"),
+    ),
     Module(
         "services/auth/store.py",
         (

@@ -139,9 +139,9 @@ def error_response(
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Each failed field: where (`loc`, as text), what is wrong (`msg`) and pydantic's error `type`."""
     return [
-        {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in exc.errors()
+        {"loc": [str(p) for p in err["loc"]], "msg": err["msg"], "type": err["type"]} for err in exc.errors()
     ]
 
 
