@@ -59,7 +59,7 @@ MODULES = (
         "services/kit/jwt.py",
         ("tests/kit/test_tokens.py", "tests/kit/test_kit.py", "tests/services/auth/test_service_tokens.py"),
     ),
-    Module("services/kit/middleware.py", ("tests/kit/test_kit.py",)),
+    Module("services/kit/middleware.py", ("tests/kit/test_middleware.py", "tests/kit/test_kit.py")),
     Module(
         "services/kit/errors.py",
         ("tests/kit/test_errors.py", "tests/kit/test_kit.py", "tests/kit/test_openapi_errors.py"),

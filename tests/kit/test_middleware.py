@@ -1,0 +1,94 @@
+"""The kit's request middleware (services/kit/middleware.py) as a caller and an operator see it: the request
+id and server name on every answer, the body size limit at its exact boundary, the trace context passed on
+only when valid, the access log line and the metrics of each request."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from services.kit.testing import TokenFactory
+from tests.kit.demo_app import demo_app
+
+LIMIT = 2048  # demo_app's max_body_bytes
+TOO_LARGE = {"error": {"code": "payload_too_large", "message": f"body exceeds {LIMIT} bytes"}}
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def body_of(size: int) -> bytes:
+    """A valid item whose JSON is exactly `size` bytes."""
+    shell = b'{"name": "", "quantity": 1}'
+    return shell.replace(b'""', b'"' + b"x" * (size - len(shell)) + b'"')
+
+
+def test_every_answer_names_its_server_and_request(client: TestClient) -> None:
+    fresh = client.get("/healthz")
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh.headers["x-request-id"])  # made here when none came
+    assert fresh.headers["x-served-by"] == "demo/v7"
+    assert client.get("/healthz").headers["x-request-id"] != fresh.headers["x-request-id"]
+    assert client.get("/nope", headers={"x-request-id": "req-9"}).headers["x-request-id"] == "req-9"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "streamed"])
+def test_a_body_at_the_limit_is_served_and_one_byte_more_is_413(
+    client: TestClient, tokens: TokenFactory, streamed: bool
+) -> None:
+    def send(body: bytes) -> httpx.Response:
+        headers = {**tokens.headers(), "content-type": "application/json", "x-request-id": "req-big"}
+        content = iter([body[:1000], body[1000:]]) if streamed else body
+        return client.post("/items/1", content=content, headers=headers)
+
+    assert send(body_of(LIMIT)).status_code == 200
+    refused = send(body_of(LIMIT + 1))
+    assert refused.status_code == 413
+    assert refused.json() == TOO_LARGE
+    assert refused.headers["content-type"] == "application/json"
+    assert (refused.headers["x-served-by"], refused.headers["x-request-id"]) == ("demo/v7", "req-big")
+    counted = re.findall(
+        r'http_requests_total\{method="POST",route="[^"]+",service="demo",status="413"\} (\S+)',
+        client.get("/metrics").text,
+    )
+    assert counted == ["1.0"]  # the refusal is counted once, as a 413
+
+
+def test_the_trace_context_is_passed_on_only_when_valid() -> None:
+    seen: list[httpx.Request] = []
+
+    def downstream(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=[])
+
+    with TestClient(demo_app(httpx.MockTransport(downstream))) as client:
+        client.get("/call", headers={"traceparent": TRACEPARENT, "tracestate": "vendor=1"})
+        client.get("/call", headers={"traceparent": "00-not-a-trace-01", "tracestate": "vendor=1"})
+    valid, malformed = (request.headers for request in seen)
+    assert (valid["traceparent"], valid["tracestate"]) == (TRACEPARENT, "vendor=1")
+    assert "traceparent" not in malformed and "tracestate" not in malformed  # a state without its parent
+
+
+def access_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return [r for r in records if r.get("logger") == "kit.access"]
+
+
+def test_each_request_has_one_access_log_line_with_what_an_operator_needs(
+    client: TestClient, tokens: TokenFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    client.post("/items/42", json={"name": "x", "quantity": 1}, headers=tokens.headers())
+    client.get("/nope")
+    client.get("/boom")
+    for quiet in ("/healthz", "/readyz", "/metrics"):  # probes and scrapes would drown the log
+        client.get(quiet)
+    lines = access_lines(capsys)
+    assert [(r["method"], r["path"], r["route"], r["status"], r["msg"]) for r in lines] == [
+        ("POST", "/items/42", "/items/{item_id}", 200, "POST /items/42 200"),
+        ("GET", "/nope", "unmatched", 404, "GET /nope 404"),
+        ("GET", "/boom", "/boom", 500, "GET /boom 500"),
+    ]
+    for line in lines:
+        assert isinstance(line["duration_ms"], float) and 0 <= line["duration_ms"] < 60_000
