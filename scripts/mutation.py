@@ -14,6 +14,8 @@ Exit 1 when a module scores under the target or a survivor is unclassified.
     python -m scripts.mutation                 # every module (make mutation)
     python -m scripts.mutation --smoke         # the one-module smoke make test runs
     python -m scripts.mutation --module services/payment/cards.py --keep   # one module, keep the copy
+    python -m scripts.mutation --module services/order/checkout.py --function _charge --function fail
+                                               # only some functions' mutants (a partial score, said so)
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class Result:
     survivors: list[Survivor] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
+    functions: tuple[str, ...] = ()  # the run was restricted to these functions' mutants
 
     @property
     def total(self) -> int:
@@ -163,14 +166,30 @@ def prepare(module: Module, work: Path) -> None:
 _PROGRESS = re.compile(r"(\d+)/(\d+)\s+🎉 (\d+).*?🙁 (\d+)")
 
 
-def run_mutmut(module: Module, work: Path, children: int, quiet: bool) -> None:
-    """mutmut run in `work`, its spinner to mutmut.log; one progress line every 30 s."""
+def mutant_patterns(module: Module, functions: tuple[str, ...]) -> list[str]:
+    """mutmut's mutant-name patterns for functions (`fail`) and methods (`JwksVerifier.verify`)."""
+    patterns = []
+    for function in functions:
+        owner, _, name = function.rpartition(".")
+        mangled = f"xǁ{owner}ǁ{name}" if owner else f"x_{name}"
+        patterns.append(f"{slug(module.path)}.{mangled}__mutmut_*")
+    return patterns
+
+
+def run_mutmut(
+    module: Module, work: Path, children: int, quiet: bool, functions: tuple[str, ...] = ()
+) -> None:
+    """mutmut run in `work` (only `functions`' mutants when given), its spinner to mutmut.log; one progress
+    line every 30 s."""
     mutmut = Path(sys.executable).with_name("mutmut")
     log_path = work / "mutmut.log"
     started = last = time.monotonic()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [str(mutmut), "run", "--max-children", str(children)], cwd=work, stdout=log_file, stderr=log_file
+            [str(mutmut), "run", "--max-children", str(children), *mutant_patterns(module, functions)],
+            cwd=work,
+            stdout=log_file,
+            stderr=log_file,
         )
         try:
             while process.poll() is None:
@@ -229,9 +248,11 @@ def diff_of(work: Path, module: Module, mutant: str) -> tuple[str, str]:
     return "\n".join(before), "\n".join(after)
 
 
-def collect(module: Module, work: Path) -> Result:
-    result = Result(module)
+def collect(module: Module, work: Path, functions: tuple[str, ...] = ()) -> Result:
+    result = Result(module, functions=functions)
     for name, status in sorted(statuses(work, module).items()):
+        if functions and status == "not checked":
+            continue  # outside the restriction
         result.statuses[status] += 1
         if status not in KILLED:
             before, after = diff_of(work, module, name)
@@ -285,12 +306,13 @@ def table(results: list[Result]) -> str:
     header = "| module | mutants | killed | survived | no tests | score | time |"
     rows = [header, "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
+        name = r.module.path + (f" (only {', '.join(r.functions)})" if r.functions else "")
         if r.error:
-            rows.append(f"| {r.module.path} | error | | | | | {r.seconds:.0f} s |")
+            rows.append(f"| {name} | error | | | | | {r.seconds:.0f} s |")
             continue
         survived = r.total - r.killed - r.statuses["no tests"]
         rows.append(
-            f"| {r.module.path} | {r.total} | {r.killed} | {survived} | {r.statuses['no tests']} "
+            f"| {name} | {r.total} | {r.killed} | {survived} | {r.statuses['no tests']} "
             f"| {r.score:.0%} | {r.seconds:.0f} s |"
         )
     return "\n".join(rows)
@@ -315,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--module", action="append", help="a module path (repeatable); default: all")
     parser.add_argument("--smoke", action="store_true", help=f"only {SMOKE} (what make test runs)")
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument(
+        "--function",
+        action="append",
+        default=[],
+        help="only this function's mutants (`fail`, `Class.method`; repeatable): a partial score, said so",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies in .cache/mutation")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
@@ -334,8 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         prepare(module, work)
         try:
-            run_mutmut(module, work, args.children, args.quiet)
-            result = collect(module, work)
+            functions = tuple(args.function)
+            run_mutmut(module, work, args.children, args.quiet, functions)
+            result = collect(module, work, functions)
         except (RuntimeError, FileNotFoundError, subprocess.TimeoutExpired) as exc:
             result = Result(module, error=str(exc))
         result.seconds = time.monotonic() - started
@@ -356,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         if r.score < TARGET:
             failures.append(f"{r.module.path}: {r.score:.1%} is under the {TARGET:.0%} target")
         unclassified, stale = classify(r, classified.get(r.module.path, []))
+        if r.functions:  # entries of functions not run are not stale
+            stale = [entry for entry in stale if entry["function"] in r.functions]
         for survivor in unclassified:
             failures.append(f"{r.module.path}: unclassified {survivor.status} mutant {survivor.name}")
             lines.append(f"# {survivor.name} ({survivor.status}), for {SURVIVORS_FILE.relative_to(ROOT)}:")

@@ -64,3 +64,14 @@ def test_mutant_names_become_the_function_they_change() -> None:
     module = Module("services/kit/jwt.py", ())
     assert function_of("services.kit.jwt.xǁJwksVerifierǁverify__mutmut_3", module) == "JwksVerifier.verify"
     assert function_of("services.kit.jwt.x_sign__mutmut_12", module) == "sign"
+
+
+def test_a_run_restricted_to_functions_names_their_mutants_and_says_so_in_the_table() -> None:
+    module = Module("services/kit/jwt.py", ("tests/kit/test_tokens.py",))
+    assert mutation.mutant_patterns(module, ("sign", "JwksVerifier.verify")) == [
+        "services.kit.jwt.x_sign__mutmut_*",
+        "services.kit.jwt.xǁJwksVerifierǁverify__mutmut_*",
+    ]
+    assert function_of("services.kit.jwt.xǁJwksVerifierǁverify__mutmut_3", module) == "JwksVerifier.verify"
+    result = Result(module, statuses=Counter({"killed": 9, "survived": 1}), functions=("sign",))
+    assert "| services/kit/jwt.py (only sign) | 10 | 9 | 1 | 0 | 90% |" in mutation.table([result])
