@@ -200,9 +200,11 @@ async def test_the_jwks_fetch_gives_up_after_its_timeout() -> None:
     ],
     ids=["no-keys", "keys-null", "keys-not-a-list", "not-an-object", "not-json"],
 )
-async def test_an_answer_that_is_not_a_jwk_set_is_a_clear_503(answer: httpx.Response) -> None:
+async def test_an_answer_that_is_not_a_jwk_set_is_a_clear_503(
+    answer: httpx.Response, caplog: pytest.LogCaptureFixture
+) -> None:
     """RFC 7517 section 5: a JWK Set is an object with a `keys` list; anything else is auth misbehaving,
-    so the caller gets auth_unavailable (503, retry later), never a 500 from a TypeError."""
+    so the caller gets auth_unavailable (503, retry later), never a 500 from a TypeError; the log says why."""
     verifier = JwksVerifier(
         "http://auth/jwks", "shop-auth", "shop", transport=httpx.MockTransport(lambda request: answer)
     )
@@ -214,6 +216,11 @@ async def test_an_answer_that_is_not_a_jwk_set_is_a_clear_503(answer: httpx.Resp
         "auth_unavailable",
         "cannot verify tokens right now",
     )
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "kit.jwt"]
+    if answer.headers["content-type"] == "application/json":
+        assert warning == "cannot fetch JWKS from http://auth/jwks: not a JWK Set: no list of keys"
+    else:
+        assert warning.startswith("cannot fetch JWKS from http://auth/jwks: Expecting value")
 
 
 async def test_keys_the_verifier_cannot_use_are_skipped_and_the_good_one_still_verifies() -> None:
