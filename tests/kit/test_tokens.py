@@ -248,3 +248,43 @@ async def test_keys_the_verifier_cannot_use_are_skipped_and_the_good_one_still_v
         assert (
             await refusal(verifier, signed_with_a_skipped_kid)
         ).message == "token signed by an unknown key"
+
+
+async def test_a_services_verifier_waits_3_s_for_auth_and_asks_again_after_10_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The defaults every service runs with (services/kit/app.py builds the verifier without options): a
+    hanging auth holds a request carrying a token at most 3 s, and an unknown key makes the service ask auth
+    at most once per 10 s (a flood of forged key ids must not become a flood of JWKS requests)."""
+    asked: list[dict[str, float]] = []
+
+    def keys(request: httpx.Request) -> httpx.Response:
+        asked.append(request.extensions["timeout"])
+        return httpx.Response(200, json={"keys": []})
+
+    clock = [1000.0]
+    monkeypatch.setattr("services.kit.jwt.time.monotonic", lambda: clock[0])
+    verifier = JwksVerifier("http://auth/jwks", "shop-auth", "shop", transport=httpx.MockTransport(keys))
+    token = TokenFactory(kid="k1").token()
+    await refusal(verifier, token)
+    assert asked == [{"connect": 3.0, "read": 3.0, "write": 3.0, "pool": 3.0}]
+    clock[0] += 9.9
+    await refusal(verifier, token)
+    assert len(asked) == 1
+    clock[0] += 0.2  # 10.1 s after the fetch
+    await refusal(verifier, token)
+    assert len(asked) == 2
+
+
+def test_the_published_key_says_it_signs_with_rs256() -> None:
+    """What a mesh reads from auth's JWKS (Istio's RequestAuthentication, Envoy's jwt_authn): an RSA
+    signing key for RS256 with its key id."""
+    tokens = TokenFactory(kid="k9")
+    [jwk] = tokens.jwks()["keys"]
+    assert {k: v for k, v in jwk.items() if k not in ("n", "e")} == {
+        "kty": "RSA",
+        "kid": "k9",
+        "use": "sig",
+        "alg": "RS256",
+        "key_ops": ["verify"],
+    }
