@@ -279,7 +279,8 @@ async def test_a_services_verifier_waits_3_s_for_auth_and_asks_again_after_10_s(
 def test_the_published_key_says_it_signs_with_rs256() -> None:
     """What a mesh reads from auth's JWKS (Istio's RequestAuthentication, Envoy's jwt_authn): an RSA
     signing key for RS256 with its key id."""
-    tokens = TokenFactory(kid="k9")
+    tokens = TokenFactory(kid="k9")  # its key comes from generate_private_key, as auth's generated one does
+    assert (tokens.private_key.key_size, tokens.private_key.public_key().public_numbers().e) == (2048, 65537)
     [jwk] = tokens.jwks()["keys"]
     assert {k: v for k, v in jwk.items() if k not in ("n", "e")} == {
         "kty": "RSA",
