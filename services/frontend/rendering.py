@@ -57,6 +57,23 @@ def image_url(product: dict[str, Any]) -> str:
     return "/images/" + image[len(prefix) :] if image.startswith(prefix) else ""
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+_jinja_getattr = templates.env.getattr
+
+
+def _getattr(obj: Any, attribute: str) -> Any:
+    """`p.name` on a plain dict, as Jinja2 resolves it, without Jinja2's first try, `getattr(dict, "name")`,
+    which raises (and formats) an AttributeError for every field of every product on a page (40 % of the
+    catalog page's render time). A dict's own attributes (`.items`, `.get`) still win over its keys."""
+    if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+        try:
+            return obj[attribute]
+        except KeyError:
+            pass
+    return _jinja_getattr(obj, attribute)
+
+
+templates.env.getattr = _getattr  # type: ignore[method-assign]
 templates.env.filters["money"] = money
 templates.env.filters["image_url"] = image_url
 templates.env.filters["when"] = when
