@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
 
+from services.kit.context import forwarded_headers
+from services.kit.metrics import HttpMetrics
+from services.kit.middleware import RequestMiddleware
 from services.kit.testing import TokenFactory
 from tests.kit.demo_app import demo_app
 
@@ -47,6 +53,7 @@ def test_a_body_at_the_limit_is_served_and_one_byte_more_is_413(
     assert refused.status_code == 413
     assert refused.json() == TOO_LARGE
     assert refused.headers["content-type"] == "application/json"
+    assert refused.headers["content-length"] == str(len(refused.content))  # a server sends it as given
     assert (refused.headers["x-served-by"], refused.headers["x-request-id"]) == ("demo/v7", "req-big")
     counted = re.findall(
         r'http_requests_total\{method="POST",route="[^"]+",service="demo",status="413"\} (\S+)',
@@ -92,3 +99,51 @@ def test_each_request_has_one_access_log_line_with_what_an_operator_needs(
     ]
     for line in lines:
         assert isinstance(line["duration_ms"], float) and 0 <= line["duration_ms"] < 60_000
+
+
+async def test_header_names_in_any_case_are_read_and_the_body_size_is_not_passed_on() -> None:
+    """The ASGI spec lets a server keep the header case (names "should be lowercased, but it is not
+    required"): the request id, identity and size limit must work either way. The incoming Content-Length
+    describes this request's body, so it is never among the headers passed on to neighbours."""
+    seen: list[dict[str, str]] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(forwarded_headers())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    middleware = RequestMiddleware(inner, served_by="demo/v7", max_body_bytes=10, metrics=HttpMetrics("demo"))
+
+    async def call(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/x", "headers": headers}
+        await middleware(scope, receive, send)
+        start = sent[0]
+        return {"status": start["status"], "headers": dict(start["headers"])}
+
+    answer = await call([(b"X-Request-Id", b"req-up"), (b"X-User-Id", b"u-1"), (b"Content-Length", b"2")])
+    assert (answer["status"], answer["headers"][b"x-request-id"]) == (200, b"req-up")
+    assert seen == [{"x-request-id": "req-up", "x-user-id": "u-1"}]
+    assert (await call([(b"Content-Length", b"11")]))["status"] == 413  # declared over the limit
+
+
+def test_the_access_log_and_latency_measure_the_request_in_milliseconds(
+    client: TestClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticks = iter([100.0, 100.2501234, 200.0, 200.0])  # the request, then the scrape
+    monkeypatch.setattr("services.kit.middleware.time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+    capsys.readouterr()
+    client.get("/nope")
+    [line] = access_lines(capsys)
+    assert line["duration_ms"] == 250.12
+    metrics = client.get("/metrics").text
+    labels = r'method="GET",route="unmatched",service="demo",status="404"'
+    pattern = r"http_request_duration_seconds_sum\{" + labels + r"\} (\S+)"
+    assert [round(float(seconds), 7) for seconds in re.findall(pattern, metrics)] == [0.2501234]
