@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import re
 from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit.context import forwarded_headers
 from services.kit.metrics import HttpMetrics
@@ -101,6 +100,31 @@ def test_each_request_has_one_access_log_line_with_what_an_operator_needs(
         assert isinstance(line["duration_ms"], float) and 0 <= line["duration_ms"] < 60_000
 
 
+async def asgi_call(
+    app: ASGIApp, headers: list[tuple[bytes, bytes]], chunks: tuple[bytes, ...] = (b"",)
+) -> list[Message]:
+    """One request straight through the ASGI interface (as uvicorn makes it: the body in `chunks`, one
+    http.request message each); returns the messages the app sent back."""
+    sent: list[Message] = []
+    bodies = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+
+    async def receive() -> Message:
+        return bodies.pop(0) if bodies else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app({"type": "http", "method": "POST", "path": "/x", "headers": headers}, receive, send)
+    return sent
+
+
+def limited(inner: ASGIApp) -> RequestMiddleware:
+    return RequestMiddleware(inner, served_by="demo/v7", max_body_bytes=10, metrics=HttpMetrics("demo"))
+
+
 async def test_header_names_in_any_case_are_read_and_the_body_size_is_not_passed_on() -> None:
     """The ASGI spec lets a server keep the header case (names "should be lowercased, but it is not
     required"): the request id, identity and size limit must work either way. The incoming Content-Length
@@ -109,29 +133,65 @@ async def test_header_names_in_any_case_are_read_and_the_body_size_is_not_passed
 
     async def inner(scope: Scope, receive: Receive, send: Send) -> None:
         seen.append(forwarded_headers())
-        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"x/y")]})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    middleware = RequestMiddleware(inner, served_by="demo/v7", max_body_bytes=10, metrics=HttpMetrics("demo"))
-
-    async def call(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-        sent: list[Message] = []
-
-        async def receive() -> Message:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "method": "POST", "path": "/x", "headers": headers}
-        await middleware(scope, receive, send)
-        start = sent[0]
-        return {"status": start["status"], "headers": dict(start["headers"])}
-
-    answer = await call([(b"X-Request-Id", b"req-up"), (b"X-User-Id", b"u-1"), (b"Content-Length", b"2")])
-    assert (answer["status"], answer["headers"][b"x-request-id"]) == (200, b"req-up")
+    [start, _] = await asgi_call(
+        limited(inner), [(b"X-Request-Id", b"req-up"), (b"X-User-Id", b"u-1"), (b"Content-Length", b"2")]
+    )
+    assert start["status"] == 200
+    assert start["headers"] == [
+        (b"content-type", b"x/y"),  # the app's own headers kept
+        (b"x-served-by", b"demo/v7"),
+        (b"x-request-id", b"req-up"),
+    ]
     assert seen == [{"x-request-id": "req-up", "x-user-id": "u-1"}]
-    assert (await call([(b"Content-Length", b"11")]))["status"] == 413  # declared over the limit
+    [refused, _] = await asgi_call(limited(inner), [(b"Content-Length", b"11")])
+    assert refused["status"] == 413  # declared over the limit
+
+
+async def test_a_streamed_body_is_counted_across_its_chunks() -> None:
+    async def reads_the_body(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200})  # no headers: ASGI's default is none
+        await send({"type": "http.response.body", "body": b""})
+
+    [served, _] = await asgi_call(limited(reads_the_body), [], (b"12345", b"12345"))
+    assert (served["status"], served["headers"][0][0]) == (200, b"x-served-by")
+    [refused, body] = await asgi_call(limited(reads_the_body), [], (b"123456", b"123456"))
+    assert refused["status"] == 413 and json.loads(body["body"])["error"]["code"] == "payload_too_large"
+
+
+async def test_a_body_over_the_limit_after_the_answer_started_cuts_it_off_without_a_second_answer() -> None:
+    """An app that streams its answer while reading the body: once the answer started, a 413 can no
+    longer be sent (a second response start breaks the connection); the body read is stopped instead."""
+
+    async def echoes(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while True:
+            message = await receive()
+            await send({"type": "http.response.body", "body": message["body"], "more_body": True})
+            if not message.get("more_body"):
+                break
+
+    sent = await asgi_call(limited(echoes), [], (b"123456", b"123456"))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"123456"
+
+
+async def test_a_request_without_an_id_passes_the_id_it_was_given_to_its_neighbours(
+    tokens: TokenFactory,
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def downstream(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=[])
+
+    with TestClient(demo_app(httpx.MockTransport(downstream))) as client:
+        answer = client.get("/call")
+    assert seen[0].headers["x-request-id"] == answer.headers["x-request-id"]
 
 
 def test_the_access_log_and_latency_measure_the_request_in_milliseconds(
