@@ -53,7 +53,10 @@ MODULES = (
         ("tests/services/order/test_checkout.py", "tests/services/order/test_checkout_failures.py"),
     ),
     Module("services/product/inventory.py", ("tests/services/product/test_inventory.py",)),
-    Module("services/payment/api.py", ("tests/services/payment/test_api.py",)),
+    Module(
+        "services/payment/api.py",
+        ("tests/services/payment/test_api.py", "tests/services/payment/test_api_answers.py"),
+    ),
     Module("services/payment/cards.py", ("tests/services/payment/test_api.py",)),
     # The card checks payment relies on moved to the shared contract (one card rule everywhere).
     Module("services/contracts/card.py", ("tests/services/test_contracts.py",)),

@@ -1,0 +1,83 @@
+"""payment service: the exact answers a caller reads when a charge is refused, canceled, not found or
+still in progress (order passes them on to the shopper)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from services.kit.clock import now_iso
+from services.kit.testing import TokenFactory
+from tests.services.payment.test_api import charge_body
+
+
+def claim(payment_id: str, order_id: str, claimed_at: str) -> dict[str, object]:
+    """A charge another request of the same order is processing now (claimed at `claimed_at`)."""
+    return {
+        "_id": payment_id,
+        "id": payment_id,
+        "order_id": order_id,
+        "user_id": "u1",
+        "status": "processing",
+        "amount_cents": 2599,
+        "currency": "EUR",
+        "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2039},
+        "provider": "simulated",
+        "created_at": claimed_at,
+        "claimed_at": claimed_at,
+    }
+
+
+def test_a_charge_after_order_gave_the_order_up_is_refused_with_both_ids(
+    client: TestClient, tokens: TokenFactory
+) -> None:
+    canceled = client.post("/payments/by-order/o-late/cancel", headers=tokens.service_headers("order")).json()
+    late = client.post("/payments", json=charge_body("o-late"), headers=tokens.headers(sub="u1"))
+    assert late.status_code == 409
+    assert late.json() == {
+        "error": {
+            "code": "payment_canceled",
+            "message": "the order service gave this order up before it was charged; nothing was charged",
+            "details": {"payment_id": canceled["id"], "order_id": "o-late"},
+        }
+    }
+
+
+def test_a_payment_nobody_may_see_is_not_found_like_one_that_does_not_exist(
+    client: TestClient, tokens: TokenFactory
+) -> None:
+    ada_paid = client.post("/payments", json=charge_body("o-ada"), headers=tokens.headers(sub="ada")).json()
+    not_found = {"error": {"code": "payment_not_found", "message": "no such payment"}}
+    for payment_id, caller in (("nope", "ada"), (ada_paid["id"], "bob")):
+        answer = client.get(f"/payments/{payment_id}", headers=tokens.headers(sub=caller))
+        assert (answer.status_code, answer.json()) == (404, not_found)
+    admin = tokens.headers(sub="boss", groups=["customer", "admin"])
+    assert client.get(f"/payments/{ada_paid['id']}", headers=admin).json()["id"] == ada_paid["id"]
+
+
+def test_a_duplicate_waits_for_the_charge_in_progress_and_answers_its_outcome(
+    client: TestClient, app: FastAPI, tokens: TokenFactory
+) -> None:
+    """The same order charged again while the first request is still at the card processor: the second
+    waits (up to DUPLICATE_WAIT_SECONDS, 10 s by default) and answers the recorded charge, replayed."""
+    payments = app.state.db["payments"]
+    client.portal.call(payments.insert_one, claim("p-first", "o-1", now_iso()))
+    answers: list[httpx.Response] = []
+    duplicate = threading.Thread(
+        target=lambda: answers.append(
+            client.post("/payments", json=charge_body("o-1"), headers=tokens.headers(sub="u1"))
+        )
+    )
+    duplicate.start()
+    time.sleep(0.5)  # the duplicate is waiting: the first request finishes now
+    done = {"$set": {"status": "succeeded", "decline_code": None, "provider_charge_id": None}}
+    client.portal.call(payments.update_one, {"_id": "p-first"}, done)
+    duplicate.join(timeout=30)
+    [answer] = answers
+    assert answer.status_code == 201, answer.text
+    assert (answer.json()["id"], answer.json()["status"]) == ("p-first", "succeeded")
+    assert answer.headers["idempotent-replayed"] == "true"
