@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 
 from services.kit.clock import now_iso
 from services.kit.testing import TokenFactory
+from services.payment.app import build_app
+from services.payment.settings import Settings
 from tests.services.payment.test_api import charge_body
 
 
@@ -81,3 +83,46 @@ def test_a_duplicate_waits_for_the_charge_in_progress_and_answers_its_outcome(
     assert answer.status_code == 201, answer.text
     assert (answer.json()["id"], answer.json()["status"]) == ("p-first", "succeeded")
     assert answer.headers["idempotent-replayed"] == "true"
+
+
+def test_a_duplicate_gives_up_waiting_on_a_live_charge_without_taking_it_over() -> None:
+    """A claim younger than STALE_AFTER_SECONDS belongs to a live request: a duplicate waits for it
+    (DUPLICATE_WAIT_SECONDS) and then answers payment_in_progress (retry later); it never charges itself."""
+    app = build_app(Settings(duplicate_wait_seconds=0.3, stale_after_seconds=30))
+    tokens = TokenFactory().trust_in(app)
+    with TestClient(app) as client:
+        payments = app.state.db["payments"]
+        client.portal.call(payments.insert_one, claim("p-live", "o-1", now_iso(-20)))  # 20 s old: alive
+        answer = client.post("/payments", json=charge_body("o-1"), headers=tokens.headers(sub="u1"))
+        assert answer.status_code == 409
+        assert answer.json() == {
+            "error": {
+                "code": "payment_in_progress",
+                "message": "a charge for this order is still being processed",
+            }
+        }
+        assert client.portal.call(payments.find_one, {"_id": "p-live"})["status"] == "processing"
+
+
+def test_a_charge_for_somebody_elses_order_or_another_amount_is_refused_exactly(
+    client: TestClient, tokens: TokenFactory
+) -> None:
+    first = client.post("/payments", json=charge_body("o-1", amount=2599), headers=tokens.headers(sub="u1"))
+    other_user = client.post("/payments", json=charge_body("o-1"), headers=tokens.headers(sub="u2"))
+    assert (other_user.status_code, other_user.json()) == (
+        409,
+        {"error": {"code": "order_id_conflict", "message": "this order id belongs to another payment"}},
+    )
+    other_amount = client.post(
+        "/payments", json=charge_body("o-1", amount=100), headers=tokens.headers(sub="u1")
+    )
+    assert (other_amount.status_code, other_amount.json()) == (
+        409,
+        {
+            "error": {
+                "code": "amount_mismatch",
+                "message": "this order was already charged with a different amount",
+                "details": {"payment_id": first.json()["id"], "amount_cents": 2599},
+            }
+        },
+    )
