@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.kit.clock import now_iso
 from services.kit.testing import TokenFactory
+from services.payment import store
 from services.payment.app import build_app
 from services.payment.settings import Settings
-from tests.services.payment.test_api import charge_body
+from tests.services.payment.test_api import DECLINED, charge_body
 
 
 def claim(payment_id: str, order_id: str, claimed_at: str) -> dict[str, object]:
@@ -126,3 +129,40 @@ def test_a_charge_for_somebody_elses_order_or_another_amount_is_refused_exactly(
             }
         },
     )
+
+
+def test_a_decline_is_402_with_the_reason_and_replayed_as_such(
+    client: TestClient, tokens: TokenFactory
+) -> None:
+    first = client.post("/payments", json=charge_body("o-1", card=DECLINED), headers=tokens.headers(sub="u1"))
+    assert first.status_code == 402
+    payment_id = first.json()["error"]["details"]["payment_id"]
+    assert first.json() == {
+        "error": {
+            "code": "card_declined",
+            "message": "the card was declined",
+            "details": {"payment_id": payment_id, "order_id": "o-1"},
+        }
+    }
+    assert "idempotent-replayed" not in first.headers  # this request declined it
+    again = client.post("/payments", json=charge_body("o-1", card=DECLINED), headers=tokens.headers(sub="u1"))
+    assert (again.status_code, again.json()) == (402, first.json())
+    assert again.headers["idempotent-replayed"] == "true"  # the recorded decline, not a new attempt
+
+
+def test_a_charge_whose_claim_was_canceled_meanwhile_answers_canceled_not_charged(
+    client: TestClient, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The card processor was slow: order, settling the checkout, canceled the claim as dead before the
+    outcome was recorded. The outcome is not written over the cancel; the caller hears payment_canceled."""
+    finish = store.finish
+
+    async def canceled_first(db: Any, payment_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        await db["payments"].update_one({"_id": payment_id}, {"$set": {"status": "canceled"}})
+        return await finish(db, payment_id, fields)
+
+    monkeypatch.setattr(store, "finish", canceled_first)
+    answer = client.post("/payments", json=charge_body("o-1"), headers=tokens.headers(sub="u1"))
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "payment_canceled"
+    assert answer.json()["error"]["details"]["order_id"] == "o-1"
