@@ -17,7 +17,7 @@ from services.kit.testing import TokenFactory
 from services.payment import store
 from services.payment.app import build_app
 from services.payment.settings import Settings
-from tests.services.payment.test_api import DECLINED, charge_body
+from tests.services.payment.test_api import DECLINED, Provider, charge_body, provider_app
 
 
 def claim(payment_id: str, order_id: str, claimed_at: str) -> dict[str, object]:
@@ -166,3 +166,12 @@ def test_a_charge_whose_claim_was_canceled_meanwhile_answers_canceled_not_charge
     assert answer.status_code == 409, answer.text
     assert answer.json()["error"]["code"] == "payment_canceled"
     assert answer.json()["error"]["details"]["order_id"] == "o-1"
+
+
+def test_a_provider_charge_is_recorded_with_the_providers_charge_id() -> None:
+    """What reconciliation with the provider needs: the provider's own id of the charge, on the payment."""
+    app, tokens = provider_app(Provider(httpx.Response(200, json={"id": "ch_9", "status": "succeeded"})))
+    with TestClient(app) as client:
+        paid = client.post("/payments", json=charge_body("o-9"), headers=tokens.headers()).json()
+        recorded = client.portal.call(app.state.db["payments"].find_one, {"_id": paid["id"]})
+    assert (recorded["status"], recorded["provider_charge_id"]) == ("succeeded", "ch_9")
