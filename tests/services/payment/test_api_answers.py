@@ -175,3 +175,15 @@ def test_a_provider_charge_is_recorded_with_the_providers_charge_id() -> None:
         paid = client.post("/payments", json=charge_body("o-9"), headers=tokens.headers()).json()
         recorded = client.portal.call(app.state.db["payments"].find_one, {"_id": paid["id"]})
     assert (recorded["status"], recorded["provider_charge_id"]) == ("succeeded", "ch_9")
+
+
+def test_a_simulated_failure_says_it_is_one() -> None:
+    """FAILURE_RATE's 503 names itself, so a student reading the answer knows it was injected on purpose."""
+    app = build_app(Settings(failure_rate=1.0))
+    tokens = TokenFactory().trust_in(app)
+    with TestClient(app) as client:
+        answer = client.post("/payments", json=charge_body(), headers=tokens.headers())
+    assert (answer.status_code, answer.json()) == (
+        503,
+        {"error": {"code": "simulated_failure", "message": "simulated failure (FAILURE_RATE)"}},
+    )
