@@ -318,3 +318,17 @@ def test_wrong_method_is_a_json_405(auth: TestClient) -> None:
     response = auth.get("/auth/login")
     assert response.status_code == 405
     assert error_code(response) == "method_not_allowed"
+
+
+def test_a_token_nobody_issued_revokes_nobodys_login(auth: TestClient) -> None:
+    """Bob has rotated his refresh token once (his first one is used). A made-up or expired refresh token
+    from anyone else is 401 and nothing more: reuse detection looks up exactly the token presented, so
+    bob's session survives it."""
+    register(auth, "bob@example.com")
+    bob_first = login(auth, "bob@example.com")  # the first token stored
+    bob_now = auth.post("/auth/refresh", json={"refresh_token": bob_first["refresh_token"]}).json()
+
+    made_up = auth.post("/auth/refresh", json={"refresh_token": "x" * 43})
+    assert made_up.status_code == 401 and error_code(made_up) == "invalid_refresh_token"
+
+    assert auth.post("/auth/refresh", json={"refresh_token": bob_now["refresh_token"]}).status_code == 200
