@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import statistics
 import time
@@ -332,3 +333,24 @@ def test_a_token_nobody_issued_revokes_nobodys_login(auth: TestClient) -> None:
     assert made_up.status_code == 401 and error_code(made_up) == "invalid_refresh_token"
 
     assert auth.post("/auth/refresh", json={"refresh_token": bob_now["refresh_token"]}).status_code == 200
+
+
+def test_the_token_store_records_which_tokens_a_reuse_revoked(auth: TestClient) -> None:
+    """The audit trail of a stolen-token reuse: the live tokens of the login are marked revoked for reuse;
+    tokens used normally keep the time they were used, unmarked. Refresh tokens are 256 random bits."""
+    register(auth, "audit@example.com")
+    first = login(auth, "audit@example.com")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", first["refresh_token"])  # base64url of 32 random bytes
+    second = auth.post("/auth/refresh", json={"refresh_token": first["refresh_token"]}).json()
+    db = auth.app.state.db  # type: ignore[attr-defined]
+
+    def stored(token: str) -> dict[str, Any]:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        doc: dict[str, Any] = auth.portal.call(db.refresh_tokens.find_one, {"_id": digest})  # type: ignore[union-attr]
+        return doc
+
+    used_at = stored(first["refresh_token"])["used_at"]
+    assert auth.post("/auth/refresh", json={"refresh_token": first["refresh_token"]}).status_code == 401
+    reused, revoked = stored(first["refresh_token"]), stored(second["refresh_token"])
+    assert (reused["used_at"], "revoked" in reused) == (used_at, False)
+    assert revoked["revoked"] == "reuse" and revoked["used_at"] is not None
