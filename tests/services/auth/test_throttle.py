@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from services.auth import passwords
 from services.auth.app import build_app
 from tests.services.auth.helpers import PASSWORD, auth_settings
 
@@ -78,3 +81,25 @@ def test_a_parallel_burst_of_guesses_cannot_pass_the_limit(auth_with_victim: Tes
     with ThreadPoolExecutor(max_workers=10) as pool:
         statuses = Counter(pool.map(lambda i: attempt(auth_with_victim, f"guess {i}").status_code, range(20)))
     assert statuses == Counter({401: 5, 429: 15})
+
+
+def test_a_lock_set_while_the_right_password_was_checked_outlives_that_login(
+    auth_with_victim: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interleaving planted: an attacker's guesses lock the account while the owner's correct login is being
+    checked. The owner's success clears the failure count only when no lock is in force: it must not lift
+    the attacker's lock (that would hand them another round of guesses)."""
+    db = auth_with_victim.app.state.db  # type: ignore[attr-defined]
+    verify = passwords.verify_password
+
+    async def locked_meanwhile(password_hash: str | None, password: str) -> bool:
+        until = datetime.now(UTC).replace(tzinfo=None) + timedelta(minutes=5)
+        await db.login_attempts.update_one(
+            {"_id": "victim@example.com"}, {"$set": {"locked_until": until}}, upsert=True
+        )
+        return await verify(password_hash, password)
+
+    monkeypatch.setattr(passwords, "verify_password", locked_meanwhile)
+    assert attempt(auth_with_victim, PASSWORD).status_code == 200  # the check had already passed
+    monkeypatch.setattr(passwords, "verify_password", verify)
+    assert attempt(auth_with_victim, PASSWORD).status_code == 429  # the lock holds
