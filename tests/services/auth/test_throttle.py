@@ -103,3 +103,17 @@ def test_a_lock_set_while_the_right_password_was_checked_outlives_that_login(
     assert attempt(auth_with_victim, PASSWORD).status_code == 200  # the check had already passed
     monkeypatch.setattr(passwords, "verify_password", verify)
     assert attempt(auth_with_victim, PASSWORD).status_code == 429  # the lock holds
+
+
+def test_after_the_lock_the_account_has_its_full_allowance_even_before_mongodb_deletes_the_record() -> None:
+    """MongoDB's TTL monitor deletes expired records once a minute, so the lock's record may outlive the
+    lock: it must then count from zero (planted: the record's expiry pushed an hour ahead)."""
+    app = make_app(login_max_failures=2, login_lockout_seconds=1, login_failure_window_seconds=60)
+    with TestClient(app) as client:
+        client.post("/auth/register", json={"email": "victim@example.com", "password": PASSWORD, "name": "V"})
+        assert [attempt(client, "x").status_code for _ in range(3)] == [401, 401, 429]
+        later = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
+        records = app.state.db.login_attempts
+        client.portal.call(records.update_one, {"_id": "victim@example.com"}, {"$set": {"expires_at": later}})
+        time.sleep(1.2)
+        assert [attempt(client, "x").status_code for _ in range(3)] == [401, 401, 429]
