@@ -117,3 +117,16 @@ def test_after_the_lock_the_account_has_its_full_allowance_even_before_mongodb_d
         client.portal.call(records.update_one, {"_id": "victim@example.com"}, {"$set": {"expires_at": later}})
         time.sleep(1.2)
         assert [attempt(client, "x").status_code for _ in range(3)] == [401, 401, 429]
+
+
+def test_a_failed_attempts_record_is_deleted_by_mongodb_once_its_window_and_lock_are_over(
+    auth_with_victim: TestClient,
+) -> None:
+    """The records carry their own expiry (a TTL index deletes them), so the collection never grows with
+    every email anyone ever tried: the window (300 s by default) or the lockout, whichever is longer."""
+    before = datetime.now(UTC).replace(tzinfo=None)
+    attempt(auth_with_victim, "x", email="someone@example.com")
+    records = auth_with_victim.app.state.db.login_attempts  # type: ignore[attr-defined]
+    record = auth_with_victim.portal.call(records.find_one, {"_id": "someone@example.com"})
+    lives = record["expires_at"] - before
+    assert timedelta(seconds=299) < lives < timedelta(seconds=330), lives
