@@ -78,7 +78,7 @@ CASES = (
     ),
     Case(
         "catalog-page",
-        "frontend / (catalog page, two calls + HTML)",
+        "frontend / (catalog page: product list + HTML)",
         "frontend",
         (Request(path="/"),),
         reference="product-list",
