@@ -130,3 +130,19 @@ def test_a_failed_attempts_record_is_deleted_by_mongodb_once_its_window_and_lock
     record = auth_with_victim.portal.call(records.find_one, {"_id": "someone@example.com"})
     lives = record["expires_at"] - before
     assert timedelta(seconds=299) < lives < timedelta(seconds=330), lives
+
+
+def test_failures_count_again_from_zero_in_a_new_window() -> None:
+    """Failures older than LOGIN_FAILURE_WINDOW_SECONDS are forgotten: a new window starts a new count
+    (its record outlives the window when the lockout is longer, as here). Planted: the window began 2
+    minutes ago."""
+    app = make_app(login_max_failures=2, login_lockout_seconds=600, login_failure_window_seconds=60)
+    with TestClient(app) as client:
+        client.post("/auth/register", json={"email": "victim@example.com", "password": PASSWORD, "name": "V"})
+        assert [attempt(client, "x").status_code for _ in range(2)] == [401, 401]
+        long_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=2)
+        records = app.state.db.login_attempts
+        client.portal.call(
+            records.update_one, {"_id": "victim@example.com"}, {"$set": {"window_start": long_ago}}
+        )
+        assert [attempt(client, "x").status_code for _ in range(3)] == [401, 401, 429]
