@@ -37,8 +37,12 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy (strict on the service kit)
 	$(VENV)/bin/mypy services bench
 
+# Test files run on PYTEST_WORKERS processes (pytest-xdist; a file's tests stay together in one): most tests
+# wait on subprocesses and sockets, so two workers on a 2-core machine take ~40 % less time. PYTEST_WORKERS=0
+# runs them in this process (for pdb, or -x that stops at the first failure at once).
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP) ## pytest (cluster tests skip without a cluster)
-	$(VENV)/bin/pytest -q -rs $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -rs -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Debian packages that tests drive: Chromium for the browser test (Playwright never downloads a browser here),
 # shellcheck for the script checks, wrk for the bench's load generator. Installed when missing (root with apt-get, as in CI); otherwise only
@@ -53,7 +57,7 @@ system-packages:
 	  echo "could not install$$missing: the tests that need it will be skipped"
 
 # `tools` first: CI starts with nothing installed (a cold build of every pinned tool; seconds when cached).
-test: tools lint typecheck validate system-packages wrk pytest mutation-smoke image-test bench-smoke integration-ferretdb trace-test chaos-test ## everything that runs without a cluster (installs what it needs)
+test: tools lint typecheck validate system-packages wrk pytest mutation-smoke image-test bench-smoke integration-ferretdb trace-test chaos-test sim-test ## everything that runs without a cluster (installs what it needs)
 
 TRACING ?= off
 STORE ?= memory

@@ -83,8 +83,11 @@ log "control plane up in $((SECONDS - t))s"
 
 log "[4/5] the helper: egress proxy on $SOCKET, istiod when Istio is installed, volumes" \
   "(log: $SIM_DIR/logs/controlplane.log)"
-run_sh "cd $ROOT && $PY -m scripts.sim serve --dir $SIM_DIR --kubeconfig $KUBECONFIG --context $KUBE_CONTEXT \
---bin $BIN --socket $SOCKET --pidfile $PIDFILE </dev/null >>$SIM_DIR/logs/controlplane.log 2>&1 &"
+# The whole background job writes to the log (exec: no shell stays between): a process that kept the caller's
+# stdout would hold its pipe open, so `make up CLUSTER=sim | tee up.log` (or any caller reading the output to
+# its end) would never finish. tests/sim/test_1_cluster.py checks every process of the cluster for it.
+run_sh "(cd $ROOT && exec $PY -m scripts.sim serve --dir $SIM_DIR --kubeconfig $KUBECONFIG --context $KUBE_CONTEXT \
+--bin $BIN --socket $SOCKET --pidfile $PIDFILE) </dev/null >>$SIM_DIR/logs/controlplane.log 2>&1 &"
 if [[ "$DRY_RUN" != 1 ]]; then
   for _ in $(seq 1 150); do
     [[ -S "$SOCKET" && -s "$PIDFILE" ]] && break

@@ -20,6 +20,7 @@ from scripts.k8svalidate import render
 from scripts.k8svalidate.crossref import pod_templates
 from services import topology
 from tests.k8s.stubs import DRY_RUN_NOTICE, REAL_KUBECTL, commands, make, write_stub, write_stubs
+from tests.k8s.targets import NO_CLUSTER_NEEDED
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = list(topology.SERVICES)
@@ -396,29 +397,6 @@ NEEDS_A_CLUSTER = {
     "secrets": [],
     "dashboards": ["MESH=istio"],
     "verify": ["MESH=istio", "LAB=canary"],
-}
-# Those that do not, and why.
-NO_CLUSTER_NEEDED = {
-    "up": "creates the cluster",
-    "down": "deletes it if there is one",
-    "images": "docker build only",
-    "image-test": "builds the images and runs them with Docker on this machine",
-    "tools": "downloads or builds the CLIs",
-    "load": "load test against any HOST (make dev by default)",
-    "crds": "downloads schemas",
-    "validate": "renders manifests offline",
-    "bench": "benchmarks the shop as local processes",
-    "bench-smoke": "benchmarks the shop as local processes",
-    "bench-profile": "profiles the shop as local processes",
-    "mutation": "mutation testing of the shop's code",
-    "mutation-smoke": "mutation testing of the shop's code",
-    "trace-test": "traces the shop as local processes (make dev TRACING=jaeger)",
-    "chaos": "local scenarios run the shop as local processes; cluster ones take HOST=/MESH=",
-    "chaos-test": "kills the shop's local processes on FerretDB",
-    "integration-ferretdb": "runs the shop as local processes on FerretDB",
-    "sim-up": "creates the simulated cluster",
-    "sim-down": "deletes the simulated cluster if there is one",
-    "sim-test": "creates a simulated cluster, tests against it, deletes it",
 }
 NO_KUBECONFIG = {"KUBECONFIG": "/nonexistent/kubeconfig"}  # make verify's pytest probe sees no context either
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tests.docs import guides as extractor
 from tests.docs.guides import Command, Doc
+from tests.k8s.targets import NO_CLUSTER_NEEDED
 from tests.sim.helpers import BIN, CONTEXT, ROOT, current_mesh, make, run, tool
 
 RUN_MAKE_TARGETS = {"up", "mesh", "lab", "lab-reset", "status"}
@@ -101,7 +102,12 @@ class GuideCommand:
         if name == "kubectl" and "--context" in self.argv:
             return "names the kind cluster's context (kind-shop) itself"
         second = self.target() if name == "make" else self.verb() if name == "kubectl" else self.argv[1]
-        return NOT_RUN.get(f"{name} {second}")
+        if f"{name} {second}" in NOT_RUN:
+            return NOT_RUN[f"{name} {second}"]
+        if name == "make" and second in NO_CLUSTER_NEEDED:
+            # Local processes (benchmarks, chaos, mutation, FerretDB): make test runs them, not on a cluster.
+            return f"needs no cluster: {NO_CLUSTER_NEEDED[second]}"
+        return None
 
     def needs_linkerd(self) -> bool:
         return self.settings().get("MESH") == "linkerd" and self.settings().get("DRY_RUN") != "1"

@@ -139,6 +139,40 @@ def wait_for(what: str, predicate: Any, timeout: float = 60, period: float = 1) 
         time.sleep(period)
 
 
+def cluster_processes() -> dict[int, str]:
+    """pid -> command line of every process of the simulated cluster: those whose command line names its
+    folder (kwokctl's components), and the helper's process group (its pid file; istiod runs in it)."""
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid=,pgid=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    pidfile = SIM_DIR / "controlplane.pid"
+    helper = pidfile.read_text().strip() if pidfile.exists() else None
+    found = {}
+    for line in out.splitlines():
+        pid, pgid, args = line.split(None, 2)
+        if str(SIM_DIR) in args or pgid == helper:
+            found[int(pid)] = args
+    return found
+
+
+def output_held_outside(pids: Iterable[int], folder: Path = SIM_DIR) -> dict[int, list[str]]:
+    """pid -> where its stdout/stderr go, for each process whose output is neither a file in `folder` nor
+    /dev/null: a daemon that kept its starter's pipe keeps every reader of that pipe waiting for its end
+    (a `make up | tee`, a test capturing make's output) for as long as the cluster runs."""
+    held = {}
+    for pid in pids:
+        targets = []
+        for fd in (1, 2):
+            try:
+                targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:  # ended meanwhile, or the fd is closed
+                continue
+        outside = [t for t in targets if t != "/dev/null" and not t.startswith(f"{folder}/")]
+        if outside:
+            held[pid] = outside
+    return held
+
+
 def tool(name: str) -> str | None:
     """The pinned tool in ./bin, or None when `make tools` could not provide it."""
     path = BIN / name
@@ -162,6 +196,14 @@ VOLATILE_METADATA = {
 def comparable(obj: Doc) -> Doc:
     """An object without status and server-written metadata: what a student's manifests decide."""
     out = {k: v for k, v in obj.items() if k != "status"}
+    if obj.get("kind") == "Secret" and obj.get("type") == "kubernetes.io/tls":
+        # The labs' TLS certificates are generated when a lab is applied (the gateway and egress labs'
+        # pre-apply.sh): the bytes differ on every apply, the keys a manifest mounts do not.
+        out["data"] = sorted(out.get("data") or {})
+    spec = out.get("spec")
+    if obj.get("kind") == "Service" and isinstance(spec, dict):
+        # The API server allocates cluster IPs; a re-created Service gets a new one.
+        out["spec"] = {k: v for k, v in spec.items() if k not in ("clusterIP", "clusterIPs")}
     meta = {k: v for k, v in obj.get("metadata", {}).items() if k not in VOLATILE_METADATA}
     annotations = dict(meta.get("annotations") or {})
     annotations.pop("deployment.kubernetes.io/revision", None)

@@ -3,8 +3,21 @@ kwok's pod lifecycle driving `kubectl rollout status` and `kubectl wait` as a ku
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from services import topology
-from tests.sim.helpers import BIN, get_json, kubectl, make, run
+from tests.sim.helpers import (
+    BIN,
+    SIM_DIR,
+    cluster_processes,
+    get_json,
+    kubectl,
+    make,
+    output_held_outside,
+    run,
+    wait_for,
+)
 
 
 def test_sim_up_again_keeps_the_running_cluster() -> None:
@@ -62,3 +75,25 @@ def test_rollout_status_and_kubectl_wait_behave_as_on_kind() -> None:
         assert pending, "the unschedulable pod is not Pending"
     finally:
         kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_no_process_of_the_cluster_keeps_its_starters_output() -> None:
+    """Every daemon of the cluster (control plane, kwok, the helper, istiod) writes to its log in .cache/sim:
+    one that kept the output pipe of the command that started it would make `make up CLUSTER=sim | tee` (or
+    this suite's own capture of make's output) wait until the cluster is deleted."""
+    processes = cluster_processes()
+    assert len(processes) >= 6, processes
+    assert output_held_outside(processes) == {}
+
+
+def test_a_process_holding_its_starters_pipe_is_reported() -> None:
+    """Planted: a process naming the cluster's folder whose stdout is a pipe."""
+    with subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", str(SIM_DIR)], stdout=subprocess.PIPE
+    ) as planted:
+        try:
+            wait_for("the planted process to start", lambda: planted.pid in cluster_processes(), 10, 0.1)
+            held = output_held_outside(cluster_processes())
+            assert list(held) == [planted.pid] and held[planted.pid][0].startswith("pipe:"), held
+        finally:
+            planted.kill()

@@ -20,6 +20,7 @@ from tests.sim.helpers import (
     SIM_DIR,
     Doc,
     apply_manifest,
+    comparable,
     contains,
     ensure_shop,
     exists,
@@ -50,7 +51,7 @@ def lab_state() -> dict[str, Doc]:
     """The objects labs touch, comparable (status and server-written metadata dropped), plus namespaces."""
     objects = snapshot(["ecommerce", "payments-provider"], LAB_KINDS)
     for obj in items("-n", "istio-system", "secrets,configmaps", "-l", "lab"):
-        objects[f"{obj['kind']}/istio-system/{obj['metadata']['name']}"] = obj
+        objects[f"{obj['kind']}/istio-system/{obj['metadata']['name']}"] = comparable(obj)
     for ns in items("namespaces"):
         objects[f"Namespace/{ns['metadata']['name']}"] = {"labels": ns["metadata"].get("labels", {})}
     # Istio writes these into every namespace; their content is its own (CA root), not a lab's.

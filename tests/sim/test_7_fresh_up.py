@@ -7,17 +7,16 @@ import subprocess
 
 import pytest
 
-from tests.sim.helpers import SIM_DIR, get_json, items, make, plain_overlay_differences, tool
-
-
-def cluster_processes() -> dict[int, str]:
-    """pid -> command line of every process whose command line names the simulated cluster's folder."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
-    return {
-        int(line.split(None, 1)[0]): line.split(None, 1)[1]
-        for line in out.splitlines()
-        if str(SIM_DIR) in line
-    }
+from tests.sim.helpers import (
+    SIM_DIR,
+    cluster_processes,
+    get_json,
+    items,
+    make,
+    output_held_outside,
+    plain_overlay_differences,
+    tool,
+)
 
 
 def listening_ports(pids: set[int]) -> set[str]:
@@ -39,8 +38,10 @@ def test_make_down_leaves_no_process_port_or_file() -> None:
 
 
 def test_make_up_with_istio_on_a_new_cluster() -> None:
-    result = make("up", "MESH=istio")
+    result = make("up", "MESH=istio", timeout=600)
     assert "every pod in ecommerce has an istio-proxy sidecar" in result.output, result.tail()
+    # make up created the cluster itself this time: none of its processes kept make's output pipe.
+    assert output_held_outside(cluster_processes()) == {}
     for d in items("-n", "ecommerce", "deployments"):
         assert d["status"].get("availableReplicas") == d["spec"]["replicas"], d["metadata"]["name"]
     assert get_json("namespace", "ecommerce")["metadata"]["labels"]["istio-injection"] == "enabled"
