@@ -222,6 +222,22 @@ current_mesh() {
   fi
 }
 
+# leave_mesh CURRENT TARGET: what must happen before the running shop moves from mesh CURRENT to TARGET, shared
+# by make mesh and make up over a running shop: the current mesh's uninstall, and the frontend's NodePort 30080
+# given back before Istio's ingress gateway takes it (kind maps host port 80 to it; two Services cannot share it).
+leave_mesh() {
+  local current="$1" target="$2"
+  if [[ "$current" != none && "$current" != "$target" ]]; then
+    [[ -x "$ROOT/mesh/$current/uninstall.sh" ]] || die "mesh/$current/uninstall.sh is missing"
+    "$ROOT/mesh/$current/uninstall.sh"
+  fi
+  if [[ "$target" == istio ]] && query kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" get service frontend \
+    -o jsonpath='{.spec.type}' 2>/dev/null | grep -qx NodePort; then
+    run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" patch service frontend --type merge \
+      -p '{"spec":{"type":"ClusterIP"}}'
+  fi
+}
+
 check_mesh_name() {
   case "$1" in
     none | istio | linkerd) ;;

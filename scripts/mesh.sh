@@ -14,16 +14,7 @@ CURRENT="$(current_mesh)"
 K=(kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE")
 log "current mesh: $CURRENT, target: $TARGET"
 
-if [[ "$CURRENT" != none && "$CURRENT" != "$TARGET" ]]; then
-  [[ -x "$ROOT/mesh/$CURRENT/uninstall.sh" ]] || die "mesh/$CURRENT/uninstall.sh is missing"
-  "$ROOT/mesh/$CURRENT/uninstall.sh"
-fi
-
-# Istio's ingress gateway takes NodePort 30080: the frontend Service must give it back first.
-if [[ "$TARGET" == istio ]] && query "${K[@]}" get service frontend -o jsonpath='{.spec.type}' 2>/dev/null |
-  grep -qx NodePort; then
-  run "${K[@]}" patch service frontend --type merge -p '{"spec":{"type":"ClusterIP"}}'
-fi
+leave_mesh "$CURRENT" "$TARGET"
 
 if [[ "$TARGET" != none && "$CURRENT" != "$TARGET" ]]; then
   case "$TARGET" in istio) ensure_tool istioctl ;; linkerd) ensure_tool linkerd ;; esac

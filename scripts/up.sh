@@ -74,12 +74,28 @@ log "[5/7] secrets (generated here, never committed)"
 
 overlay="$(app_overlay "$MESH")"
 log "[6/7] apply $overlay with the images just built"
+# Over a shop that already runs on another mesh (or none), make up switches it as make mesh does: the old mesh
+# leaves, the new one is installed, and the pods restart to get (or lose) their proxies.
+switching=0
+if query kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" get deployments -o name 2>/dev/null |
+  grep -qx deployment.apps/frontend; then
+  current="$(current_mesh)"
+  if [[ "$current" != "$MESH" ]]; then
+    switching=1
+    log "the shop runs on mesh $current: switching it to $MESH (as make mesh MESH=$MESH does)"
+    leave_mesh "$current" "$MESH"
+  fi
+fi
 if [[ "$MESH" != none ]]; then
   [[ -x "$ROOT/mesh/$MESH/install.sh" ]] || die "mesh/$MESH/install.sh is missing"
   "$ROOT/mesh/$MESH/install.sh"
 fi
 write_app_kustomization ".cache/app/$MESH" "$MESH" "" ${images[@]+"${images[@]}"}
 run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/.cache/app/$MESH"
+if ((switching)); then
+  run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" rollout restart deployment
+  run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" rollout restart statefulset
+fi
 
 log "[7/7] wait for every rollout"
 wait_rollouts "$overlay"

@@ -207,3 +207,14 @@ def test_make_dashboards_port_forwards_the_four_addons(env) -> None:
         "http://localhost:3001",
     ):
         assert url in script
+
+
+def test_make_up_istio_over_a_shop_running_on_linkerd_switches_it_like_make_mesh(env) -> None:
+    """`make up MESH=istio` on a cluster whose shop runs on Linkerd: Linkerd leaves before Istio comes (never
+    two meshes at once), and the pods restart after the apply to get Istio's sidecar instead of Linkerd's."""
+    lines = make(env("linkerd", apps=True), "up", "MESH=istio")
+    uninstall = next(i for i, ln in enumerate(lines) if ln.startswith("linkerd") and "uninstall" in ln)
+    install = block_at(lines, INSTALL)
+    apply = lines.index(f"{K} apply -k {REPO_ROOT}/.cache/app/istio")
+    restart = lines.index(f"{K} -n ecommerce rollout restart deployment")
+    assert uninstall < install < apply < restart
