@@ -62,7 +62,7 @@ recipe_load() {
   [[ "${RECIPE:-}" == "$section" && -n "${R_key:-}" ]] && return 0
   RECIPE="$section"
   R_key=""
-  recipe_names | grep -qxF "$section" || die "no recipe '$section' in scripts/tools.conf (see: scripts/tools.sh --list)"
+  grep -qxF "$section" <<<"$(recipe_names)" || die "no recipe '$section' in scripts/tools.conf (see: scripts/tools.sh --list)"
   parent="$section"
   while parent="$(_recipe_raw "$parent" | sed -n 's/^like=//p')" && [[ -n "$parent" ]]; do
     parents="$parent $parents"

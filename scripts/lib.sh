@@ -99,7 +99,7 @@ source "$ROOT/scripts/lib-tools.sh"
 # Does the internet answer (Docker Hub's registry; any HTTP answer counts)? Gives up after a 5 s connect timeout.
 online() { curl -s -o /dev/null --connect-timeout 5 --max-time 15 https://registry-1.docker.io/v2/; }
 
-cluster_exists() { query kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; }
+cluster_exists() { grep -qx "$CLUSTER_NAME" <<<"$(query kind get clusters 2>/dev/null)"; }
 
 # The state of the kind cluster, read-only (also under DRY_RUN): up, absent, no-kind, docker-down or
 # unreachable; of the simulated cluster (CLUSTER=sim): up, sim-absent or unreachable.
@@ -231,8 +231,8 @@ leave_mesh() {
     [[ -x "$ROOT/mesh/$current/uninstall.sh" ]] || die "mesh/$current/uninstall.sh is missing"
     "$ROOT/mesh/$current/uninstall.sh"
   fi
-  if [[ "$target" == istio ]] && query kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" get service frontend \
-    -o jsonpath='{.spec.type}' 2>/dev/null | grep -qx NodePort; then
+  if [[ "$target" == istio && "$(query kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" get service frontend \
+    -o jsonpath='{.spec.type}' 2>/dev/null)" == NodePort ]]; then
     run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" patch service frontend --type merge \
       -p '{"spec":{"type":"ClusterIP"}}'
   fi

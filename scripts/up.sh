@@ -77,8 +77,8 @@ log "[6/7] apply $overlay with the images just built"
 # Over a shop that already runs on another mesh (or none), make up switches it as make mesh does: the old mesh
 # leaves, the new one is installed, and the pods restart to get (or lose) their proxies.
 switching=0
-if query kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" get deployments -o name 2>/dev/null |
-  grep -qx deployment.apps/frontend; then
+deployments="$(query kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" get deployments -o name 2>/dev/null || true)"
+if grep -qx deployment.apps/frontend <<<"$deployments"; then
   current="$(current_mesh)"
   if [[ "$current" != "$MESH" ]]; then
     switching=1

@@ -62,3 +62,29 @@ def test_shellcheck_finds_a_planted_mistake(tmp_path: Path) -> None:
         ["shellcheck", "-S", "warning", str(planted)], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode != 0 and "SC2164" in proc.stdout, proc.stdout
+
+
+# A pipe into `grep -q`: grep exits at the first match, the writer gets SIGPIPE if it writes after that, and
+# under `set -o pipefail` (scripts/lib.sh) the pipeline then fails: a match reads as no match, depending on
+# output size and timing (make up missed the running shop this way and installed Istio over its NodePort).
+PIPE_INTO_GREP_Q = re.compile(r"(?<!\|)\|(?!\|)\s*(?:\\\n\s*)?grep\s+(?:-\w+\s+)*-\w*q")
+
+
+def pipes_into_grep_q(text: str) -> list[int]:
+    """Line numbers where a command's output is piped into `grep -q`."""
+    return [text.count("\n", 0, m.start()) + 1 for m in PIPE_INTO_GREP_Q.finditer(text)]
+
+
+def test_no_script_pipes_into_grep_q() -> None:
+    found = [
+        f"{name}:{line}"
+        for name in shell_scripts()
+        for line in pipes_into_grep_q((ROOT / name).read_text())
+    ]
+    assert found == [], "capture the output first, then grep -q <<<\"$out\": " + ", ".join(found)
+
+
+def test_a_pipe_into_grep_q_is_found() -> None:
+    planted = 'if kubectl get deployments -o name |\n  grep -qx deployment.apps/frontend; then :; fi\n'
+    assert pipes_into_grep_q("x=1\n" + planted) == [2]
+    assert pipes_into_grep_q('kind get clusters | grep -x shop\n[[ -n "$a" ]] || grep -qx shop <<<"$out"\n') == []
