@@ -77,14 +77,13 @@ def pipes_into_grep_q(text: str) -> list[int]:
 
 def test_no_script_pipes_into_grep_q() -> None:
     found = [
-        f"{name}:{line}"
-        for name in shell_scripts()
-        for line in pipes_into_grep_q((ROOT / name).read_text())
+        f"{name}:{line}" for name in shell_scripts() for line in pipes_into_grep_q((ROOT / name).read_text())
     ]
-    assert found == [], "capture the output first, then grep -q <<<\"$out\": " + ", ".join(found)
+    assert found == [], 'capture the output first, then grep -q <<<"$out": ' + ", ".join(found)
 
 
 def test_a_pipe_into_grep_q_is_found() -> None:
-    planted = 'if kubectl get deployments -o name |\n  grep -qx deployment.apps/frontend; then :; fi\n'
+    planted = "if kubectl get deployments -o name |\n  grep -qx deployment.apps/frontend; then :; fi\n"
     assert pipes_into_grep_q("x=1\n" + planted) == [2]
-    assert pipes_into_grep_q('kind get clusters | grep -x shop\n[[ -n "$a" ]] || grep -qx shop <<<"$out"\n') == []
+    fine = 'kind get clusters | grep -x shop\n[[ -n "$a" ]] || grep -qx shop <<<"$out"\n'
+    assert pipes_into_grep_q(fine) == []
