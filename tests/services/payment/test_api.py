@@ -24,6 +24,23 @@ DECLINED = {"number": "4000 0000 0000 0002", "expiry": "12/39", "cvc": "123"}
 NO_FUNDS = {"number": "4000000000009995", "expiry": "12/39", "cvc": "1234"}
 
 
+def claim(payment_id: str, order_id: str, claimed_at: str) -> dict[str, object]:
+    """A charge another request of the same order is processing now (claimed at `claimed_at`)."""
+    return {
+        "_id": payment_id,
+        "id": payment_id,
+        "order_id": order_id,
+        "user_id": "u1",
+        "status": "processing",
+        "amount_cents": 2599,
+        "currency": "EUR",
+        "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2039},
+        "provider": "simulated",
+        "created_at": claimed_at,
+        "claimed_at": claimed_at,
+    }
+
+
 def charge_body(
     order_id: str = "order-1", amount: int = 2599, card: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -339,19 +356,7 @@ def test_provider_errors_are_502_or_504_and_retryable(
 def test_a_charge_left_processing_by_a_dead_process_is_taken_over() -> None:
     app = build_app(Settings(stale_after_seconds=30, duplicate_wait_seconds=0.2))
     tokens = TokenFactory().trust_in(app)
-    stuck = {
-        "_id": "p-stuck",
-        "id": "p-stuck",
-        "order_id": "order-1",
-        "user_id": "u1",
-        "status": "processing",
-        "amount_cents": 2599,
-        "currency": "EUR",
-        "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2039},
-        "provider": "simulated",
-        "created_at": "2026-01-01T00:00:00.000000Z",
-        "claimed_at": "2026-01-01T00:00:00.000000Z",
-    }
+    stuck = claim("p-stuck", "order-1", "2026-01-01T00:00:00.000000Z")
     with TestClient(app) as client:
         payments = app.state.db["payments"]
         client.portal.call(payments.insert_one, stuck)

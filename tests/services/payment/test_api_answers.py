@@ -17,24 +17,7 @@ from services.kit.testing import TokenFactory
 from services.payment import store
 from services.payment.app import build_app
 from services.payment.settings import Settings
-from tests.services.payment.test_api import DECLINED, Provider, charge_body, provider_app
-
-
-def claim(payment_id: str, order_id: str, claimed_at: str) -> dict[str, object]:
-    """A charge another request of the same order is processing now (claimed at `claimed_at`)."""
-    return {
-        "_id": payment_id,
-        "id": payment_id,
-        "order_id": order_id,
-        "user_id": "u1",
-        "status": "processing",
-        "amount_cents": 2599,
-        "currency": "EUR",
-        "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2039},
-        "provider": "simulated",
-        "created_at": claimed_at,
-        "claimed_at": claimed_at,
-    }
+from tests.services.payment.test_api import DECLINED, Provider, charge_body, claim, provider_app
 
 
 def test_a_charge_after_order_gave_the_order_up_is_refused_with_both_ids(
