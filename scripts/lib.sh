@@ -222,6 +222,19 @@ current_mesh() {
   fi
 }
 
+# Deployments that exist in the app namespace, one `deployment.apps/<name>` a line (read-only, also under
+# DRY_RUN; empty without a cluster).
+app_deployments() {
+  query kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" get deployments -o name 2>/dev/null || true
+}
+
+# Restart the shop's pods so they are created again through the admission webhooks: they get (or lose) the
+# mesh's proxy (make mesh, and make up over a shop on another mesh).
+restart_shop_pods() {
+  run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" rollout restart deployment
+  run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" rollout restart statefulset
+}
+
 # leave_mesh CURRENT TARGET: what must happen before the running shop moves from mesh CURRENT to TARGET, shared
 # by make mesh and make up over a running shop: the current mesh's uninstall, and the frontend's NodePort 30080
 # given back before Istio's ingress gateway takes it (kind maps host port 80 to it; two Services cannot share it).

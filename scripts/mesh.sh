@@ -11,7 +11,6 @@ require_cluster
 
 CURRENT="$(current_mesh)"
 ((NO_CLUSTER)) && log "DRY_RUN: assuming a cluster with mesh $CURRENT and the shop running"
-K=(kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE")
 log "current mesh: $CURRENT, target: $TARGET"
 
 leave_mesh "$CURRENT" "$TARGET"
@@ -27,8 +26,7 @@ overlay="$(app_overlay "$TARGET")"
 read -r -a images <<<"$(deployed_images | tr '\n' ' ')"
 write_app_kustomization ".cache/app/$TARGET" "$TARGET" "" ${images[@]+"${images[@]}"}
 run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/.cache/app/$TARGET"
-run "${K[@]}" rollout restart deployment
-run "${K[@]}" rollout restart statefulset
+restart_shop_pods
 wait_rollouts "$overlay"
 run_post_install "$TARGET"
 finish "mesh is now: $TARGET   shop: $(shop_url)"

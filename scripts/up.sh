@@ -77,8 +77,7 @@ log "[6/7] apply $overlay with the images just built"
 # Over a shop that already runs on another mesh (or none), make up switches it as make mesh does: the old mesh
 # leaves, the new one is installed, and the pods restart to get (or lose) their proxies.
 switching=0
-deployments="$(query kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" get deployments -o name 2>/dev/null || true)"
-if grep -qx deployment.apps/frontend <<<"$deployments"; then
+if grep -qx deployment.apps/frontend <<<"$(app_deployments)"; then
   current="$(current_mesh)"
   if [[ "$current" != "$MESH" ]]; then
     switching=1
@@ -92,10 +91,7 @@ if [[ "$MESH" != none ]]; then
 fi
 write_app_kustomization ".cache/app/$MESH" "$MESH" "" ${images[@]+"${images[@]}"}
 run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/.cache/app/$MESH"
-if ((switching)); then
-  run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" rollout restart deployment
-  run kubectl --context "$KUBE_CONTEXT" -n "$NAMESPACE" rollout restart statefulset
-fi
+if ((switching)); then restart_shop_pods; fi
 
 log "[7/7] wait for every rollout"
 wait_rollouts "$overlay"

@@ -13,10 +13,5 @@ ADDONS=(prometheus grafana jaeger kiali)
 K=(kubectl --context "$KUBE_CONTEXT")
 ISTIOCTL=(istioctl --context "$KUBE_CONTEXT")
 
-# Deployments that exist in the app namespace (read-only, also under DRY_RUN).
-app_deployments() {
-  query "${K[@]}" -n "$NAMESPACE" get deployments -o name 2>/dev/null || true
-}
-
 # Every Istio script acts on the cluster: a real run without one stops here with the reason.
 require_cluster
