@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench import shoppers, wrk
-from bench.cases import Case
+from bench.cases import JOURNEYS, Case
 from bench.result import Result
 from bench.stacks import Shop
 
@@ -29,16 +29,24 @@ def prepare_shoppers(target: Target, cases: list[Case], count: int, label: str) 
     names = {case.name for case in cases}
     if "add-to-cart" in names:
         target.cart_tokens = asyncio.run(shoppers.accounts(frontend, f"{prefix}-cart", count))
-    if "checkout-journey" in names:
+    if names & JOURNEYS:
         target.journey_tokens = asyncio.run(shoppers.accounts(frontend, f"{prefix}-buy", count))
     target.catalog = asyncio.run(shoppers.catalog(frontend))
 
 
-def drive(case: Case, target: Target, url: str, seconds: float, connections: int) -> Result:
-    """Load `url` as the case says for `seconds`."""
+def drive(
+    case: Case, target: Target, url: str, seconds: float, connections: int, think: tuple[float, float]
+) -> Result:
+    """Load `url` as the case says for `seconds` (`think`: the journey's pause between steps, lowest-highest
+    seconds, for the cases that think)."""
     if case.journey:
         assert target.catalog is not None
-        outcome = asyncio.run(shoppers.journeys(url, target.journey_tokens, target.catalog, seconds))
+        pause = think if case.think else (0.0, 0.0)
+        outcome = asyncio.run(shoppers.journeys(url, target.journey_tokens, target.catalog, seconds, pause))
+        steps = ", ".join(
+            f"{name} p50 {r.p50_ms:.0f} ms p99 {r.p99_ms:.0f} ms" for name, r in outcome.steps.items()
+        )
+        print(f"    {case.name}: {outcome.result.requests} journeys; per answer: {steps}", flush=True)
         if outcome.failures:
             print(f"    journey failures: {outcome.failures}", flush=True)
         if outcome.sold_out:

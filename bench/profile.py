@@ -28,6 +28,10 @@ from scripts.dev import ROOT
 
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 _IDLE = ("select (selectors.py", "EpollSelector.select (selectors.py", "poll (selectors.py")
+THINK = (
+    1.0,
+    3.0,
+)  # the checkout journey's shoppers pause between steps as `make load`'s do (bench/shoppers.py)
 
 
 def py_spy() -> str:
@@ -104,7 +108,7 @@ def profile(case: Case, seconds: float, connections: int, shoppers: int, out: Pa
         target = Target(shop)
         prepare_shoppers(target, [case], shoppers, "profile")
         url = shop.url(case.target)
-        drive(case, target, url, min(seconds, 2.0), connections)  # warm up
+        drive(case, target, url, min(seconds, 2.0), connections, THINK)  # warm up
         recorders = {}
         with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
             for name, pid in shop.pids.items():
@@ -127,7 +131,7 @@ def profile(case: Case, seconds: float, connections: int, shoppers: int, out: Pa
             time.sleep(0.5)
             meter = usage.CpuMeter(shop.pids.values())
             meter.start()
-            result = drive(case, target, url, seconds - 1, connections)
+            result = drive(case, target, url, seconds - 1, connections, THINK)
             cpu = meter.stop()
             for name, (process, raw) in recorders.items():
                 _, error = process.communicate(timeout=seconds + 60)

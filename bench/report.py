@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.cases import BY_NAME, TARGETS, Target
+from bench.cases import BY_NAME, TARGETS, Target, rss_ceiling_mb
 from bench.result import Result
 
 
@@ -120,6 +120,15 @@ def verdicts(rows: Sequence[Row], rss: dict[tuple[str, str], dict[str, float]]) 
             elif target.kind == "p99_ms":
                 found.append(Verdict(target, row.store, row.tree, row.p99_ms, row.p99_ms <= target.limit))
     return found
+
+
+def over_ceiling(sizes: dict[str, float]) -> list[str]:
+    """The services whose idle RSS (MB) is past their ceiling (bench/cases.py `RSS_CEILING_MB`)."""
+    return [
+        f"{name} idle RSS {size:.1f} MB is past its ceiling of {rss_ceiling_mb(name):.1f} MB"
+        for name, size in sizes.items()
+        if name != "database" and size > rss_ceiling_mb(name)
+    ]
 
 
 def _number(value: float, digits: int = 0) -> str:

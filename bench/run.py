@@ -9,7 +9,8 @@ reference app and the Envoy proxies; registers shoppers; then runs every case on
 `--seconds`, the order reversed every other round, so slow drift of a shared machine hits every case alike.
 Figures are the median of the rounds with the spread (lowest-highest req/s). Results go to `--out`
 (artifacts/bench): report.md, results.json, chart.png and the logs of every process. It is a benchmark: it
-exits 1 only when something failed (a case answered errors, a process died), never for a missed target.
+exits 1 only when something failed (a case answered errors, a process died, a service of this checkout
+started with more memory than its ceiling in bench/cases.py), never for a missed throughput or latency target.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Options:
     warmup: float
     connections: int
     shoppers: int
+    think: tuple[float, float]
     stores: list[str]
     cases: list[Case]
     out: Path
@@ -59,6 +61,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--connections", type=int, default=20, help="wrk connections (default 20)")
     parser.add_argument("--shoppers", type=int, default=20, help="concurrent shoppers in the journey (20)")
+    parser.add_argument(
+        "--think",
+        default="1,3",
+        help="the checkout journey's pause between steps, lowest,highest seconds (default 1,3: make load's)",
+    )
     parser.add_argument("--stores", default="memory,ferretdb", help="memory, ferretdb or both (default)")
     parser.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     parser.add_argument(
@@ -74,6 +81,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     if unknown:
         parser.error(f"unknown cases: {', '.join(unknown)} (known: {', '.join(c.name for c in CASES)})")
     cases = [case for case in CASES if not wanted or case.name in wanted]
+    try:
+        low, high = (float(x) for x in args.think.split(","))
+    except ValueError:
+        parser.error(f"--think: lowest,highest seconds, not {args.think!r}")
     stores = [store for store in args.stores.split(",") if store]
     if not stores or set(stores) - {"memory", "ferretdb"}:
         parser.error(f"--stores: memory, ferretdb or both, not {args.stores!r}")
@@ -83,6 +94,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         warmup=args.warmup,
         connections=args.connections,
         shoppers=args.shoppers,
+        think=(low, high),
         stores=stores,
         cases=cases,
         out=args.out,
@@ -91,7 +103,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     if args.smoke:
         options.seconds, options.rounds, options.warmup, options.stores = 1.0, 1, 0.0, ["memory"]
-        options.connections, options.shoppers = 4, 4
+        options.connections, options.shoppers, options.think = 4, 4, (0.1, 0.3)
     return options
 
 
@@ -118,7 +130,8 @@ def _run(options: Options, trees: list[Tree]) -> int:
     load = os.getloadavg()
     log(
         f"bench: {len(options.cases)} cases x {options.rounds} rounds x {options.seconds:.0f} s, "
-        f"{options.connections} connections, {options.shoppers} shoppers; code: "
+        f"{options.connections} connections, {options.shoppers} shoppers (thinking {options.think[0]:g}-"
+        f"{options.think[1]:g} s in checkout-journey); code: "
         f"{', '.join(t.label for t in trees)}; stores: {', '.join(options.stores)}; "
         f"load average {load[0]:.1f} on {os.cpu_count()} CPUs"
     )
@@ -159,6 +172,7 @@ def _run(options: Options, trees: list[Tree]) -> int:
         "rounds": options.rounds,
         "connections": options.connections,
         "shoppers": options.shoppers,
+        "think_seconds": list(options.think),
         "code": [t.label for t in trees],
         "stores skipped": skipped,
     }
@@ -240,6 +254,10 @@ def _run_store(
         time.sleep(SETTLE_SECONDS)
         for tree in trees:  # before any request: what a freshly started service holds
             idle[(store, tree.label)] = usage.rss_mb(targets[tree.label].shop.pids)
+        # this checkout's services against their memory ceilings (a baseline commit is only measured)
+        failures += [
+            f"{store} {trees[0].label}: {o}" for o in report.over_ceiling(idle[(store, trees[0].label)])
+        ]
         for tree in trees:
             prepare_shoppers(targets[tree.label], cases, options.shoppers, tree.label)
         plan = [(tree, case) for case in cases for tree in trees if case.every_tree or tree is trees[0]]
@@ -340,7 +358,7 @@ def _measure(
     meter.start()
     proxy_meter.start()
     try:
-        result = drive(case, target, url, duration, options.connections)
+        result = drive(case, target, url, duration, options.connections, options.think)
         cpu, proxy_cpu = meter.stop(), proxy_meter.stop()
         after(case, target)
     except Exception as exc:  # one case failing must not lose the run: reported, and the exit status is 1

@@ -2,8 +2,11 @@
 
 The journey is what a buyer does once the product is chosen, through the frontend's JSON API: add one unit
 to the cart (`POST /api/cart/items`), then check out (`POST /api/checkout` with an `Idempotency-Key`), which
-makes order reserve stock over gRPC, charge payment, create a shipment and notify. N shoppers run it in a
-closed loop (each starts the next journey when the last one ended), so N is the concurrency. It runs in
+makes order reserve stock over gRPC, charge payment, create a shipment and notify. N shoppers run it, each
+one journey after the other. With a think time (`make load`'s shoppers wait 1-3 s between steps: the
+locustfile's `wait_time = between(1, 3)`) a shopper pauses that long after each answer, as a person does:
+the latency is then what one shopper waits for the shop. Without it the loop is closed and saturates the
+shop: the rate is its capacity, and the latency only N divided by that rate (Little's law). It runs in
 this process on asyncio (aiohttp: far less client CPU per request than the services spend), since wrk can't
 keep one shopper's cart and checkout on one connection.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -142,49 +146,71 @@ async def empty_carts(order: str, tokens: list[str]) -> None:
 
 @dataclass
 class JourneyOutcome:
-    result: Result
+    result: Result  # per journey: its rate, and the latency of its two answers together
     sold_out: bool
     failures: dict[str, int]
+    steps: dict[str, Result]  # per answer: add to cart, check out
 
 
-async def journeys(frontend: str, tokens: list[str], stock: Catalog, seconds: float) -> JourneyOutcome:
-    """Every shopper buys one unit at a time until `seconds` have passed (or the stock is gone)."""
+async def journeys(
+    frontend: str, tokens: list[str], stock: Catalog, seconds: float, think: tuple[float, float] = (0.0, 0.0)
+) -> JourneyOutcome:
+    """Every shopper buys one unit at a time until `seconds` have passed (or the stock is gone), pausing a
+    random `think` time (seconds, lowest-highest) before each step. A journey's latency is the time its two
+    answers took (add to cart + check out), the pauses left out; `steps` keeps each answer's time apart."""
     latencies: list[float] = []
+    steps: dict[str, list[float]] = {"add to cart": [], "check out": []}
     failures: dict[str, int] = {}
     sold_out = False
     connector = aiohttp.TCPConnector(limit=len(tokens))
     async with aiohttp.ClientSession(timeout=TIMEOUT, connector=connector) as http:
 
+        async def pause(deadline: float) -> bool:
+            """Think, then say whether there is time for the next step."""
+            if think[1] > 0:
+                await asyncio.sleep(min(random.uniform(*think), max(0.0, deadline - time.monotonic())))
+            return time.monotonic() < deadline
+
+        async def step(
+            name: str, url: str, body: dict[str, Any], headers: dict[str, str], ok: int
+        ) -> float | None:
+            """One answer's time in ms, None when it was not `ok`."""
+            started = time.perf_counter()
+            async with http.post(url, json=body, headers=headers) as answer:
+                await answer.read()
+                if answer.status != ok:
+                    _count(failures, f"{name} {answer.status}")
+                    return None
+            steps[name].append((time.perf_counter() - started) * 1000)
+            return steps[name][-1]
+
         async def shopper(token: str, deadline: float) -> None:
             nonlocal sold_out
             headers = {"Authorization": f"Bearer {token}"}
-            while time.monotonic() < deadline:
+            while await pause(deadline):
                 product_id = stock.take()
                 if product_id is None:
                     sold_out = True
                     return
-                started = time.perf_counter()
-                body = {"product_id": product_id, "quantity": 1}
-                async with http.post(f"{frontend}/api/cart/items", json=body, headers=headers) as answer:
-                    await answer.read()
-                    if answer.status != 200:
-                        _count(failures, f"add to cart {answer.status}")
-                        continue
+                cart = {"product_id": product_id, "quantity": 1}
+                added = await step("add to cart", f"{frontend}/api/cart/items", cart, headers, 200)
+                if added is None:
+                    continue
+                await pause(deadline)  # and then check out, even past the deadline: no cart is left filled
                 pay = {**headers, "Idempotency-Key": uuid.uuid4().hex}
                 order = {"shipping_address": ADDRESS, "card": CARD}
-                async with http.post(f"{frontend}/api/checkout", json=order, headers=pay) as answer:
-                    await answer.read()
-                    if answer.status != 201:
-                        _count(failures, f"checkout {answer.status}")
-                        continue
-                latencies.append((time.perf_counter() - started) * 1000)
+                paid = await step("check out", f"{frontend}/api/checkout", order, pay, 201)
+                if paid is not None:
+                    latencies.append(added + paid)
 
         began = time.monotonic()
         deadline = began + seconds
         await asyncio.gather(*(shopper(token, deadline) for token in tokens))
         elapsed = time.monotonic() - began
     result = from_latencies(latencies, elapsed, sum(failures.values()))
-    return JourneyOutcome(result, sold_out, failures)
+    return JourneyOutcome(
+        result, sold_out, failures, {k: from_latencies(v, elapsed, 0) for k, v in steps.items()}
+    )
 
 
 def _count(failures: dict[str, int], what: str) -> None:

@@ -30,6 +30,7 @@ def run_server(app: FastAPI, *, host: str, port: int) -> None:
         host=host,
         port=port,
         log_config=None,  # our JSON logging is already in place
+        ws="none",  # no service serves WebSockets (uvicorn would load wsproto/websockets when installed)
         timeout_graceful_shutdown=10,
         proxy_headers=True,
         forwarded_allow_ips="*",

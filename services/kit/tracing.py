@@ -11,7 +11,8 @@ spans) and, once a token is verified, the user id (`user.id`), never the token.
 Without export nothing is instrumented: a span nobody exports costs the same as one that is
 (docs/performance.md) and shows nothing, so the kit passes the incoming `traceparent`/`tracestate` on
 unchanged instead (`services/kit/middleware.py`), as the mesh docs ask of applications: the proxies' spans
-still join into one trace, and the logs still carry its trace id.
+still join into one trace, and the logs still carry its trace id. Nor is the SDK imported then (it loads
+psutil for its resource detection): 1.5 MB of every service's idle memory (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from __future__ import annotations
 import logging
 import os
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:  # the SDK (and psutil, which its resource detection loads) only in a process that exports
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("kit.tracing")
 _provider: TracerProvider | None = None
@@ -71,12 +73,16 @@ def setup_tracing(service: str, version: str) -> TracerProvider | None:
     if not export_configured():
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     log.info("tracing: exporting spans over OTLP")
     return _start(BatchSpanProcessor(OTLPSpanExporter()))
 
 
 def _start(processor: SpanProcessor) -> TracerProvider:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
     global _provider
     service, version = _identity
     resource = Resource.create(
@@ -127,4 +133,6 @@ def add_span_processor(processor: SpanProcessor) -> None:
 
 
 def export_to(exporter: SpanExporter) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
     add_span_processor(SimpleSpanProcessor(exporter))

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from bench import wrk
-from bench.cases import BY_NAME, CASES
-from bench.report import Measurement, summarize, table, verdict_lines, verdicts
+from bench.cases import BY_NAME, CASES, RSS_CEILING_MB, rss_ceiling_mb
+from bench.report import Measurement, over_ceiling, summarize, table, verdict_lines, verdicts
 from bench.result import Result, from_latencies, percentile
 from bench.run import parse_args
 from bench.stacks import ReferenceApp
+from services.topology import SERVICES
 
 
 def result(rate: float, p99: float = 10.0, errors: int = 0) -> Result:
@@ -101,7 +102,7 @@ def test_targets_are_judged_met_and_missed() -> None:
     idle = {("memory", "abc"): {"product": 70.0, "frontend": 85.0, "database": 300.0}}
     lines = verdict_lines(verdicts(summarize(measurements), idle))
     assert "met    kit /healthz >= 90 % of bare: 95% (memory, abc)" in lines
-    assert "MISSED checkout journey p99 <= 250 ms: 400 ms (memory, abc)" in lines
+    assert "MISSED checkout journey p99 <= 250 ms (shoppers thinking 1-3 s): 400 ms (memory, abc)" in lines
     assert "MISSED idle RSS <= 80 MB per service: 85 MB (memory, abc)" in lines  # the database is no service
 
 
@@ -131,3 +132,12 @@ def test_wrk_drives_the_reference_app_for_real(reference_app: str) -> None:
     assert 0 < found.p50_ms <= found.p99_ms <= found.max_ms
     refused = wrk.run(reference_app, [wrk.Request(path="/no-such-path")], seconds=1, connections=1)
     assert refused.errors == refused.requests > 0  # wrk counts every non-2xx/3xx answer as an error
+
+
+def test_a_service_started_past_its_memory_ceiling_is_a_failure() -> None:
+    idle = {"frontend": 79.9, "auth": 80.4, "product": 93.0, "order": 91.0, "database": 300.0}
+    assert over_ceiling(idle) == [
+        "auth idle RSS 80.4 MB is past its ceiling of 80.0 MB",
+        "order idle RSS 91.0 MB is past its ceiling of 90.5 MB",
+    ]  # the database server is no service of the shop
+    assert all(rss_ceiling_mb(name) == 80.0 for name in SERVICES if name not in RSS_CEILING_MB)
