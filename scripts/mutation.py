@@ -139,7 +139,7 @@ def mutmut_config(module: Module) -> str:
         "only_mutate": [module.path],
         "pytest_add_cli_args_test_selection": list(module.tests),
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-o", "timeout=300"],
-        "also_copy": ["scripts"],
+        "also_copy": ["scripts", "conftest.py"],
         "do_not_mutate_patterns": DO_NOT_MUTATE,
         # grpc (product's Inventory, order's client) is not fork-safe once used: fork from a clean server.
         "process_isolation": "forkserver",
@@ -164,6 +164,8 @@ def prepare(module: Module, work: Path) -> None:
             shutil.copy2(source, work / name)
     with (work / "pyproject.toml").open("a") as handle:
         handle.write(mutmut_config(module))
+    # A mutant's tests run fastest first (see scripts/mutation_conftest.py).
+    shutil.copy2(ROOT / "scripts" / "mutation_conftest.py", work / "conftest.py")
 
 
 _PROGRESS = re.compile(r"(\d+)/(\d+)\s+🎉 (\d+).*?🙁 (\d+)")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import mutation
+from scripts import mutation, mutation_conftest
 from scripts.mutation import MODULES, Module, Result, Survivor, classify, function_of, load_classified
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,3 +75,41 @@ def test_a_run_restricted_to_functions_names_their_mutants_and_says_so_in_the_ta
     assert function_of("services.kit.jwt.xǁJwksVerifierǁverify__mutmut_3", module) == "JwksVerifier.verify"
     result = Result(module, statuses=Counter({"killed": 9, "survived": 1}), functions=("sign",))
     assert "| services/kit/jwt.py (only sign) | 10 | 9 | 1 | 0 | 90% |" in mutation.table([result])
+
+
+def test_a_mutants_tests_run_fastest_first_and_only_for_a_mutant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mutmut's forkserver hands pytest a mutant's tests in no order; with `-x` the first failing test ends
+    the run, so the scratch copy's conftest puts the fastest (mutmut's recorded durations) first. Its stats
+    and clean runs keep pytest's order."""
+    (tmp_path / "mutmut-stats.json").write_text(
+        '{"duration_by_test": {"t.py::slow": 4.0, "t.py::fast": 0.1, "t.py::middle": 0.9}}'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(mutation_conftest, "_durations", None)
+
+    class Item:
+        def __init__(self, nodeid: str) -> None:
+            self.nodeid = nodeid
+
+    def order(mutant: str) -> list[str]:
+        monkeypatch.setenv("MUTANT_UNDER_TEST", mutant)
+        items = [Item(n) for n in ("t.py::slow", "t.py::unknown", "t.py::fast", "t.py::middle")]
+        mutation_conftest.pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+        return [item.nodeid for item in items]
+
+    assert order("services.order.checkout.x_fail__mutmut_3") == [
+        "t.py::fast", "t.py::middle", "t.py::slow", "t.py::unknown",
+    ]  # fmt: skip
+    for run in ("stats", "", "mutant_generation"):
+        assert order(run) == ["t.py::slow", "t.py::unknown", "t.py::fast", "t.py::middle"]
+
+
+def test_the_scratch_copy_gets_the_ordering_conftest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mutation, "COPIED", ("pyproject.toml",))
+    work = tmp_path / "copy"
+    mutation.prepare(MODULES[0], work)
+    conftest = (work / "conftest.py").read_text()
+    assert conftest == (mutation.ROOT / "scripts" / "mutation_conftest.py").read_text()
+    assert '"conftest.py"' in (work / "pyproject.toml").read_text().split("[tool.mutmut]")[1]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -491,7 +492,12 @@ async def test_a_checkout_whose_process_died_is_resumed_by_a_retry(shop: Shop) -
 
     shop.order.state.settings.checkout_wait_seconds = 0.2
     busy = await shop.checkout(ada, "k1")
-    assert busy.status_code == 409 and busy.json()["error"]["code"] == "checkout_in_progress"
+    assert busy.status_code == 409, busy.text
+    assert busy.json()["error"] == {
+        "code": "checkout_in_progress",
+        "message": "this checkout is still running",
+        "details": {"order_id": doc["_id"]},
+    }
 
     await asyncio.sleep(0.5)
     resumed = await shop.checkout(ada, "k1")
@@ -500,6 +506,49 @@ async def test_a_checkout_whose_process_died_is_resumed_by_a_retry(shop: Shop) -
     assert order["id"] == doc["_id"] and order["status"] == "paid"
     assert "resumed" in [h["status"] for h in order["status_history"]]
     assert await shop.stock("headlamp") == before - 2
+    assert len(await shop.docs(shop.payment, "payments")) == 1
+
+
+async def test_a_retry_arriving_while_another_resumes_a_dead_checkout_waits_for_it(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout's process died; one retry takes the order over (a new lease) and is held right there
+    (planted: before it records "resumed"). A second retry with the same key arrives meanwhile: it must
+    see the new lease and wait (409 checkout_in_progress once its wait is over), never resume the order a
+    second time nor fail on it; the first retry then completes the purchase, charged once."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 2))
+    principal = await shop.order.state.verifier.verify(ada["Authorization"].removeprefix("Bearer "))
+    cart = await store.get_cart(shop.order.state.db, "ada")
+    run = checkout.Checkout.of_app(shop.order)
+    doc = await checkout._new_order(run, principal, "k1", cart, CheckoutIn.model_validate(CHECKOUT))
+    await store.insert_order(
+        shop.order.state.db, {**doc, "status": "pending", "lease_until": store.now_iso(-1)}
+    )
+    shop.order.state.settings.checkout_wait_seconds = 0.2
+
+    taken_over, go_on = asyncio.Event(), asyncio.Event()
+    record = store.record
+
+    async def held_after_the_take_over(*args: Any, **kwargs: Any) -> Any:
+        if any(entry.get("status") == "resumed" for entry in args[3:]):
+            taken_over.set()
+            await go_on.wait()
+        return await record(*args, **kwargs)
+
+    monkeypatch.setattr(store, "record", held_after_the_take_over)
+    first = asyncio.create_task(shop.checkout(ada, "k1"))
+    await asyncio.wait_for(taken_over.wait(), 10)
+
+    second = await shop.checkout(ada, "k1")
+    assert second.status_code == 409, second.text
+    assert second.json()["error"]["code"] == "checkout_in_progress"
+
+    go_on.set()
+    resumed = await first
+    assert resumed.status_code == 201, resumed.text
+    assert resumed.json()["id"] == doc["_id"] and resumed.json()["status"] == "paid"
+    assert [h["status"] for h in resumed.json()["status_history"]].count("resumed") == 1
     assert len(await shop.docs(shop.payment, "payments")) == 1
 
 

@@ -498,3 +498,31 @@ async def test_two_takeovers_of_one_dead_claim_return_its_units_once(shop: Shop)
     )
     assert (first, second) == ("NOT_FOUND", "NOT_FOUND")
     assert await shop.stock("headlamp") == 55
+
+
+async def test_one_claims_rollback_run_twice_at_once_returns_its_units_once(shop: Shop) -> None:
+    """The rollback of a claim can run twice for the same owner (the out-of-stock rollback, then the one for
+    an unexpected error when recording FAILED breaks). Even when both read the claim's taken units before
+    either has pulled one (a slow database interleaving them), every unit goes back to stock once: a unit is
+    given back only by the call whose pull still found it listed (else stock grows: an oversell)."""
+    await shop.set_stock("headlamp", 50)  # 5 taken and listed on the claim
+    await shop.set_stock("chef-knife", 17)  # 3 taken and listed
+    claim = stale_claim("order-23", [("headlamp", 5), ("chef-knife", 3)], lease_left=30)
+    await shop.db.reservations.insert_one({**claim, "owner": "the-owner"})
+    db = shop.app.state.inventory.db
+    hooked = Hooked(db)
+    both_read = asyncio.Barrier(2)
+
+    async def wait_for_the_other_read(*args: Any, **kwargs: Any) -> None:
+        await both_read.wait()
+
+    hooked.after[("reservations", "find_one")] = wait_for_the_other_read
+    first, second = await asyncio.gather(
+        inventory._return_taken(hooked, "order-23", "the-owner"),
+        inventory._return_taken(hooked, "order-23", "the-owner"),
+    )
+
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == (55, 20)
+    assert first | second == {"headlamp", "chef-knife"} and not first & second
+    doc = await db.reservations.find_one({"_id": "order-23"})
+    assert doc is not None and doc["taken"] == []
