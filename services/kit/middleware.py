@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,7 +51,9 @@ class RequestMiddleware:
             # none, or malformed: not passed on, and a tracestate without its traceparent means nothing (W3C)
             forwarded.pop("traceparent", None)
             forwarded.pop("tracestate", None)
-        request_id = forwarded.get("x-request-id") or uuid.uuid4().hex
+        # A new id is 128 random bits as 32 hex digits, as uuid.uuid4().hex was without building a UUID
+        # object (2.4 % of a /healthz request's CPU, make bench-profile CASE=kit-healthz).
+        request_id = forwarded.get("x-request-id") or os.urandom(16).hex()
         forwarded["x-request-id"] = request_id
         record_request_id(request_id)
         rid_token = request_id_var.set(request_id)

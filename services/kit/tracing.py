@@ -41,6 +41,8 @@ USER_ID_ATTRIBUTE = "user.id"  # OpenTelemetry semantic conventions (enduser.id 
 
 def record_request_id(request_id: str) -> None:
     """Put the request id on the span of the request being handled (nothing when it is not sampled)."""
+    if _provider is None:  # no spans in this process: not even the lookup of the current one
+        return
     span = trace.get_current_span()
     if span.is_recording():
         span.set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
@@ -48,6 +50,8 @@ def record_request_id(request_id: str) -> None:
 
 def record_user(user_id: str) -> None:
     """Put the signed-in user's id (a token's `sub`) on the span of the request being handled."""
+    if _provider is None:
+        return
     span = trace.get_current_span()
     if span.is_recording():
         span.set_attribute(USER_ID_ATTRIBUTE, user_id)
