@@ -155,6 +155,32 @@ async def test_header_names_in_any_case_are_read_and_the_body_size_is_not_passed
     assert refused["status"] == 413  # declared over the limit
 
 
+async def test_a_malformed_trace_context_is_never_among_the_headers_passed_on() -> None:
+    """What the kit hands to the outgoing calls (forwarded_headers) when this service makes no spans of its
+    own (the default): a valid traceparent and its tracestate as received; a malformed one (and its
+    tracestate, which means nothing without it) dropped, so neighbours and the logs never see a made-up trace
+    id. Checked at the middleware itself, so an OpenTelemetry tracer another test started in this process
+    (which overwrites the headers on the way out) cannot hide it."""
+    seen: list[dict[str, str]] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(forwarded_headers())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    for traceparent in (TRACEPARENT, "00-not-a-trace-01"):
+        headers = [
+            (b"traceparent", traceparent.encode()),
+            (b"tracestate", b"vendor=1"),
+            (b"x-request-id", b"r"),
+        ]
+        await asgi_call(limited(inner), headers)
+    assert seen == [
+        {"traceparent": TRACEPARENT, "tracestate": "vendor=1", "x-request-id": "r"},
+        {"x-request-id": "r"},
+    ]
+
+
 async def test_a_streamed_body_is_counted_across_its_chunks() -> None:
     async def reads_the_body(scope: Scope, receive: Receive, send: Send) -> None:
         while (await receive()).get("more_body"):
