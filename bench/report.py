@@ -7,7 +7,7 @@ import json
 import math
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.cases import BY_NAME, TARGETS, Target, rss_ceiling_mb
@@ -25,6 +25,7 @@ class Measurement:
     result: Result
     cpu_seconds: float
     proxy_cpu_seconds: float = 0.0
+    cpu_by_process: dict[str, float] = field(default_factory=dict)  # seconds, per service (and proxy)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Row:
     errors: int
     reference: str | None
     ratio: float | None  # rate / the reference's rate (same store and tree), None without a reference
+    cpu_ms_by_process: dict[str, float] = field(default_factory=dict)  # CPU ms per request, per process
 
 
 def summarize(measurements: Iterable[Measurement]) -> list[Row]:
@@ -82,9 +84,29 @@ def summarize(measurements: Iterable[Measurement]) -> list[Row]:
                 errors=sum(m.result.errors for m in group),
                 reference=case.reference,
                 ratio=ratio,
+                cpu_ms_by_process=_by_process(group, requests),
             )
         )
     return rows
+
+
+def _by_process(group: Sequence[Measurement], requests: int) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for m in group:
+        for name, seconds in m.cpu_by_process.items():
+            totals[name] = totals.get(name, 0.0) + seconds
+    return {name: 1000 * seconds / requests for name, seconds in totals.items()} if requests else {}
+
+
+def process_table(rows: Sequence[Row], least_ms: float = 0.1) -> str:
+    """CPU milliseconds per request of each process that spent at least `least_ms` on it: where a case's
+    CPU goes (the frontend's own work against product's, order's share of a journey)."""
+    lines = ["| store | code | case | CPU ms per request, by process |", "|---|---|---|---|"]
+    for row in rows:
+        parts = sorted(row.cpu_ms_by_process.items(), key=lambda item: -item[1])
+        shown = ", ".join(f"{name} {ms:.2f}" for name, ms in parts if ms >= least_ms)
+        lines.append(f"| {row.store} | {row.tree} | {row.case} | {shown} |")
+    return "\n".join(lines)
 
 
 def _any_tree(rates: dict[tuple[str, str, str], float], store: str, case: str) -> float | None:

@@ -212,6 +212,10 @@ def _report_text(
         "",
         report.rss_table(idle, loaded),
         "",
+        "CPU per request by process (ms; the case's own processes, at least 0.1 ms)",
+        "",
+        report.process_table(rows),
+        "",
         "Targets (issue 15):",
         "",
         *[f"    {line}" for line in report.verdict_lines(judged)],
@@ -347,19 +351,24 @@ def _measure(
     proxy_pids: list[int] = []
     if case.target == "reference":
         url, pids = reference.url, [reference.process.pid] if reference.process else []
+        named = {"bare": pids[0]} if pids else {}
     elif case.needs_proxy:
         assert proxies is not None
         url, proxy_pids = proxies.url(case.target), proxies.pids(case.target)
         pids = [*shop.pids.values(), *proxy_pids]
+        named = {**shop.pids, **{f"envoy-{n}": pid for n, pid in enumerate(proxy_pids, 1)}}
     else:
         url, pids = shop.url(case.target), list(shop.pids.values())
+        named = dict(shop.pids)
     duration = seconds if seconds is not None else options.seconds
     meter, proxy_meter = usage.CpuMeter(pids), usage.CpuMeter(proxy_pids)
+    processes = usage.ProcessMeter(named)
     meter.start()
     proxy_meter.start()
+    processes.start()
     try:
         result = drive(case, target, url, duration, options.connections, options.think)
-        cpu, proxy_cpu = meter.stop(), proxy_meter.stop()
+        cpu, proxy_cpu, by_process = meter.stop(), proxy_meter.stop(), processes.stop()
         after(case, target)
     except Exception as exc:  # one case failing must not lose the run: reported, and the exit status is 1
         failures.append(f"{store} {tree.label} {case.name} round {number}: {type(exc).__name__}: {exc}")
@@ -372,7 +381,7 @@ def _measure(
         f"p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
         f"CPU {1000 * cpu / max(1, result.requests):5.2f} ms/req  errors {result.errors}"
     )
-    return Measurement(store, tree.label, case.name, number, result, cpu, proxy_cpu)
+    return Measurement(store, tree.label, case.name, number, result, cpu, proxy_cpu, by_process)
 
 
 if __name__ == "__main__":

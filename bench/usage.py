@@ -42,3 +42,17 @@ class CpuMeter:
 
     def stop(self) -> float:
         return cpu_seconds(self.pids) - self._start
+
+
+class ProcessMeter:
+    """CPU used by each named process between `start` and `stop` (seconds per name)."""
+
+    def __init__(self, named: Mapping[str, int]) -> None:
+        self.named = dict(named)
+        self._start: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._start = {name: cpu_seconds([pid]) for name, pid in self.named.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {name: cpu_seconds([pid]) - self._start[name] for name, pid in self.named.items()}

@@ -12,7 +12,7 @@ import pytest
 
 from bench import wrk
 from bench.cases import BY_NAME, CASES, RSS_CEILING_MB, rss_ceiling_mb
-from bench.report import Measurement, over_ceiling, summarize, table, verdict_lines, verdicts
+from bench.report import Measurement, over_ceiling, process_table, summarize, table, verdict_lines, verdicts
 from bench.result import Result, from_latencies, percentile
 from bench.run import parse_args
 from bench.stacks import ReferenceApp
@@ -141,3 +141,15 @@ def test_a_service_started_past_its_memory_ceiling_is_a_failure() -> None:
         "order idle RSS 91.0 MB is past its ceiling of 90.5 MB",
     ]  # the database server is no service of the shop
     assert all(rss_ceiling_mb(name) == 80.0 for name in SERVICES if name not in RSS_CEILING_MB)
+
+
+def test_cpu_per_request_is_split_by_process() -> None:
+    measurements = [
+        Measurement("memory", "abc", "frontend-api-products", 1, result(500), 5.0, 0.0, {"frontend": 3.0}),
+        Measurement("memory", "abc", "frontend-api-products", 2, result(700), 5.0, 0.0, {"frontend": 3.0}),
+    ]
+    measurements[0].cpu_by_process["product"] = 1.2
+    (row,) = summarize(measurements)
+    assert row.cpu_ms_by_process == pytest.approx({"frontend": 0.5, "product": 0.1})
+    assert "| memory | abc | frontend-api-products | frontend 0.50, product 0.10 |" in process_table([row])
+    assert "product 0.10" not in process_table([row], least_ms=0.2)
