@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -77,17 +78,19 @@ def test_a_run_restricted_to_functions_names_their_mutants_and_says_so_in_the_ta
     assert "| services/kit/jwt.py (only sign) | 10 | 9 | 1 | 0 | 90% |" in mutation.table([result])
 
 
-def test_a_mutants_tests_run_fastest_first_and_only_for_a_mutant(
+def test_a_mutants_tests_run_earlier_killers_first_then_fastest_and_only_for_a_mutant(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """mutmut's forkserver hands pytest a mutant's tests in no order; with `-x` the first failing test ends
-    the run, so the scratch copy's conftest puts the fastest (mutmut's recorded durations) first. Its stats
-    and clean runs keep pytest's order."""
+    """mutmut runs a mutant's tests with `-x`: the first failing test ends the run. The scratch copy's
+    conftest puts first the tests that killed earlier mutants of the same function (most kills first), then
+    the rest by mutmut's recorded duration; each kill is recorded as it happens. mutmut's stats and clean
+    runs keep pytest's order and record nothing."""
     (tmp_path / "mutmut-stats.json").write_text(
         '{"duration_by_test": {"t.py::slow": 4.0, "t.py::fast": 0.1, "t.py::middle": 0.9}}'
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(mutation_conftest, "_durations", None)
+    fail = "services.order.checkout.x_fail"
 
     class Item:
         def __init__(self, nodeid: str) -> None:
@@ -99,11 +102,20 @@ def test_a_mutants_tests_run_fastest_first_and_only_for_a_mutant(
         mutation_conftest.pytest_collection_modifyitems(items)  # type: ignore[arg-type]
         return [item.nodeid for item in items]
 
-    assert order("services.order.checkout.x_fail__mutmut_3") == [
-        "t.py::fast", "t.py::middle", "t.py::slow", "t.py::unknown",
-    ]  # fmt: skip
+    def report(mutant: str, nodeid: str, failed: bool) -> None:
+        monkeypatch.setenv("MUTANT_UNDER_TEST", mutant)
+        mutation_conftest.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeid, failed=failed))  # type: ignore[arg-type]
+
+    assert order(f"{fail}__mutmut_1") == ["t.py::fast", "t.py::middle", "t.py::slow", "t.py::unknown"]
+    report(f"{fail}__mutmut_1", "t.py::middle", failed=False)
+    report(f"{fail}__mutmut_1", "t.py::slow", failed=True)
+    report(f"{fail}__mutmut_2", "t.py::unknown", failed=True)
+    report(f"{fail}__mutmut_3", "t.py::unknown", failed=True)
+    report("services.order.checkout.x_ship__mutmut_1", "t.py::fast", failed=True)  # another function's
     for run in ("stats", "", "mutant_generation"):
+        report(run, "t.py::fast", failed=True)  # not a mutant: not recorded
         assert order(run) == ["t.py::slow", "t.py::unknown", "t.py::fast", "t.py::middle"]
+    assert order(f"{fail}__mutmut_4") == ["t.py::unknown", "t.py::slow", "t.py::fast", "t.py::middle"]
 
 
 def test_the_scratch_copy_gets_the_ordering_conftest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
