@@ -15,11 +15,14 @@ import jwt as pyjwt
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from pymongo.errors import OperationFailure
 
+from services.auth import store
+from services.auth.app import build_app
 from services.kit.errors import ApiError
 from services.kit.jwt import JwksVerifier
 from services.kit.testing import TokenFactory
-from tests.services.auth.helpers import PASSWORD, login, register
+from tests.services.auth.helpers import PASSWORD, auth_settings, login, register
 from tests.services.helpers import error_code
 
 # --- register ------------------------------------------------------------------------------------------
@@ -354,3 +357,42 @@ def test_the_token_store_records_which_tokens_a_reuse_revoked(auth: TestClient) 
     reused, revoked = stored(first["refresh_token"]), stored(second["refresh_token"])
     assert (reused["used_at"], "revoked" in reused) == (used_at, False)
     assert revoked["revoked"] == "reuse" and revoked["used_at"] is not None
+
+
+def test_expired_tokens_and_login_records_are_deleted_by_mongodb_and_families_are_indexed() -> None:
+    """At start-up auth creates a TTL index on `expires_at` (MongoDB deletes a document once that moment
+    passes: expireAfterSeconds 0) for refresh tokens and failed-login records, an index on a token's
+    family (revoking a login finds its tokens without a collection scan) and the unique e-mail index."""
+    app = build_app(auth_settings())
+    with TestClient(app) as client:
+        db = app.state.db
+
+        def indexes(collection: Any) -> dict[tuple[tuple[str, int], ...], dict[str, Any]]:
+            info = client.portal.call(collection.index_information)
+            return {tuple(index["key"]): index for index in info.values()}
+
+        tokens, attempts, users = (indexes(c) for c in (db.refresh_tokens, db.login_attempts, db.users))
+    for collection in (tokens, attempts):
+        assert collection[(("expires_at", 1),)].get("expireAfterSeconds") == 0
+    assert (("family", 1),) in tokens
+    assert users[(("email", 1),)].get("unique") is True
+
+
+@pytest.mark.parametrize(("code", "starts"), [(238, True), (13, False)])
+async def test_a_server_without_ttl_indexes_starts_and_other_index_errors_stop_it(
+    code: int, starts: bool
+) -> None:
+    """FerretDB 1.x answers NotImplemented (238) to a TTL index: auth starts all the same (expired documents
+    stay; every query ignores them). Any other refusal (13 Unauthorized, ...) is a real problem: raised."""
+
+    class Collection:
+        name = "refresh_tokens"
+
+        async def create_index(self, *args: Any, **kwargs: Any) -> None:
+            raise OperationFailure("no", code=code)
+
+    if starts:
+        await store._expire_index(Collection())
+    else:
+        with pytest.raises(OperationFailure):
+            await store._expire_index(Collection())

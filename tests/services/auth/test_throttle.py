@@ -146,3 +146,47 @@ def test_failures_count_again_from_zero_in_a_new_window() -> None:
             records.update_one, {"_id": "victim@example.com"}, {"$set": {"window_start": long_ago}}
         )
         assert [attempt(client, "x").status_code for _ in range(3)] == [401, 401, 429]
+
+
+def test_a_new_windows_record_carries_the_new_windows_expiry() -> None:
+    """A new window reuses the old window's record (MongoDB's TTL monitor may not have deleted it yet): its
+    expiry must move on with it, else the monitor deletes the new window's count within a minute and the
+    guesser gets a fresh allowance (planted: the old window began 2 minutes ago, its record expires in 5s)."""
+    app = make_app(login_max_failures=2, login_lockout_seconds=600, login_failure_window_seconds=60)
+    with TestClient(app) as client:
+        assert [attempt(client, "x").status_code for _ in range(2)] == [401, 401]
+        now = datetime.now(UTC).replace(tzinfo=None)
+        records = app.state.db.login_attempts
+        client.portal.call(
+            records.update_one,
+            {"_id": "victim@example.com"},
+            {"$set": {"window_start": now - timedelta(minutes=2), "expires_at": now + timedelta(seconds=5)}},
+        )
+        assert attempt(client, "x").status_code == 401  # the first failure of a new window
+        record = client.portal.call(records.find_one, {"_id": "victim@example.com"})
+        assert record["attempts"] == 1, record
+        lives = record["expires_at"] - now  # the lockout (600 s) is longer than the window (60 s)
+        assert timedelta(seconds=599) < lives < timedelta(seconds=630), lives
+
+
+def test_a_first_attempt_racing_another_replicas_counts_on_its_record(
+    auth_with_victim: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas count the first failure of an account at once: one inserts the record, the other's
+    insert hits the unique _id (planted: the record appears just before our insert). The loser counts on
+    the winner's record: a 401 and two attempts counted, never a 500."""
+    records = auth_with_victim.app.state.db.login_attempts  # type: ignore[attr-defined]
+    collection_type = type(records)  # each `db.<name>` is a new object: the planting goes on the class
+    insert_one = collection_type.insert_one
+    raced: list[str] = []
+
+    async def another_replica_first(self: Any, document: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if self.name == "login_attempts" and not raced:
+            raced.append(document["_id"])
+            await insert_one(self, {**document, "attempts": 1})  # the other replica's first failure
+        return await insert_one(self, document, *args, **kwargs)  # ours: DuplicateKeyError after the race
+
+    monkeypatch.setattr(collection_type, "insert_one", another_replica_first)
+    assert attempt(auth_with_victim, "guess").status_code == 401
+    record = auth_with_victim.portal.call(records.find_one, {"_id": "victim@example.com"})
+    assert record["attempts"] == 2 and raced == ["victim@example.com"]
