@@ -104,14 +104,22 @@ async def test_not_enough_stock_reserves_nothing(shop: Shop) -> None:
     await shop.set_stock("chef-knife", 10)
     repeat = await grpc_error(shop.reserve("order-3", ("headlamp", 2), ("chef-knife", 2)))
     assert repeat.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert repeat.details() == error.details()  # the recorded error, word for word, with its details
+    assert dict(repeat.trailing_metadata() or ()) == trailers
     assert await shop.stock("chef-knife") == 10
 
 
 async def test_unknown_product_reserves_nothing(shop: Shop) -> None:
     error = await grpc_error(shop.reserve("order-4", ("headlamp", 1), ("unicorn", 1)))
     assert error.code() == grpc.StatusCode.NOT_FOUND
-    assert "unicorn" in (error.details() or "")
+    assert error.details() == "unknown product: unicorn"
+    trailers = dict(error.trailing_metadata() or ())
+    assert (trailers["inventory-error"], trailers["inventory-product_id"]) == ("not_found", "unicorn")
     assert await shop.stock("headlamp") == 55
+    # A repeat answers the recorded failure: the same code, message and details.
+    repeat = await grpc_error(shop.reserve("order-4", ("headlamp", 1), ("unicorn", 1)))
+    assert (repeat.code(), repeat.details()) == (grpc.StatusCode.NOT_FOUND, error.details())
+    assert dict(repeat.trailing_metadata() or ()) == trailers
 
 
 @pytest.mark.parametrize(
@@ -254,6 +262,13 @@ async def test_a_writer_whose_claim_was_taken_over_returns_what_it_holds(shop: S
     await db.reservations.insert_one({**stale_claim("slow-1", [], lease_left=30), "owner": "the-new-owner"})
     assert await inventory._take(db, "slow-1", "the-old-owner", (("headlamp", 2),)) is None
     assert await shop.stock("headlamp") == 55
+    # Out of stock after the takeover: nothing of the new owner's is given back, the answer is out_of_stock.
+    with pytest.raises(inventory.InventoryError) as caught:
+        await inventory._take(db, "slow-1", "the-old-owner", (("headlamp", 56),))
+    assert caught.value.code == "out_of_stock"
+    assert await shop.stock("headlamp") == 55
+    claim = await db.reservations.find_one({"_id": "slow-1"})
+    assert claim is not None and (claim["owner"], claim["status"]) == ("the-new-owner", "PENDING")
 
 
 class Broken:
