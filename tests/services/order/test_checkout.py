@@ -276,6 +276,13 @@ async def test_declined_card_fails_the_order_and_the_same_key_replays_it(shop: S
     assert fresh.status_code == 201 and fresh.json()["id"] != order_id
     stored = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
     assert stored["status"] == "failed" and stored["failure_reason"].startswith("card_declined")
+    # The replay answers the recorded failure: its message, the order and why it failed.
+    assert error["message"] == "the card was declined"  # payment's words, passed on
+    assert replay.json()["error"] == {
+        "code": "card_declined",
+        "message": "the card was declined",
+        "details": {"order_id": order_id, "reason": stored["failure_reason"]},
+    }
 
 
 async def test_not_enough_stock_at_checkout_is_409_and_nothing_is_charged(shop: Shop) -> None:
@@ -369,7 +376,10 @@ async def test_refund_is_retried_and_a_lasting_failure_is_recorded(shop: Shop) -
         assert response.status_code == 503
         order_id = response.json()["error"]["details"]["order_id"]
         order = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
-        assert outcome in [h["status"] for h in order["status_history"]]
+        [entry] = [h for h in order["status_history"] if h["status"] == outcome]
+        if outcome == "refund_failed":  # an operator refunds by hand: the entry says what payment answered
+            code, _, message = entry["reason"].partition(": ")
+            assert code and message, entry
         [payment] = await shop.docs(shop.payment, "payments", {"order_id": order_id})
         assert payment["status"] == status
 

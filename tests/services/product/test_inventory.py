@@ -254,6 +254,9 @@ async def test_a_claim_still_being_worked_on_answers_aborted(shop: Shop) -> None
     await shop.db.reservations.insert_one(stale_claim("busy-1", [], lease_left=30))
     error = await grpc_error(shop.reserve("busy-1", ("headlamp", 1)))
     assert error.code() == grpc.StatusCode.ABORTED
+    assert error.details() == "a reservation for order busy-1 is still in progress"
+    trailers = dict(error.trailing_metadata() or ())
+    assert (trailers["inventory-error"], trailers["inventory-order_id"]) == ("busy", "busy-1")
     assert await shop.stock("headlamp") == 55
 
 
@@ -541,3 +544,61 @@ async def test_one_claims_rollback_run_twice_at_once_returns_its_units_once(shop
     assert first | second == {"headlamp", "chef-knife"} and not first & second
     doc = await db.reservations.find_one({"_id": "order-23"})
     assert doc is not None and doc["taken"] == []
+
+
+async def test_the_limits_on_quantity_and_products_include_their_maximum(shop: Shop) -> None:
+    """10,000 units of one product and 100 different products are allowed; one more is refused with
+    invalid_argument, saying the limit (and, for a quantity, which product and how many)."""
+    await shop.set_stock("headlamp", 10_000)
+    reply = await shop.reserve("order-24", ("headlamp", 10_000))
+    assert reply.status == "RESERVED" and await shop.stock("headlamp") == 0
+
+    hundred = [(f"product-{i}", 1) for i in range(100)]
+    assert len(inventory.normalize_items(hundred)) == 100
+    with pytest.raises(inventory.InventoryError) as too_many:
+        inventory.normalize_items([*hundred, ("product-100", 1)])
+    assert (too_many.value.code, too_many.value.message) == (
+        "invalid_argument",
+        "at most 100 different products per reservation",
+    )
+    with pytest.raises(inventory.InventoryError) as too_much:
+        inventory.normalize_items([("headlamp", 10_001)])
+    assert (too_much.value.code, too_much.value.message, too_much.value.details) == (
+        "invalid_argument",
+        "quantity for headlamp must be between 1 and 10000",
+        {"product_id": "headlamp", "quantity": 10_001},
+    )
+    with pytest.raises(inventory.InventoryError) as nothing:
+        inventory.normalize_items([])
+    assert (nothing.value.code, nothing.value.message) == (
+        "invalid_argument",
+        "a reservation needs at least one item",
+    )
+
+
+async def test_a_release_whose_takeover_loses_to_the_writer_finishing_releases_the_reservation(
+    shop: Shop,
+) -> None:
+    """A writer stalled past its lease; order releases meanwhile and goes to take the claim over, but the
+    writer wakes up and marks it RESERVED just before (interleaving planted before the takeover's update).
+    The release must look again and release the reservation: answering NOT_FOUND would leave the units
+    reserved for an order that is being cancelled (lost to every shopper)."""
+    await shop.set_stock("headlamp", 52)  # the writer took 3 and listed them
+    await shop.db.reservations.insert_one(stale_claim("order-25", [("headlamp", 3)]))
+    db = shop.app.state.inventory.db
+    hooked = Hooked(db)
+    finished: list[bool] = []
+
+    async def the_writer_finishes_first(query: dict[str, Any], update: dict[str, Any], **_: Any) -> None:
+        if "owner" in query and not finished:  # the takeover's compare-and-set
+            finished.append(True)
+            await db.reservations.update_one(
+                {"_id": "order-25"}, {"$set": {"status": "RESERVED"}, "$unset": {"lease_until": ""}}
+            )
+
+    hooked.before[("reservations", "find_one_and_update")] = the_writer_finishes_first
+    assert await inventory.release(hooked, "order-25", 1.0) == "RELEASED"
+    assert finished == [True]
+    assert await shop.stock("headlamp") == 55
+    doc = await db.reservations.find_one({"_id": "order-25"})
+    assert doc is not None and doc["status"] == "RELEASED"
