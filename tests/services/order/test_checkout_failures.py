@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.kit import ApiError
-from tests.services.order.in_process import Shop
+from tests.services.order.in_process import ADDRESS, DECLINED_CARD, Shop
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -343,3 +343,61 @@ async def test_an_unknown_outcome_after_a_takeover_paid_the_order_leaves_the_pai
     assert order["status"] == "paid"
     assert order["status_history"] == finished["status_history"]  # no "payment_unknown" on a paid order
     assert order["lease_until"] == "2999-01-01T00:00:00Z"
+
+
+async def test_a_decline_after_a_takeover_failed_the_order_answers_the_recorded_failure(shop: Shop) -> None:
+    """While payment is deciding, a takeover (the shopper's retry or the settler) finishes the order as
+    failed for a reason of its own. The decline that arrives then must not fail it again (no second
+    release, no second history): the shopper gets the failure the order records."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    hosts, db = shop.hosts, shop.order.state.db
+    forward = hosts.handle_async_request
+    failure = {"status": 409, "code": "insufficient_stock", "message": "recorded by the takeover"}
+    recorded: dict[str, Any] = {}
+
+    async def takeover_fails_the_order_during_the_charge(request: httpx.Request) -> httpx.Response:
+        response = await forward(request)
+        charge = (request.method, request.url.host, request.url.path) == ("POST", "payment", "/payments")
+        if charge and not recorded:
+            [order] = await shop.docs(shop.order, "orders")
+            fields = {"status": "failed", "failure": failure, "failure_reason": "insufficient_stock: gone"}
+            await db["orders"].update_one({"_id": order["_id"]}, {"$set": fields})
+            recorded.update(await db["orders"].find_one({"_id": order["_id"]}))
+        return response
+
+    hosts.handle_async_request = takeover_fails_the_order_during_the_charge  # type: ignore[method-assign]
+    declined = {"shipping_address": ADDRESS, "card": DECLINED_CARD}
+    answer = await shop.checkout(ada, "k1", declined)
+
+    assert recorded, "the takeover was not planted"
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"] == {
+        "code": "insufficient_stock",
+        "message": "recorded by the takeover",
+        "details": {"order_id": recorded["_id"], "reason": "insufficient_stock: gone"},
+    }
+    [order] = await shop.docs(shop.order, "orders")
+    assert order["status_history"] == recorded["status_history"]  # the decline wrote nothing over it
+
+
+@pytest.mark.parametrize(
+    ("shipping_answers", "checkout_answers"), [(400, 409), (422, 409), (500, 502), (504, 504)]
+)
+async def test_a_shipping_quote_refused_or_failed_fails_the_order_with_a_status_of_its_own(
+    shop: Shop, shipping_answers: int, checkout_answers: int
+) -> None:
+    """The shopper's request was fine when a neighbour refuses its part (4xx): the checkout answers 409 (the
+    order cannot go through), never the neighbour's 400/422 as if the shopper had sent something wrong; a
+    neighbour's failure is a 502, its gateway timeout a 504. The neighbour's code and words are kept."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    refusal = {"error": {"code": "no_route", "message": "we do not ship there"}}
+    shop.hosts.fake[("shipping", "POST", "/shipping/quote")] = httpx.Response(shipping_answers, json=refusal)
+
+    answer = await shop.checkout(ada, "k1")
+
+    assert answer.status_code == checkout_answers, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["message"]) == ("no_route", "we do not ship there")
+    assert error["details"]["reason"] == "no_route: we do not ship there"

@@ -602,3 +602,56 @@ async def test_a_release_whose_takeover_loses_to_the_writer_finishing_releases_t
     assert await shop.stock("headlamp") == 55
     doc = await db.reservations.find_one({"_id": "order-25"})
     assert doc is not None and doc["status"] == "RELEASED"
+
+
+async def test_a_writer_waking_up_after_a_takeover_never_works_on_the_next_writers_claim(shop: Shop) -> None:
+    """Writer A stalls before taking its units (planted in its first decrement) until its lease has run out
+    and a retry, B, has taken the claim over and reserved the order under a claim of its own. A then takes
+    its units and tries to list them: the claim is no longer A's (every writer has an owner id of its
+    own), so A gives them back and answers B's reservation. The units are out of stock once. While A
+    stalled, its claim carried what a takeover needs: an owner, a 30 s lease and the (empty) list of units."""
+    db = shop.app.state.inventory.db
+    hooked = Hooked(db)
+    seen: list[dict[str, Any]] = []
+    retried: list[Any] = []
+
+    async def stall_past_the_lease_while_a_retry_reserves(query: dict[str, Any], *_: Any, **__: Any) -> None:
+        if query.get("_id") == "headlamp" and not retried:
+            claim = await db.reservations.find_one({"_id": "order-26"})
+            seen.append(claim)
+            await db.reservations.update_one({"_id": "order-26"}, {"$set": {"lease_until": time.time() - 1}})
+            retried.append(await inventory.reserve(db, "order-26", [("headlamp", 2)], 1.0))
+
+    hooked.before[("products", "update_one")] = stall_past_the_lease_while_a_retry_reserves
+    started = time.time()
+    first = await inventory.reserve(hooked, "order-26", [("headlamp", 2)], 1.0)
+
+    [claim] = seen
+    assert isinstance(claim["owner"], str) and claim["owner"] and claim["taken"] == []
+    assert started + 29 < claim["lease_until"] < time.time() + 31
+    assert first == retried[0] and first.status == "RESERVED"
+    assert await shop.stock("headlamp") == 53  # 2 units out, once
+    doc = await db.reservations.find_one({"_id": "order-26"})
+    assert doc is not None and doc["taken"] == [{"product_id": "headlamp", "quantity": 2}]
+
+
+async def test_stock_of_every_product_is_listed_by_id_and_a_request_names_at_most_100(shop: Shop) -> None:
+    """No ids: every product's stock, ordered by id whatever order the products were added in. Asked by
+    id: at most 100 different products a request (100 unknown ones are answered not_found; one more is
+    invalid_argument, saying the limit)."""
+    db = shop.app.state.inventory.db
+    await db.products.insert_one({"_id": "aaa-added-last", "stock": 7})
+    levels = await inventory.get_stock(db, [])
+    assert levels[0] == ("aaa-added-last", 7)
+    assert [product_id for product_id, _ in levels] == sorted(product_id for product_id, _ in levels)
+
+    hundred = [f"product-{i}" for i in range(100)]
+    with pytest.raises(inventory.InventoryError) as unknown:
+        await inventory.get_stock(db, hundred)
+    assert unknown.value.code == "not_found"
+    with pytest.raises(inventory.InventoryError) as too_many:
+        await inventory.get_stock(db, [*hundred, "product-100"])
+    assert (too_many.value.code, too_many.value.message) == (
+        "invalid_argument",
+        "at most 100 products per request",
+    )
