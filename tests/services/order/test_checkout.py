@@ -276,6 +276,8 @@ async def test_declined_card_fails_the_order_and_the_same_key_replays_it(shop: S
     assert fresh.status_code == 201 and fresh.json()["id"] != order_id
     stored = (await shop.client.get(f"/orders/{order_id}", headers=ada)).json()
     assert stored["status"] == "failed" and stored["failure_reason"].startswith("card_declined")
+    assert stored["status_history"][-1]["status"] == "failed"
+    assert stored["status_history"][-1]["reason"] == stored["failure_reason"]
     # The replay answers the recorded failure: its message, the order and why it failed.
     assert error["message"] == "the card was declined"  # payment's words, passed on
     assert replay.json()["error"] == {
@@ -380,6 +382,9 @@ async def test_refund_is_retried_and_a_lasting_failure_is_recorded(shop: Shop) -
         if outcome == "refund_failed":  # an operator refunds by hand: the entry says what payment answered
             code, _, message = entry["reason"].partition(": ")
             assert code and message, entry
+            # and the settler tries the refund again: the order is marked for it, its lease already over
+            [stored] = await shop.docs(shop.order, "orders", {"_id": order_id})
+            assert stored["undo_pending"] is True and stored["lease_until"] <= store.now_iso(), stored
         [payment] = await shop.docs(shop.payment, "payments", {"order_id": order_id})
         assert payment["status"] == status
 

@@ -401,3 +401,41 @@ async def test_a_shipping_quote_refused_or_failed_fails_the_order_with_a_status_
     error = answer.json()["error"]
     assert (error["code"], error["message"]) == ("no_route", "we do not ship there")
     assert error["details"]["reason"] == "no_route: we do not ship there"
+    # Once shipping answers again, the same key: a neighbour's failure (502/504) is tried again and the
+    # purchase completes; a refusal (409) is final and replayed.
+    del shop.hosts.fake[("shipping", "POST", "/shipping/quote")]
+    again = await shop.checkout(ada, "k1")
+    if checkout_answers == 409:
+        assert again.status_code == 409 and again.json()["error"] == error
+    else:
+        assert again.status_code == 201 and again.json()["status"] == "paid", again.text
+
+
+async def test_a_failure_never_overwrites_an_order_a_takeover_paid_while_it_was_undoing(shop: Shop) -> None:
+    """Shipping is down after the charge: the checkout gives the stock back and refunds. Meanwhile (planted
+    during the refund) a takeover finished the order as paid. The failure is answered to this request, but
+    never written over the paid order: its status and history stay the takeover's."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    shop.hosts.down("shipping", "POST", "/shipments")
+    hosts, db = shop.hosts, shop.order.state.db
+    forward = hosts.handle_async_request
+    finished: dict[str, Any] = {}
+
+    async def takeover_pays_during_the_refund(request: httpx.Request) -> httpx.Response:
+        refund = request.method == "POST" and request.url.path.endswith("/refund")
+        if refund and not finished:
+            [order] = await shop.docs(shop.order, "orders")
+            await db["orders"].update_one({"_id": order["_id"]}, {"$set": {"status": "paid"}})
+            finished.update(await db["orders"].find_one({"_id": order["_id"]}))
+        return await forward(request)
+
+    hosts.handle_async_request = takeover_pays_during_the_refund  # type: ignore[method-assign]
+    answer = await shop.checkout(ada, "k1")
+
+    assert finished, "the takeover was not planted"
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["details"]["order_id"] == finished["_id"]
+    [order] = await shop.docs(shop.order, "orders")
+    assert order["status"] == "paid"
+    assert order["status_history"] == finished["status_history"]  # no "failed" written over it

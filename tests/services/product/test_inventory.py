@@ -568,6 +568,11 @@ async def test_the_limits_on_quantity_and_products_include_their_maximum(shop: S
         "quantity for headlamp must be between 1 and 10000",
         {"product_id": "headlamp", "quantity": 10_001},
     )
+    longest = "o" * 128  # an order id of 128 characters is allowed (129 are refused, above)
+    assert (await shop.reserve(longest, ("chef-knife", 1))).status == "RESERVED"
+    with pytest.raises(inventory.InventoryError) as spaced:
+        await inventory.reserve(shop.app.state.inventory.db, "order 24", [("chef-knife", 1)], 1.0)
+    assert spaced.value.message == "order_id 'order 24' is not printable ASCII without spaces"
     with pytest.raises(inventory.InventoryError) as nothing:
         inventory.normalize_items([])
     assert (nothing.value.code, nothing.value.message) == (
