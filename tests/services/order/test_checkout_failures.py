@@ -439,3 +439,21 @@ async def test_a_failure_never_overwrites_an_order_a_takeover_paid_while_it_was_
     [order] = await shop.docs(shop.order, "orders")
     assert order["status"] == "paid"
     assert order["status_history"] == finished["status_history"]  # no "failed" written over it
+
+
+async def test_a_charge_answered_with_an_odd_body_leaves_the_order_open_and_says_why(shop: Shop) -> None:
+    """Payment answers 201 with a body that names no payment: it may have charged, and the payment to refund
+    is unknown, so the order stays open (the same key settles it) and the answer and history say why."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    shop.hosts.fake[("payment", "POST", "/payments")] = httpx.Response(201, json={"odd": True})
+
+    answer = await shop.checkout(ada, "k1")
+
+    assert answer.status_code == 502, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "payment_outcome_unknown"
+    assert error["details"]["reason"] == "payment_error: payment sent an unexpected body"
+    [order] = await shop.docs(shop.order, "orders")
+    assert order["status"] == "reserved"
+    assert order["status_history"][-1]["reason"] == "payment_error: payment sent an unexpected body"

@@ -653,7 +653,7 @@ async def test_stock_of_every_product_is_listed_by_id_and_a_request_names_at_mos
     hundred = [f"product-{i}" for i in range(100)]
     with pytest.raises(inventory.InventoryError) as unknown:
         await inventory.get_stock(db, hundred)
-    assert unknown.value.code == "not_found"
+    assert (unknown.value.code, unknown.value.details) == ("not_found", {"product_ids": hundred})
     with pytest.raises(inventory.InventoryError) as too_many:
         await inventory.get_stock(db, [*hundred, "product-100"])
     assert (too_many.value.code, too_many.value.message) == (
