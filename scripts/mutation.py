@@ -4,7 +4,8 @@ Each module is mutated by mutmut (pinned in requirements/dev.in) against the tes
 its own scratch copy of the repo under `.cache/mutation/<module>/`, so a run never touches the work tree and
 modules never share results. mutmut runs the selected tests once with coverage to learn which tests call
 which function; then, for each mutant, it forks the already-imported test process and runs only the tests
-that reach the mutated function, fastest first, stopping at the first failure.
+that reach the mutated function (those that killed earlier mutants of the same function first, then fastest
+first: scripts/mutation_conftest.py), stopping at the first failure.
 
 The result is a per-module table (mutants, killed, survived, score) and the list of surviving mutants. Every
 survivor must be classified in `tests/mutation/survivors.yaml` (equivalent or harmless, with the reason),
@@ -164,7 +165,7 @@ def prepare(module: Module, work: Path) -> None:
             shutil.copy2(source, work / name)
     with (work / "pyproject.toml").open("a") as handle:
         handle.write(mutmut_config(module))
-    # A mutant's tests run fastest first (see scripts/mutation_conftest.py).
+    # A mutant's tests run earlier killers first, then fastest first (see scripts/mutation_conftest.py).
     shutil.copy2(ROOT / "scripts" / "mutation_conftest.py", work / "conftest.py")
 
 

@@ -457,3 +457,52 @@ async def test_a_charge_answered_with_an_odd_body_leaves_the_order_open_and_says
     [order] = await shop.docs(shop.order, "orders")
     assert order["status"] == "reserved"
     assert order["status_history"][-1]["reason"] == "payment_error: payment sent an unexpected body"
+
+
+async def test_a_charge_still_in_progress_at_payment_leaves_the_order_open_and_says_why(shop: Shop) -> None:
+    """Payment answers 409 payment_in_progress (an earlier request of ours is still being charged): the
+    outcome is not known yet, so the order stays open for the same key, answered 503 with payment's words."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    busy = {"error": {"code": "payment_in_progress", "message": "a charge for this order is in progress"}}
+    shop.hosts.fake[("payment", "POST", "/payments")] = httpx.Response(409, json=busy)
+
+    answer = await shop.checkout(ada, "k1")
+
+    assert answer.status_code == 503, answer.text
+    reason = "payment_in_progress: a charge for this order is in progress"
+    assert answer.json()["error"]["details"]["reason"] == reason
+    [order] = await shop.docs(shop.order, "orders")
+    assert order["status"] == "reserved" and order["status_history"][-1]["reason"] == reason
+
+
+async def test_a_simulated_failure_after_a_lost_charge_answer_never_fails_the_order(shop: Shop) -> None:
+    """The charge reached payment (it charged) and its answer was lost as a 502; the automatic re-ask is
+    then answered 503 simulated_failure. That says nothing was charged by the re-ask only: the first one
+    may have charged, so the order must stay open for the same key, never fail (which would keep a charge
+    nobody refunds)."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    hosts = shop.hosts
+    forward = hosts.handle_async_request
+    asked: list[int] = []
+
+    async def lost_then_simulated_failure(request: httpx.Request) -> httpx.Response:
+        if (request.method, request.url.host, request.url.path) != ("POST", "payment", "/payments"):
+            return await forward(request)
+        asked.append(1)
+        if len(asked) == 1:
+            await forward(request)  # payment charges; the answer is lost on the way back
+            return httpx.Response(502, json={"error": {"code": "bad_gateway", "message": "upstream reset"}})
+        failure = {"error": {"code": "simulated_failure", "message": "simulated failure (FAILURE_RATE)"}}
+        return httpx.Response(503, json=failure)
+
+    hosts.handle_async_request = lost_then_simulated_failure  # type: ignore[method-assign]
+    answer = await shop.checkout(ada, "k1")
+
+    assert len(asked) == 2
+    assert answer.json()["error"]["code"] == "payment_outcome_unknown", answer.text
+    [order] = await shop.docs(shop.order, "orders")
+    assert order["status"] == "reserved"  # open: the same key settles it with payment's recorded outcome
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert payment["status"] == "succeeded"
