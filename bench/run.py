@@ -259,9 +259,12 @@ def _run_store(
         for tree in trees:  # before any request: what a freshly started service holds
             idle[(store, tree.label)] = usage.rss_mb(targets[tree.label].shop.pids)
         # this checkout's services against their memory ceilings (a baseline commit is only measured)
-        failures += [
-            f"{store} {trees[0].label}: {o}" for o in report.over_ceiling(idle[(store, trees[0].label)])
-        ]
+        over = [f"{store} {trees[0].label}: {o}" for o in report.over_ceiling(idle[(store, trees[0].label)])]
+        if options.smoke:  # CI's smoke checks the harness; RSS differs between environments (a fresh clone)
+            for line in over:
+                log(f"memory, reported only in the smoke: {line}")
+        else:
+            failures += over
         for tree in trees:
             prepare_shoppers(targets[tree.label], cases, options.shoppers, tree.label)
         plan = [(tree, case) for case in cases for tree in trees if case.every_tree or tree is trees[0]]
