@@ -10,7 +10,8 @@ reference app and the Envoy proxies; registers shoppers; then runs every case on
 Figures are the median of the rounds with the spread (lowest-highest req/s). Results go to `--out`
 (artifacts/bench): report.md, results.json, chart.png and the logs of every process. It is a benchmark: it
 exits 1 only when something failed (a case answered errors, a process died, a service of this checkout
-started with more memory than its ceiling in bench/cases.py), never for a missed throughput or latency target.
+started with more memory than its ceiling in bench/cases.py; --smoke only reports that), never for a missed
+throughput or latency target.
 """
 
 from __future__ import annotations
