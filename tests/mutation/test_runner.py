@@ -125,3 +125,41 @@ def test_the_scratch_copy_gets_the_ordering_conftest(tmp_path: Path, monkeypatch
     conftest = (work / "conftest.py").read_text()
     assert conftest == (mutation.ROOT / "scripts" / "mutation_conftest.py").read_text()
     assert '"conftest.py"' in (work / "pyproject.toml").read_text().split("[tool.mutmut]")[1]
+
+
+def test_the_ledger_gives_a_module_score_over_several_runs_of_the_same_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slices (`--function`) and re-tests of survivors (`--retest`) add up to the module's score; a later
+    outcome of a mutant replaces an earlier one; a change to the module's code starts afresh."""
+    monkeypatch.setattr(mutation, "LEDGER_DIR", tmp_path)
+    module = Module("services/kit/jwt.py", ("tests/kit/test_tokens.py",))
+    name = "services.kit.jwt.x_sign__mutmut_{}".format
+
+    def run(code: str, outcomes: dict[int, str], functions: tuple[str, ...] = ("sign",)) -> mutation.Ledger:
+        result = Result(module, statuses=Counter(outcomes.values()), functions=functions)
+        result.survivors = [
+            Survivor(name(n), status, "sign", f"x = {n}", f"x = -{n}")
+            for n, status in outcomes.items()
+            if status == "survived"
+        ]
+        ledger = mutation.Ledger.load(module, code)
+        ledger.merge(result, {name(n): status for n, status in outcomes.items()}, total=4)
+        ledger.save(module)
+        return mutation.Ledger.load(module, code)
+
+    first = run("sha-1", {1: "killed", 2: "survived"})
+    assert not first.complete and first.survivor_names() == [name(2)]
+    partial = first.result(module)
+    assert (partial.total, partial.killed, partial.label) == (2, 1, "(the runs so far: 2 of its 4 mutants)")
+    run("sha-1", {3: "killed", 4: "survived"})
+    retested = run("sha-1", {2: "killed"})  # a new test kills it
+    assert retested.complete and retested.survivor_names() == [name(4)]
+    whole = retested.result(module)
+    assert (whole.total, whole.killed, whole.label) == (4, 3, "(all 4 mutants, over several runs)")
+    [survivor] = whole.survivors
+    assert survivor.key() == ("sign", "x = 4", "x = -4")  # classified as any survivor is
+    assert "| services/kit/jwt.py (all 4 mutants, over several runs) | 4 | 3 | 1 | 0 | 75% |  |" in (
+        mutation.table([whole])
+    )
+    assert run("sha-2", {1: "survived"}).mutants.keys() == {name(1)}  # the code changed: afresh
