@@ -158,7 +158,11 @@ def mutmut_config(module: Module) -> str:
         "do_not_mutate_patterns": DO_NOT_MUTATE,
         # grpc (product's Inventory, order's client) is not fork-safe once used: fork from a clean server.
         "process_isolation": "forkserver",
-        "timeout_multiplier": 10.0,
+        # mutmut's wall-clock bound of a mutant is (its tests' recorded time + 1 s) x this: under `nice` on
+        # shared cores a mutant's tests can run 10x slower than in mutmut's stats run, and a mutant that
+        # merely waited for a core was counted "timeout", i.e. killed (4 of the first 36 checkout mutants,
+        # two of them changes to a message no test reads). A real hang is still ended: pytest's timeout above.
+        "timeout_multiplier": 100.0,
         "use_git_change_detection": False,
     }
     lines = ["", "[tool.mutmut]"]
