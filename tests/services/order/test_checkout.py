@@ -339,6 +339,45 @@ async def test_same_key_with_a_different_cart_is_409(shop: Shop) -> None:
     assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
 
 
+KEY_REUSED = {
+    "code": "idempotency_key_reused",
+    "message": "this Idempotency-Key was used for a different checkout; use a new key",
+}
+
+
+async def test_a_reused_key_is_refused_with_the_order_it_names_and_a_paid_one_is_replayed(shop: Shop) -> None:
+    """The key names one purchase: another address or card with it, or (while the purchase has not
+    happened) another cart, is refused with the exact 409 naming the key's order; once paid, the same
+    checkout replays the paid order though the cart has changed since (it was emptied by the purchase)."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    declined_body = {"shipping_address": ADDRESS, "card": DECLINED_CARD}
+    declined = await shop.checkout(ada, "k-declined", declined_body)
+    assert declined.status_code == 402, declined.text
+    declined_id = declined.json()["error"]["details"]["order_id"]
+    await shop.fill_cart(ada, ("chef-knife", 1))
+
+    other_cart = await shop.checkout(ada, "k-declined", declined_body)
+    assert other_cart.status_code == 409, other_cart.text
+    assert other_cart.json()["error"] == {**KEY_REUSED, "details": {"order_id": declined_id}}
+    assert "idempotent-replayed" not in other_cart.headers
+
+    paid = await shop.checkout(ada, "k-paid")
+    assert paid.status_code == 201, paid.text
+    paid_id = paid.json()["id"]
+    other_card = {**CHECKOUT, "card": {**GOOD_CARD, "cvc": "999"}}
+    refused = await shop.checkout(ada, "k-paid", other_card)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"] == {**KEY_REUSED, "details": {"order_id": paid_id}}
+
+    await shop.fill_cart(ada, ("insulated-bottle", 3))  # the cart moved on after the purchase
+    replay = await shop.checkout(ada, "k-paid")
+    assert replay.status_code == 201, replay.text
+    assert (replay.json()["id"], replay.json()["status"]) == (paid_id, "paid")
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert len(await shop.docs(shop.payment, "payments")) == 2  # the decline's record and the one charge
+
+
 async def test_notification_outage_does_not_fail_a_paid_order(shop: Shop) -> None:
     shop.hosts.down("notification", "POST", "/notifications")
     ada = shop.user()
