@@ -346,10 +346,13 @@ class Ledger:
             self.mutants[name] = entry
 
     def survivor_names(self, functions: tuple[str, ...] = ()) -> list[str]:
+        """What `--retest` runs again: the survivors, and the timeouts (a timeout counts as killed, but one
+        of a busy machine may be a survivor that waited for a core)."""
         return sorted(
             name
             for name, entry in self.mutants.items()
-            if entry["status"] not in KILLED and (not functions or entry["function"] in functions)
+            if (entry["status"] not in KILLED or entry["status"] == "timeout")
+            and (not functions or entry["function"] in functions)
         )
 
     def result(self, module: Module) -> Result:
@@ -475,8 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--retest",
         action="store_true",
-        help="only the mutants that survived earlier runs of this code (the ledger; of --function's functions"
-        " when given): after adding tests",
+        help="only the mutants that survived (or timed out in) earlier runs of this code (the ledger; of"
+        " --function's functions when given): after adding tests",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies in .cache/mutation")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -144,22 +144,23 @@ def test_the_ledger_gives_a_module_score_over_several_runs_of_the_same_code(
             if status == "survived"
         ]
         ledger = mutation.Ledger.load(module, code)
-        ledger.merge(result, {name(n): status for n, status in outcomes.items()}, total=4)
+        ledger.merge(result, {name(n): status for n, status in outcomes.items()}, total=5)
         ledger.save(module)
         return mutation.Ledger.load(module, code)
 
     first = run("sha-1", {1: "killed", 2: "survived"})
     assert not first.complete and first.survivor_names() == [name(2)]
     partial = first.result(module)
-    assert (partial.total, partial.killed, partial.label) == (2, 1, "(the runs so far: 2 of its 4 mutants)")
+    assert (partial.total, partial.killed, partial.label) == (2, 1, "(the runs so far: 2 of its 5 mutants)")
     run("sha-1", {3: "killed", 4: "survived"})
-    retested = run("sha-1", {2: "killed"})  # a new test kills it
+    assert run("sha-1", {5: "timeout"}).survivor_names() == [name(2), name(4), name(5)]  # re-tested too
+    retested = run("sha-1", {2: "killed", 5: "killed"})  # a new test kills it
     assert retested.complete and retested.survivor_names() == [name(4)]
     whole = retested.result(module)
-    assert (whole.total, whole.killed, whole.label) == (4, 3, "(all 4 mutants, over several runs)")
+    assert (whole.total, whole.killed, whole.label) == (5, 4, "(all 5 mutants, over several runs)")
     [survivor] = whole.survivors
     assert survivor.key() == ("sign", "x = 4", "x = -4")  # classified as any survivor is
-    assert "| services/kit/jwt.py (all 4 mutants, over several runs) | 4 | 3 | 1 | 0 | 75% |  |" in (
+    assert "| services/kit/jwt.py (all 5 mutants, over several runs) | 5 | 4 | 1 | 0 | 80% |  |" in (
         mutation.table([whole])
     )
     assert run("sha-2", {1: "survived"}).mutants.keys() == {name(1)}  # the code changed: afresh
