@@ -61,6 +61,76 @@ async def test_checkout_pays_ships_notifies_and_empties_the_cart(shop: Shop) -> 
     assert {c.headers.get("authorization") for c in shop.hosts.calls} == {ada["Authorization"]}
 
 
+async def test_the_order_charges_todays_prices_and_ships_the_carts_weight(shop: Shop) -> None:
+    """What the shopper pays and receives: each line at the catalog's price at checkout (not the price when
+    it went into the cart), shipping quoted for the cart's weight (500 g a unit when the catalog names none:
+    3 units, 2 started kilograms, domestic 4.95 + 2 x 1.00), the shipment made for that weight and address,
+    the confirmation saying what was bought and the total."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 2), ("chef-knife", 1))
+    products = shop.product.state.db["products"]
+    await products.update_one({"_id": "headlamp"}, {"$set": {"price_cents": 3100}})  # a price rise since
+    knife = await products.find_one({"_id": "chef-knife"})
+
+    response = await shop.checkout(ada, "k1")
+
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["items"] == [
+        {
+            "product_id": "headlamp",
+            "name": "Rechargeable Headlamp",
+            "price_cents": 3100,
+            "quantity": 2,
+            "line_total_cents": 6200,
+        },
+        {
+            "product_id": "chef-knife",
+            "name": knife["name"],
+            "price_cents": knife["price_cents"],
+            "quantity": 1,
+            "line_total_cents": knife["price_cents"],
+        },
+    ]
+    subtotal = 6200 + knife["price_cents"]
+    assert (order["subtotal_cents"], order["shipping_cents"], order["total_cents"]) == (
+        subtotal,
+        495 + 2 * 100,
+        subtotal + 695,
+    )
+    address = {**ADDRESS, "label": None}
+    assert (order["currency"], order["shipping_address"]) == ("EUR", address)
+    [shipment] = await shop.docs(shop.shipping, "shipments")
+    assert (shipment["order_id"], shipment["weight_grams"]) == (order["id"], 1500)
+    assert {**shipment["address"], "label": shipment["address"].get("label")} == address
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert (payment["amount_cents"], payment["currency"]) == (subtotal + 695, "EUR")
+    [note] = await shop.docs(shop.notification, "outbox")
+    total = f"{(subtotal + 695) / 100:.2f}"
+    assert (note["subject"], note["body"]) == (
+        "Your order is confirmed",
+        f"Thank you! Order {order['id'][:8]}: 2 x Rechargeable Headlamp, 1 x {knife['name']}. "
+        f"Total {total} EUR.",
+    )
+
+
+async def test_a_cart_mixing_currencies_is_refused_before_anything_is_reserved(shop: Shop) -> None:
+    ada = shop.user()
+    before = await shop.stock("headlamp"), await shop.stock("chef-knife")
+    await shop.fill_cart(ada, ("headlamp", 1), ("chef-knife", 1))
+    products = shop.product.state.db["products"]
+    await products.update_one({"_id": "chef-knife"}, {"$set": {"currency": "USD"}})
+
+    response = await shop.checkout(ada, "k1")
+
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == {"code": "mixed_currency", "message": "the cart mixes currencies"}
+    assert await shop.docs(shop.order, "orders") == []
+    assert await shop.docs(shop.payment, "payments") == []
+    assert (await shop.stock("headlamp"), await shop.stock("chef-knife")) == before
+    assert len((await shop.client.get("/cart", headers=ada)).json()["items"]) == 2
+
+
 async def test_same_checkout_20_times_concurrently_is_one_order_one_charge(shop: Shop) -> None:
     ada = shop.user()
     before = await shop.stock("headlamp")
