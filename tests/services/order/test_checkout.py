@@ -131,6 +131,31 @@ async def test_a_cart_mixing_currencies_is_refused_before_anything_is_reserved(s
     assert len((await shop.client.get("/cart", headers=ada)).json()["items"]) == 2
 
 
+async def test_an_order_inserted_and_retired_by_other_requests_meanwhile_is_a_409_to_try_again(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planted interleaving: another request with the same key inserted its order first (this insert loses on
+    the unique key), and a third retired that attempt before this one could read it. Nothing is reserved or
+    charged; the shopper is told to try again."""
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+
+    async def lost_the_insert(db: Any, doc: dict[str, Any]) -> bool:
+        return False
+
+    monkeypatch.setattr(store, "insert_order", lost_the_insert)
+    response = await shop.checkout(ada, "k1")
+
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == {
+        "code": "conflict",
+        "message": "the order changed meanwhile; try again",
+    }
+    assert await shop.docs(shop.payment, "payments") == []
+    assert await shop.stock("headlamp") == before
+
+
 async def test_same_checkout_20_times_concurrently_is_one_order_one_charge(shop: Shop) -> None:
     ada = shop.user()
     before = await shop.stock("headlamp")
@@ -371,7 +396,8 @@ async def test_not_enough_stock_at_checkout_is_409_and_nothing_is_charged(shop: 
 async def test_checkout_input_rules(shop: Shop) -> None:
     ada = shop.user()
     empty = await shop.checkout(ada, "k0")
-    assert empty.status_code == 409 and empty.json()["error"]["code"] == "cart_empty"
+    assert empty.status_code == 409
+    assert empty.json()["error"] == {"code": "cart_empty", "message": "the cart is empty"}
     await shop.fill_cart(ada, ("headlamp", 1))
 
     missing = await shop.checkout(ada, None)
