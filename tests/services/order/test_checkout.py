@@ -388,9 +388,49 @@ async def test_not_enough_stock_at_checkout_is_409_and_nothing_is_charged(shop: 
     await shop.product.state.db["products"].update_one({"_id": "chef-knife"}, {"$set": {"stock": 2}})
     response = await shop.checkout(ada, "k1")
     assert response.status_code == 409
-    assert response.json()["error"]["code"] == "insufficient_stock"
+    error = response.json()["error"]
+    order_id = error["details"]["order_id"]
+    message = "not enough stock for chef-knife: 3 requested, 2 available"  # product's words, passed on
+    assert error == {
+        "code": "insufficient_stock",
+        "message": message,
+        "details": {"order_id": order_id, "reason": f"insufficient_stock: {message}"},
+    }
     assert await shop.docs(shop.payment, "payments") == []
     assert await shop.stock("chef-knife") == 2
+
+
+async def test_stock_the_settler_gave_back_before_the_reservation_arrived_fails_the_order(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planted interleaving: the order's units were reserved but the answer was lost, the settler gave the
+    order up meanwhile (released them), and the repeat of the call finds the reservation released: the
+    order fails, nothing is taken or charged."""
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+    inventory = shop.order.state.inventory
+    reserve = inventory.reserve
+
+    async def given_back_meanwhile(order_id: str, items: list[tuple[str, int]]) -> Any:
+        await reserve(order_id, items)  # reserved at product; the answer lost on the way back
+        await inventory.release(order_id)  # the settler gave the order up
+        return await reserve(order_id, items)  # the repeat
+
+    monkeypatch.setattr(inventory, "reserve", given_back_meanwhile)
+    response = await shop.checkout(ada, "k1")
+
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    order_id = error["details"]["order_id"]
+    message = "this order's stock was given back meanwhile"
+    assert error == {
+        "code": "reservation_released",
+        "message": message,
+        "details": {"order_id": order_id, "reason": f"reservation_released: {message}"},
+    }
+    assert await shop.stock("headlamp") == before
+    assert await shop.docs(shop.payment, "payments") == []
 
 
 async def test_checkout_input_rules(shop: Shop) -> None:
