@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.cases import BY_NAME, TARGETS, Target, rss_ceiling_mb
+from bench.cases import BY_NAME, TARGETS, Target, anon_ceiling_mb
 from bench.result import Result
 
 
@@ -145,11 +145,12 @@ def verdicts(rows: Sequence[Row], rss: dict[tuple[str, str], dict[str, float]]) 
 
 
 def over_ceiling(sizes: dict[str, float]) -> list[str]:
-    """The services whose idle RSS (MB) is past their ceiling (bench/cases.py `RSS_CEILING_MB`)."""
+    """The services whose idle anonymous memory (MB, usage.anon_mb) is past their ceiling (bench/cases.py
+    `ANON_CEILING_MB`)."""
     return [
-        f"{name} idle RSS {size:.1f} MB is past its ceiling of {rss_ceiling_mb(name):.1f} MB"
+        f"{name} idle anonymous memory {size:.1f} MB is past its ceiling of {anon_ceiling_mb(name):.1f} MB"
         for name, size in sizes.items()
-        if name != "database" and size > rss_ceiling_mb(name)
+        if name != "database" and size > anon_ceiling_mb(name)
     ]
 
 
@@ -179,13 +180,21 @@ def table(rows: Sequence[Row]) -> str:
 
 
 def rss_table(
-    idle: dict[tuple[str, str], dict[str, float]], loaded: dict[tuple[str, str], dict[str, float]]
+    idle: dict[tuple[str, str], dict[str, float]],
+    loaded: dict[tuple[str, str], dict[str, float]],
+    anon: dict[tuple[str, str], dict[str, float]] | None = None,
 ) -> str:
+    """Per (store, tree) and process: `idle RSS (idle anonymous) / RSS after the run`, MB."""
     names = sorted({name for sizes in idle.values() for name in sizes})
     lines = ["| store | code | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 2)]
     for key, sizes in idle.items():
-        after = loaded.get(key, {})
-        cells = [f"{_number(sizes.get(n, math.nan))} / {_number(after.get(n, math.nan))}" for n in names]
+        after, own = loaded.get(key, {}), (anon or {}).get(key, {})
+        cells = [
+            f"{_number(sizes.get(n, math.nan))}"
+            + (f" ({_number(own[n], 1)})" if n in own else "")
+            + f" / {_number(after.get(n, math.nan))}"
+            for n in names
+        ]
         lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

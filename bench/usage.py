@@ -30,6 +30,24 @@ def rss_mb(pids: Mapping[str, int]) -> dict[str, float]:
     return sizes
 
 
+def anon_mb(pids: Mapping[str, int]) -> dict[str, float]:
+    """Anonymous resident memory of each named process, in MB: what it allocated itself (heap, Python
+    objects, thread stacks), its RSS without the mapped files (the code of Python and of the libraries).
+    Those file pages are shared by every process that maps the file, and how many of them count in a
+    process's RSS depends on the page cache, not on the process: the same product started 9 MB higher in
+    a fresh clone, whose just-installed grpcio was cached in large folios (cygrpc's mapped pages 6.6 ->
+    13.1 MB), with the same anonymous memory to 0.01 MB (docs/performance.md, fourth pass)."""
+    sizes: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            memory = psutil.Process(pid).memory_info()
+        except psutil.NoSuchProcess:
+            sizes[name] = float("nan")
+            continue
+        sizes[name] = (memory.rss - getattr(memory, "shared", 0)) / 1e6  # Linux: shared = RssFile + RssShmem
+    return sizes
+
+
 class CpuMeter:
     """CPU used by a set of processes between `start` and `stop`."""
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import math
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bench import wrk
-from bench.cases import BY_NAME, CASES, RSS_CEILING_MB, rss_ceiling_mb
+from bench import usage, wrk
+from bench.cases import ANON_CEILING_MB, BY_NAME, CASES, DEFAULT_ANON_CEILING_MB, anon_ceiling_mb
 from bench.report import Measurement, over_ceiling, process_table, summarize, table, verdict_lines, verdicts
 from bench.result import Result, from_latencies, percentile
 from bench.run import parse_args
@@ -135,12 +137,39 @@ def test_wrk_drives_the_reference_app_for_real(reference_app: str) -> None:
 
 
 def test_a_service_started_past_its_memory_ceiling_is_a_failure() -> None:
-    idle = {"frontend": 79.9, "auth": 80.4, "product": 93.0, "order": 91.0, "database": 300.0}
+    idle = {"frontend": 57.4, "auth": 55.6, "product": 58.9, "order": 60.0, "database": 300.0}
     assert over_ceiling(idle) == [
-        "auth idle RSS 80.4 MB is past its ceiling of 80.0 MB",
-        "order idle RSS 91.0 MB is past its ceiling of 90.5 MB",
+        "auth idle anonymous memory 55.6 MB is past its ceiling of 55.5 MB",
+        "order idle anonymous memory 60.0 MB is past its ceiling of 59.5 MB",
     ]  # the database server is no service of the shop
-    assert all(rss_ceiling_mb(name) == 80.0 for name in SERVICES if name not in RSS_CEILING_MB)
+    assert all(
+        anon_ceiling_mb(name) == DEFAULT_ANON_CEILING_MB for name in SERVICES if name not in ANON_CEILING_MB
+    )
+
+
+def test_anonymous_memory_leaves_out_the_mapped_files() -> None:
+    """RSS minus the file-backed pages: a process that maps and reads a 20 MB file grows in RSS, not in
+    anonymous memory; one that allocates 20 MB grows in both."""
+    script = (
+        "import mmap, sys, tempfile, time\n"
+        "f = tempfile.TemporaryFile(); f.write(b'x' * 20_000_000); f.flush()\n"
+        "m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ); sum(m[i] for i in range(0, len(m), 4096))\n"
+        "held = bytearray(b'y' * 20_000_000) if sys.argv[1] == 'allocate' else b''\n"
+        "print('ready', flush=True); time.sleep(30)\n"
+    )
+    sizes = {}
+    for mode in ("map", "allocate"):
+        child = subprocess.Popen([sys.executable, "-c", script, mode], stdout=subprocess.PIPE)
+        try:
+            assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+            pids = {mode: child.pid}
+            sizes[mode] = (usage.rss_mb(pids)[mode], usage.anon_mb(pids)[mode])
+        finally:
+            child.kill()
+            child.wait()
+    (map_rss, map_anon), (alloc_rss, alloc_anon) = sizes["map"], sizes["allocate"]
+    assert map_rss - map_anon > 19  # the file's pages count in RSS only
+    assert alloc_anon - map_anon > 19 and alloc_rss - map_rss > 19
 
 
 def test_cpu_per_request_is_split_by_process() -> None:
