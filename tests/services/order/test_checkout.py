@@ -660,7 +660,14 @@ async def test_an_odd_answer_from_a_neighbour_fails_cleanly(shop: Shop) -> None:
     before = await shop.stock("headlamp")
     await shop.fill_cart(ada, ("headlamp", 1))
     response = await shop.checkout(ada, "k1")
-    assert response.status_code == 502 and response.json()["error"]["code"] == "bad_gateway"
+    assert response.status_code == 502
+    error = response.json()["error"]
+    message = "unexpected answer from a dependency (KeyError)"
+    assert error == {
+        "code": "bad_gateway",
+        "message": message,
+        "details": {"order_id": error["details"]["order_id"], "reason": f"bad_gateway: {message}"},
+    }
     assert await shop.stock("headlamp") == before
     assert await shop.docs(shop.payment, "payments") == []
 
