@@ -506,3 +506,52 @@ async def test_a_simulated_failure_after_a_lost_charge_answer_never_fails_the_or
     assert order["status"] == "reserved"  # open: the same key settles it with payment's recorded outcome
     [payment] = await shop.docs(shop.payment, "payments")
     assert payment["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("outcome", ["paid", "failed"])
+async def test_an_order_a_takeover_finished_while_the_confirmation_was_sent_keeps_that_outcome(
+    shop: Shop, outcome: str
+) -> None:
+    """The first request is slow after shipping; a takeover finishes the order meanwhile (paid, or given up
+    as failed). The first request's `paid` never overwrites that: the shopper gets the order as the takeover
+    left it (its history, one `paid`), or the failure it recorded, word for word."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    hosts = shop.hosts
+    forward = hosts.handle_async_request
+    failure = {"status": 503, "code": "checkout_interrupted", "message": "given up (test)"}
+
+    async def takeover_while_confirming(request: httpx.Request) -> httpx.Response:
+        if (request.method, request.url.host) == ("POST", "notification"):
+            [order] = await shop.docs(shop.order, "orders")
+            fields: dict[str, Any] = {"status": outcome}
+            if outcome == "failed":
+                fields.update(failure=failure, failure_reason="checkout_interrupted: given up (test)")
+            entry = {"status": outcome, "at": order["updated_at"], "reason": "by the takeover (test)"}
+            await shop.order.state.db["orders"].update_one(
+                {"_id": order["_id"]}, {"$set": fields, "$push": {"status_history": entry}}
+            )
+        return await forward(request)
+
+    hosts.handle_async_request = takeover_while_confirming  # type: ignore[method-assign]
+
+    response = await shop.checkout(ada, "k1")
+
+    [stored] = await shop.docs(shop.order, "orders")
+    statuses = [h["status"] for h in stored["status_history"]]
+    assert statuses[-1] == outcome and statuses.count("paid") == (outcome == "paid")
+    assert stored["status_history"][-1]["reason"] == "by the takeover (test)"
+    if outcome == "paid":
+        assert response.status_code == 201, response.text
+        order = response.json()
+        assert (order["id"], order["status"]) == (stored["_id"], "paid")
+        assert [(h["status"], h["at"]) for h in order["status_history"]] == [
+            (h["status"], h["at"]) for h in stored["status_history"]
+        ]
+    else:
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == {
+            "code": "checkout_interrupted",
+            "message": "given up (test)",
+            "details": {"order_id": stored["_id"], "reason": "checkout_interrupted: given up (test)"},
+        }
