@@ -345,15 +345,26 @@ class Ledger:
                 entry.update(before=survivors[name].before, after=survivors[name].after)
             self.mutants[name] = entry
 
-    def survivor_names(self, functions: tuple[str, ...] = ()) -> list[str]:
-        """What `--retest` runs again: the survivors, and the timeouts (a timeout counts as killed, but one
-        of a busy machine may be a survivor that waited for a core)."""
-        return sorted(
-            name
-            for name, entry in self.mutants.items()
-            if (entry["status"] not in KILLED or entry["status"] == "timeout")
-            and (not functions or entry["function"] in functions)
-        )
+    def survivor_names(
+        self, functions: tuple[str, ...] = (), classified: list[dict[str, Any]] | None = None
+    ) -> list[str]:
+        """What `--retest` runs again: the survivors not `classified` (a reviewed equivalent survives any
+        test), and the timeouts (a timeout counts as killed, but one of a busy machine may be a survivor
+        that waited for a core)."""
+        reviewed = {
+            (e["function"], _norm(str(e["before"])), _norm(str(e["after"]))) for e in classified or []
+        }
+        names = []
+        for name, entry in self.mutants.items():
+            if functions and entry["function"] not in functions:
+                continue
+            if entry["status"] == "timeout":
+                names.append(name)
+            elif entry["status"] not in KILLED:
+                key = (entry["function"], _norm(entry.get("before", "")), _norm(entry.get("after", "")))
+                if key not in reviewed:
+                    names.append(name)
+        return sorted(names)
 
     def result(self, module: Module) -> Result:
         """The module's score over every mutant the ledger holds, said so in the table."""
@@ -478,8 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--retest",
         action="store_true",
-        help="only the mutants that survived (or timed out in) earlier runs of this code (the ledger; of"
-        " --function's functions when given): after adding tests",
+        help="only the mutants that survived (not classified) or timed out in earlier runs of this code (the"
+        " ledger; of --function's functions when given): after adding tests",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies in .cache/mutation")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -502,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         functions = tuple(args.function)
         names: tuple[str, ...] = ()
         if args.retest:
-            names = tuple(Ledger.load(module, source_hash(ROOT / path)).survivor_names(functions))
+            earlier = Ledger.load(module, source_hash(ROOT / path))
+            names = tuple(earlier.survivor_names(functions, classified.get(path, [])))
             if not names:
                 print(f"  {path}: the ledger records no survivors of this code to re-test", flush=True)
                 continue

@@ -154,6 +154,8 @@ def test_the_ledger_gives_a_module_score_over_several_runs_of_the_same_code(
     assert (partial.total, partial.killed, partial.label) == (2, 1, "(the runs so far: 2 of its 5 mutants)")
     run("sha-1", {3: "killed", 4: "survived"})
     assert run("sha-1", {5: "timeout"}).survivor_names() == [name(2), name(4), name(5)]  # re-tested too
+    reviewed = [{"function": "sign", "before": "x = 4", "after": "x =  -4"}]  # classified: not re-tested
+    assert mutation.Ledger.load(module, "sha-1").survivor_names((), reviewed) == [name(2), name(5)]
     retested = run("sha-1", {2: "killed", 5: "killed"})  # a new test kills it
     assert retested.complete and retested.survivor_names() == [name(4)]
     whole = retested.result(module)
