@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from services.contracts import CheckoutIn
 from services.kit import ApiError
-from tests.services.order.in_process import ADDRESS, DECLINED_CARD, Shop
+from services.order import checkout, store
+from tests.services.order.in_process import ADDRESS, CHECKOUT, DECLINED_CARD, Shop
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -555,3 +557,45 @@ async def test_an_order_a_takeover_finished_while_the_confirmation_was_sent_keep
             "message": "given up (test)",
             "details": {"order_id": stored["_id"], "reason": "checkout_interrupted: given up (test)"},
         }
+
+
+async def test_a_resumed_checkout_that_was_charged_before_it_died_refunds_when_it_then_fails(
+    shop: Shop,
+) -> None:
+    """The process died right after recording the charge; the shopper's retry resumes the order, and the
+    resume fails before its own charge step (shipping's quote down): the charge made before the crash is
+    refunded and the stock given back, not left standing on a failed order."""
+    shop.order.state.settler.cancel()  # the retry, not the settler, takes this order over
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 2))
+    principal = await shop.order.state.verifier.verify(ada["Authorization"].removeprefix("Bearer "))
+    cart = await store.get_cart(shop.order.state.db, "ada")
+    run = checkout.Checkout.of_app(shop.order)
+    doc = await checkout._new_order(run, principal, "k1", cart, CheckoutIn.model_validate(CHECKOUT))
+    await shop.order.state.inventory.reserve(doc["_id"], [("headlamp", 2)])
+    card = {k: v for k, v in CHECKOUT.items() if k != "shipping_address"}
+    charge = {**card, "order_id": doc["_id"], "amount_cents": doc["total_cents"] + 595, "currency": "EUR"}
+    charged = await shop.payment_client.post("/payments", json=charge, headers=ada)
+    assert charged.status_code == 201, charged.text
+    payment_id = charged.json()["id"]
+    died = {"status": "charged", "payment_id": payment_id, "lease_until": store.now_iso(-60)}
+    await store.insert_order(shop.order.state.db, {**doc, **died})
+    shop.hosts.down("shipping", "POST", "/shipping/quote")
+
+    response = await shop.checkout(ada, "k1")
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["details"]["order_id"] == doc["_id"]
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert (payment["_id"], payment["status"]) == (payment_id, "refunded")
+    assert await shop.stock("headlamp") == before
+    order = await order_of(shop, ada, doc["_id"])
+    assert order["status"] == "failed"
+    assert [h["status"] for h in order["status_history"]][-5:] == [
+        "resumed",
+        "reserved",
+        "released",
+        "refunded",
+        "failed",
+    ]
