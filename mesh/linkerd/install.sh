@@ -13,10 +13,12 @@ log "Gateway API $GATEWAY_API CRDs (Linkerd's routes are Gateway API HTTPRoutes;
 if [[ "$CLUSTER" == sim ]] && ! online; then
   crds="$(crd_dir "gateway-api-$GATEWAY_API")" || die "no internet and no Gateway API CRDs: run make crds"
   log "CLUSTER=sim without internet: the same pinned CRDs from $crds"
-  run $K apply --server-side -f "$crds"
 else
-  run $K apply --server-side -f "$GATEWAY_API_URL"
+  crds="$GATEWAY_API_URL"
 fi
+run $K apply --server-side -f "$crds"
+# Objects of a new kind are refused ("no matches for kind") until the API server serves it: wait for that.
+run $K wait --for=condition=Established --timeout=60s -f "$crds"
 
 if namespace_exists linkerd; then
   # Re-running `linkerd install` would generate a NEW trust anchor and break the running proxies' mTLS.
@@ -25,6 +27,7 @@ else
   log "Linkerd $LINKERD control plane (the CLI generates the identity trust anchor at install time)"
   run $L check --pre
   run_sh "$L install --crds | $K apply -f -"
+  run_sh "$L install --crds | $K wait --for=condition=Established --timeout=60s -f -"
   # Proxy tracing is part of the control plane's configuration (the proxy injector reads it).
   run_sh "$L install --values $TRACING_VALUES | $K apply -f -"
 fi

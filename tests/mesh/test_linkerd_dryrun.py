@@ -24,8 +24,11 @@ L = f"linkerd --context {CTX}"
 INSTALL = [
     f"{K} apply --server-side -f "
     "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.2.1/standard-install.yaml",
+    f"{K} wait --for=condition=Established --timeout=60s -f "
+    "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.2.1/standard-install.yaml",
     f"{L} check --pre",
     f"{L} install --crds | {K} apply -f -",
+    f"{L} install --crds | {K} wait --for=condition=Established --timeout=60s -f -",
     f"{L} install --values {REPO_ROOT}/mesh/linkerd/install/tracing-values.yaml | {K} apply -f -",
     f"{L} check",
     # The trace collector, meshed (tests/mesh/test_observability_static.py checks the values and manifests).
@@ -115,9 +118,9 @@ def test_install_again_keeps_the_running_control_plane_and_its_trust_anchor(stub
     env = stubs(mesh="linkerd", namespaces=("ecommerce", "linkerd-viz"))
     proc = run(["bash", "mesh/linkerd/install.sh"], env)
     assert commands(proc.stdout) == [
-        INSTALL[0],
+        *INSTALL[0:2],
         f"{L} check",
-        *INSTALL[5:7],
+        *INSTALL[7:9],
         f"{L} viz check",
         INSTALL[-1],
         *ANNOTATE,
@@ -169,8 +172,9 @@ def test_dashboards_opens_viz(stubs) -> None:
 def test_legacy_pre_apply_installs_pinned_linkerd_smi(stubs) -> None:
     proc = run(["bash", "mesh/linkerd/labs/legacy/pre-apply.sh"], stubs(mesh="linkerd"))
     cmds = commands(proc.stdout, keep_tools=True)
-    assert cmds[-2:] == [
+    assert cmds[-3:] == [
         f"linkerd-smi --context {CTX} install | {K} apply -f -",
+        f"{K} wait --for=condition=Established --timeout=60s crd/trafficsplits.split.smi-spec.io",
         f"{K} -n linkerd-smi rollout status deployment/smi-adaptor --timeout=180s",
     ]
     if not (REPO_ROOT / "bin" / "linkerd-smi-0.2.7").exists():

@@ -56,3 +56,7 @@ def install_gateway_api_crds() -> None:
     assert crds, "no Gateway API CRDs in ../shared/crds or .cache/crds (make crds)"
     result = run([str(BIN / "kubectl"), "--context", CONTEXT, "apply", "--server-side", "-f", crds])
     assert result.returncode == 0, result.output
+    # Until the API server serves the new kinds an HTTPRoute is refused: "no matches for kind" (CI saw it).
+    wait = ["wait", "--for=condition=Established", "--timeout=60s", "-f", crds]
+    result = run([str(BIN / "kubectl"), "--context", CONTEXT, *wait])
+    assert result.returncode == 0, result.output

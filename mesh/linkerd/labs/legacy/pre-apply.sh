@@ -33,4 +33,5 @@ if [[ ! -x "$BIN/linkerd-smi-$smi_version" ]]; then
 fi
 
 run_sh "linkerd-smi --context $KUBE_CONTEXT install | $K apply -f -"
+run $K wait --for=condition=Established --timeout=60s crd/trafficsplits.split.smi-spec.io
 run $K -n linkerd-smi rollout status deployment/smi-adaptor --timeout=180s
