@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import platform
 import re
-import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ import yaml
 from scripts.k8svalidate import render
 from scripts.k8svalidate.crossref import pod_templates
 from services import topology
-from tests.k8s.stubs import DRY_RUN_NOTICE, REAL_KUBECTL, commands, make, write_stub, write_stubs
+from tests.k8s.stubs import DRY_RUN_NOTICE, REAL_KUBECTL, commands, dry_run_env, make, write_stub, write_stubs
 from tests.k8s.targets import NO_CLUSTER_NEEDED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,20 +184,32 @@ def test_too_little_docker_memory_is_a_clear_error(stubs: Path) -> None:
     assert "Docker has 4100 MB of memory; give it at least 8 GB" in proc.stderr
 
 
+# Holds 127.0.0.1:PORT open while it runs the command after it (its exit status is the command's).
+HOLD_PORT = (
+    "import socket, subprocess, sys; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); "
+    "s.listen(); sys.exit(subprocess.run(sys.argv[2:]).returncode)"
+)
+
+
+def make_with_port_held(stubs: Path, port: int, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`make ARGS` (as `make` from tests/k8s/stubs.py runs it) while something listens on 127.0.0.1:PORT, in a
+    network namespace of its own: another test's `make up` running at the same time (pytest's other worker)
+    must not find the port taken."""
+    inner = ["sh", "-c", 'ip link set lo up && exec "$@"', "sh", sys.executable, "-c", HOLD_PORT, str(port)]
+    cmd = ["unshare", "--net", "--", *inner, "make", "--no-print-directory", *args]
+    full_env = dry_run_env(stubs, stubs.parent, **env)
+    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.parametrize("port", [80, 443])
 def test_port_in_use_is_a_clear_error(stubs: Path, port: int) -> None:
-    sock = socket.socket()
-    try:
-        sock.bind(("127.0.0.1", port))
-        sock.listen()
-    except OSError as exc:
-        sock.close()
-        pytest.skip(f"cannot listen on 127.0.0.1:{port} here ({exc})")
-    try:
-        proc = make(stubs, "up")
-        existing = make(stubs, "up", STUB_CLUSTERS="shop")  # the cluster itself holds the ports: fine
-    finally:
-        sock.close()
+    probe = subprocess.run(["unshare", "--net", "--", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a network namespace here (unshare --net: {probe.stderr.strip()})")
+    proc = make_with_port_held(stubs, port, "up")
+    existing = make_with_port_held(
+        stubs, port, "up", STUB_CLUSTERS="shop"
+    )  # the cluster holds the ports: fine
     assert proc.returncode != 0
     assert f"port {port} on 127.0.0.1 is in use" in proc.stderr
     assert commands(proc) == []
