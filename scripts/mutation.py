@@ -283,7 +283,7 @@ def collect(
 ) -> Result:
     result = Result(module, functions=functions)
     if names:
-        result.label = f"(re-test of {len(names)} survivors of earlier runs)"
+        result.label = f"(re-test of {len(names)} mutants: survivors, timeouts, not run before)"
         result.functions = tuple(sorted({function_of(name, module) for name in names}))
     for name, status in sorted(statuses(work, module).items()):
         if (functions or names) and status == "not checked":
@@ -315,6 +315,7 @@ class Ledger:
     source_sha256: str
     total: int = 0  # mutmut's mutants of the module, run or not
     mutants: dict[str, dict[str, str]] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)  # every mutant's name, run or not
 
     @staticmethod
     def path_for(module: Module) -> Path:
@@ -326,19 +327,22 @@ class Ledger:
         if path.is_file():
             data = json.loads(path.read_text())
             if data.get("source_sha256") == source_sha256:
-                return cls(module.path, source_sha256, int(data["total"]), dict(data["mutants"]))
+                names = list(data.get("names", []))
+                return cls(module.path, source_sha256, int(data["total"]), dict(data["mutants"]), names)
         return cls(module.path, source_sha256)
 
     def save(self, module: Module) -> None:
         path = self.path_for(module)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {"module": self.module, "source_sha256": self.source_sha256, "total": self.total}
-        path.write_text(json.dumps({**data, "mutants": self.mutants}, indent=1, ensure_ascii=False) + "\n")
+        data = {**data, "mutants": self.mutants, "names": self.names}
+        path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
-    def merge(self, result: Result, outcomes: dict[str, str], total: int) -> None:
-        """This run's outcomes (mutant name -> status, only the mutants it ran) replace earlier ones."""
+    def merge(self, result: Result, outcomes: dict[str, str], names: list[str]) -> None:
+        """This run's outcomes (mutant name -> status, only the mutants it ran) replace earlier ones;
+        `names`: every mutant of the module."""
         survivors = {s.name: s for s in result.survivors}
-        self.total = total
+        self.total, self.names = len(names), sorted(names)
         for name, status in outcomes.items():
             entry = {"status": status, "function": function_of(name, result.module)}
             if name in survivors:
@@ -349,12 +353,17 @@ class Ledger:
         self, functions: tuple[str, ...] = (), classified: list[dict[str, Any]] | None = None
     ) -> list[str]:
         """What `--retest` runs again: the survivors not `classified` (a reviewed equivalent survives any
-        test), and the timeouts (a timeout counts as killed, but one of a busy machine may be a survivor
-        that waited for a core)."""
+        test), the timeouts (a timeout counts as killed, but one of a busy machine may be a survivor that
+        waited for a core) and, of `functions` when given, the mutants no run has tested yet."""
         reviewed = {
             (e["function"], _norm(str(e["before"])), _norm(str(e["after"]))) for e in classified or []
         }
-        names = []
+        module = Module(self.module, ())
+        names = [
+            name
+            for name in self.names
+            if functions and name not in self.mutants and function_of(name, module) in functions
+        ]
         for name, entry in self.mutants.items():
             if functions and entry["function"] not in functions:
                 continue
@@ -396,7 +405,7 @@ def record(module: Module, work: Path, result: Result, only: tuple[str, ...] = (
         if status != "not checked" and (not only or name in only)
     }
     ledger = Ledger.load(module, source_hash(work / module.path))
-    ledger.merge(result, outcomes, total=len(statuses(work, module)))
+    ledger.merge(result, outcomes, list(statuses(work, module)))
     ledger.save(module)
     return ledger
 
@@ -490,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         "--retest",
         action="store_true",
         help="only the mutants that survived (not classified) or timed out in earlier runs of this code (the"
-        " ledger; of --function's functions when given): after adding tests",
+        " ledger), after adding tests; with --function, only those functions' and also their mutants no run"
+        " has tested yet (a slice stopped part way goes on)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies in .cache/mutation")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -144,12 +144,15 @@ def test_the_ledger_gives_a_module_score_over_several_runs_of_the_same_code(
             if status == "survived"
         ]
         ledger = mutation.Ledger.load(module, code)
-        ledger.merge(result, {name(n): status for n, status in outcomes.items()}, total=5)
+        ledger.merge(
+            result, {name(n): status for n, status in outcomes.items()}, [name(n) for n in range(1, 6)]
+        )
         ledger.save(module)
         return mutation.Ledger.load(module, code)
 
     first = run("sha-1", {1: "killed", 2: "survived"})
     assert not first.complete and first.survivor_names() == [name(2)]
+    assert first.survivor_names(("sign",)) == [name(n) for n in (2, 3, 4, 5)]  # a slice goes on
     partial = first.result(module)
     assert (partial.total, partial.killed, partial.label) == (2, 1, "(the runs so far: 2 of its 5 mutants)")
     run("sha-1", {3: "killed", 4: "survived"})
