@@ -16,7 +16,7 @@ from pathlib import Path
 from tests.docs import guides as extractor
 from tests.docs.guides import Command, Doc
 from tests.k8s.targets import NO_CLUSTER_NEEDED
-from tests.sim.helpers import BIN, CONTEXT, ROOT, current_mesh, make, run, tool
+from tests.sim.helpers import BIN, CONTEXT, ROOT, Result, current_mesh, make, run, tool
 
 RUN_MAKE_TARGETS = {"up", "mesh", "lab", "lab-reset", "status"}
 CLIS = ("make", "kubectl", "istioctl", "linkerd", "curl", "openssl")
@@ -29,7 +29,7 @@ NOT_RUN = {
     "make logs": "reads container logs",
     "make dev": "runs the shop locally (tests/integration does)",
     "make test": "this suite is part of it",
-    "make down": "ends the cluster; tests/sim/test_7_fresh_up.py runs it",
+    "make down": "ends the cluster; tests/sim/test_8_fresh_up.py runs it",
     "kubectl exec": "runs a command in a container",
     "kubectl logs": "reads container logs",
     "kubectl run": "starts a pod and talks to its container",
@@ -127,8 +127,8 @@ def guides_with_commands() -> list[Path]:
     return [p for p in extractor.markdown_files() if guide_commands(p)]
 
 
-def run_guide(path: Path, after: Callable[[GuideCommand], None] | None = None) -> list[str]:
-    """Run the guide's runnable commands in its order; `after(command)` checks what each one did."""
+def run_guide(path: Path, after: Callable[[GuideCommand, Result], None] | None = None) -> list[str]:
+    """Run the guide's runnable commands in its order; `after(command, result)` checks what each one did."""
     done = []
     for c in guide_commands(path):
         if not c.runs():
@@ -141,12 +141,12 @@ def run_guide(path: Path, after: Callable[[GuideCommand], None] | None = None) -
                 # `make up MESH=x` over another mesh: the guide means a first start, a new cluster (over no
                 # mesh, make up installs the mesh into the running cluster, as on kind).
                 make("down")
-            make(*c.argv[1:])
+            result = make(*c.argv[1:])
         else:
             result = run([str(BIN / "kubectl"), "--context", CONTEXT, *c.argv[1:]])
             assert result.returncode == 0, f"{c.where}: `{c.text}` failed:\n{result.tail()}"
         RAN.add((c.where, c.text))
         done.append(c.text)
         if after is not None:
-            after(c)
+            after(c, result)
     return done

@@ -262,6 +262,29 @@ def contains(live: object, wanted: object) -> bool:
     return live == wanted or str(live) == str(wanted)
 
 
+def first_difference(live: object, wanted: object, path: str = "") -> str | None:
+    """Where `wanted` is not part of `live` (see `contains`): a dotted path and both values, or None."""
+    if isinstance(wanted, dict):
+        if not isinstance(live, dict):
+            return f"{path}: {live!r:.120} is not a mapping"
+        for key, value in wanted.items():
+            if key not in live:
+                return f"{path}.{key}: missing (the overlay sets {value!r:.120})"
+            found = first_difference(live[key], value, f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(wanted, list):
+        if not isinstance(live, list) or len(live) != len(wanted):
+            return f"{path}: {live!r:.160} != the overlay's {wanted!r:.160}"
+        for index, (have, want) in enumerate(zip(live, wanted, strict=True)):
+            found = first_difference(have, want, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    return None if contains(live, wanted) else f"{path}: {live!r:.120} != the overlay's {wanted!r:.120}"
+
+
 def plain_overlay_differences(mesh: str) -> list[str]:
     """How the shop's namespace differs from the app overlay of `mesh` as rendered now: objects no manifest
     renders (beyond AUTO_CREATED and the generated Secrets), rendered objects missing, fields that differ,
@@ -298,7 +321,7 @@ def plain_overlay_differences(mesh: str) -> list[str]:
         want, have = wanted[key], live[key]
         for field in ("spec", "data"):
             if field in want and not contains(have.get(field), want[field]):
-                out.append(f"changed: {key} {field}")
+                out.append(f"changed: {key} {first_difference(have.get(field), want[field], field)}")
         for part in ("labels", "annotations"):
             extra = set(have["metadata"].get(part) or {}) - set(want["metadata"].get(part) or {})
             extra -= {"kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision"}

@@ -19,6 +19,7 @@ from tests.sim.helpers import (
     ROOT,
     SIM_DIR,
     Doc,
+    Result,
     apply_manifest,
     comparable,
     contains,
@@ -236,7 +237,7 @@ def test_each_lab_guide_runs_analyzes_clean_and_resets(guide: Path, overlay_stat
     make lab-reset the cluster's objects are the plain overlay's again."""
     lab = guide.stem
 
-    def after(c: GuideCommand) -> None:
+    def after(c: GuideCommand, _: Result) -> None:
         if c.command.name == "make" and c.target() == "lab" and c.settings().get("DRY_RUN") != "1":
             check_lab_applied(lab)
             assert istioctl_analyze() == "", f"istioctl analyze after `{c.text}`:\n{istioctl_analyze()}"

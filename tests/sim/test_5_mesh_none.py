@@ -3,7 +3,7 @@ roles, labels, sidecars), and the shop is exactly the plain overlay again."""
 
 from __future__ import annotations
 
-from tests.sim.helpers import ensure_shop, get_json, items, make, plain_overlay_differences
+from tests.sim.helpers import ensure_shop, items, make, plain_overlay_differences
 
 
 def istio_leftovers() -> list[str]:
@@ -39,19 +39,3 @@ def test_make_mesh_none_after_istio_leaves_nothing_of_istio() -> None:
         n["metadata"]["name"] for n in items("namespaces") if n["metadata"]["name"] == "payments-provider"
     ] == []
     assert plain_overlay_differences("none") == []
-
-
-def test_make_up_with_istio_over_the_running_shop_switches_it_like_make_mesh() -> None:
-    """A student who ran `make up` and then follows the Istio guide's `make up MESH=istio`: the frontend gives
-    NodePort 30080 back to Istio's ingress gateway (two Services cannot hold it: the API server refuses the
-    gateway's Service), Istio is installed, and every pod restarts with its sidecar."""
-    ensure_shop("none")
-    assert get_json("-n", "ecommerce", "service", "frontend")["spec"]["type"] == "NodePort"
-    result = make("up", "MESH=istio")
-    assert "the shop runs on mesh none: switching it to istio" in result.output, result.tail()
-    assert "every pod in ecommerce has an istio-proxy sidecar" in result.output, result.tail()
-    gateway = get_json("-n", "istio-system", "service", "istio-ingressgateway")
-    assert 30080 in [p.get("nodePort") for p in gateway["spec"]["ports"]]
-    assert plain_overlay_differences("istio") == []
-    make("mesh", "MESH=none")
-    assert istio_leftovers() == []

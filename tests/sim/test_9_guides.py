@@ -1,10 +1,11 @@
 """Every command of the guides that needs no data plane runs against the real API server.
 
 The commands come from the guides themselves (tests/sim/guides.py, with the offline guide checker's
-extractor). The Istio lab guides run in tests/sim/test_3_istio.py, each with its checks after every command;
-every other guide runs here, in its own order. Every command is either run or classified with the reason it
-cannot run here (a data plane, a running container, an editor), and the last test fails when a runnable
-command of any guide was run by no test of the session.
+extractor). The Istio lab guides run in tests/sim/test_3_istio.py, each with its checks after every command,
+and the README's quick start in tests/sim/test_7_quick_start.py (over the running shop, where it switches
+the mesh); every other guide runs here, in its own order. Every command is either run or classified with
+the reason it cannot run here (a data plane, a running container, an editor), and the last test fails when
+a runnable command of any guide was run by no test of the session.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ GUIDES = guides_with_commands()
 ISTIO_LAB_GUIDES = {
     p for p in GUIDES if p.parent == ROOT / "docs" / "istio" and (ROOT / "mesh/istio/labs" / p.stem).is_dir()
 }
-OTHER_GUIDES = [p for p in GUIDES if p not in ISTIO_LAB_GUIDES]
+QUICK_START = ROOT / "README.md"  # tests/sim/test_7_quick_start.py
+OTHER_GUIDES = [p for p in GUIDES if p not in ISTIO_LAB_GUIDES and p != QUICK_START]
+# The tests that run guides: the Istio lab guides (test_3), the quick start (test_7), the others (here).
+GUIDE_TESTS = ("test_each_lab_guide_runs", "test_readme_quick_start", "test_the_guide_commands_run")
 
 
 def test_every_guide_command_is_run_here_or_has_a_reason() -> None:
@@ -58,13 +62,10 @@ def test_the_guide_commands_run_against_the_api_server(path: Path) -> None:
 
 def test_every_runnable_guide_command_ran(request: pytest.FixtureRequest) -> None:
     """Last: the runnable commands of every guide were run by a test of this session (this file's or
-    test_3_istio.py's lab guide tests). Skipped when only part of the suite was selected."""
-    guide_tests = [
-        item.nodeid
-        for item in request.session.items
-        if "test_each_lab_guide_runs" in item.nodeid or "test_the_guide_commands_run" in item.nodeid
-    ]
-    wanted = len(ISTIO_LAB_GUIDES) + len(OTHER_GUIDES)
+    test_3_istio.py's lab guide tests, test_7_quick_start.py). Skipped when only part of the suite was
+    selected."""
+    guide_tests = [i.nodeid for i in request.session.items if any(t in i.nodeid for t in GUIDE_TESTS)]
+    wanted = len(ISTIO_LAB_GUIDES) + 1 + len(OTHER_GUIDES)
     if len(guide_tests) < wanted or request.session.testsfailed:
         pytest.skip("only part of the guide tests ran (selection, or a failure before this test)")
     missing = [
