@@ -16,7 +16,6 @@ MESH="${2:-${MESH:-}}"
 LAB="${3:-${LAB:-}}"
 usage="usage: lab.sh apply|reset MESH [LAB]"
 [[ "$ACTION" == apply || "$ACTION" == reset ]] || die "$usage"
-K=(kubectl --context "$KUBE_CONTEXT")
 
 require_cluster
 if ((NO_CLUSTER)); then
@@ -47,7 +46,7 @@ if [[ "$ACTION" == apply ]]; then
   labs+=("$LAB")
   tmp=".cache/lab/$MESH-$LAB"
   write_app_kustomization "$tmp" "$MESH" "${labs[*]}" ${images[@]+"${images[@]}"}
-  run "${K[@]}" apply -k "$ROOT/$tmp"
+  apply_app_kustomization "$tmp"
   if [[ -x "$ROOT/$dir/post-apply.sh" ]]; then "$ROOT/$dir/post-apply.sh"; fi
   finish "lab $LAB applied; undo with: make lab-reset MESH=$MESH"
   exit 0
@@ -58,7 +57,7 @@ kinds="$(lab_kinds_known)"
 was_applied="$(applied_labs "$MESH" "$kinds")"
 delete_lab_resources "$kinds"
 write_app_kustomization ".cache/app/$MESH" "$MESH" "" ${images[@]+"${images[@]}"}
-run "${K[@]}" apply -k "$ROOT/.cache/app/$MESH"
+apply_app_kustomization ".cache/app/$MESH"
 # A lab whose effect outlives its resources ships post-reset.sh (Linkerd's security lab: pods keep the
 # default inbound policy they started with, so the shop is restarted).
 for name in $was_applied; do

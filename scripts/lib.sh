@@ -335,6 +335,16 @@ write_app_kustomization() {
   log "kustomization $dir: $(app_overlay "$mesh")${labs:+ + labs $labs}${1:+ + images $*}"
 }
 
+# Apply the kustomization DIR (written by write_app_kustomization) to the cluster: every apply of the shop
+# (make up, mesh, lab, lab-reset). --openapi-patch=false: kubectl computes the patch of each object from the
+# Kubernetes types built into it instead of the cluster's OpenAPI document (the same strategic merge patch for
+# the built-in kinds, the same JSON merge patch for custom resources). With the default, kubectl v1.35 decodes
+# the whole OpenAPI v3 document of an object's group/version again for every object (upstream
+# kubernetes/kubernetes#127095): 3.3 s of CPU for the shop's 32 objects, against 0.4 s.
+apply_app_kustomization() {
+  run kubectl --context "$KUBE_CONTEXT" apply --openapi-patch=false -k "$ROOT/$1"
+}
+
 # Names of the Deployments a kustomize directory renders (offline, also under DRY_RUN).
 deployments_in() {
   query kubectl kustomize "$ROOT/$1" | awk '/^kind: /{k=$2} /^  name: /{if (k == "Deployment") print $2; k=""}'

@@ -25,7 +25,7 @@ overlay="$(app_overlay "$TARGET")"
 # The images the shop runs now (make up's content tags) stay: switching meshes must not change the code.
 read -r -a images <<<"$(deployed_images | tr '\n' ' ')"
 write_app_kustomization ".cache/app/$TARGET" "$TARGET" "" ${images[@]+"${images[@]}"}
-run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/.cache/app/$TARGET"
+apply_app_kustomization ".cache/app/$TARGET"
 restart_shop_pods
 wait_rollouts "$overlay"
 run_post_install "$TARGET"

@@ -90,7 +90,7 @@ if [[ "$MESH" != none ]]; then
   "$ROOT/mesh/$MESH/install.sh"
 fi
 write_app_kustomization ".cache/app/$MESH" "$MESH" "" ${images[@]+"${images[@]}"}
-run kubectl --context "$KUBE_CONTEXT" apply -k "$ROOT/.cache/app/$MESH"
+apply_app_kustomization ".cache/app/$MESH"
 if ((switching)); then restart_shop_pods; fi
 
 log "[7/7] wait for every rollout"

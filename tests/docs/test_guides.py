@@ -433,7 +433,7 @@ def test_planted_stale_capture_is_found(tmp_path: Path) -> None:
     stubs = write_stubs(tmp_path / "stubs")
     output = capture(stubs, ["lab", "LAB=canary", "MESH=istio", "DRY_RUN=1"])
     assert output.endswith(DRY_RUN_NOTICE + "\n")
-    assert "apply -k ./.cache/lab/istio-canary" in output
+    assert "apply --openapi-patch=false -k ./.cache/lab/istio-canary" in output
     assert output != output.replace("istio-canary", "istio-canary-old")  # a renamed lab would not match
 
 

@@ -44,7 +44,7 @@ def step(cmd: str) -> str:
         ("docker build", "build"),
         ("docker tag", "build"),
         ("kind load", "load"),
-        (f"{CTX} apply -k", "apply"),
+        (f"{CTX} apply --openapi-patch=false -k", "apply"),
         (f"{CTX} -n ecommerce rollout status", "wait"),
     ]:
         if cmd.startswith(prefix):
@@ -73,7 +73,7 @@ def test_up_prints_the_ordered_commands(stubs: Path) -> None:
         "kind load docker-image --name shop "
         + " ".join([*(f"shop/{s}:IMAGE_ID" for s in SERVICES), *(f"shop/{s}:dev" for s in SERVICES)])
     ]
-    assert f"{CTX} apply -k {ROOT}/.cache/app/none" in cmds
+    assert f"{CTX} apply --openapi-patch=false -k {ROOT}/.cache/app/none" in cmds
     assert [c for c in cmds if step(c) == "wait"] == [
         f"{CTX} -n ecommerce rollout status statefulset/mongodb --timeout=300s",
         *(f"{CTX} -n ecommerce rollout status deployment/{d} --timeout=300s" for d in DEPLOYMENTS),
@@ -168,7 +168,7 @@ def test_rerun_against_existing_cluster_skips_creation(stubs: Path) -> None:
     cmds = commands(proc)
     assert not [c for c in cmds if c.startswith("kind create cluster")]
     assert "kind cluster shop exists: not creating it again" in proc.stderr
-    assert f"{CTX} apply -k {ROOT}/.cache/app/none" in cmds
+    assert f"{CTX} apply --openapi-patch=false -k {ROOT}/.cache/app/none" in cmds
 
 
 def test_docker_not_running_is_a_clear_error(stubs: Path) -> None:
@@ -226,7 +226,7 @@ def test_mesh_none_reapplies_the_plain_overlay_and_restarts(stubs: Path) -> None
     assert proc.returncode == 0, proc.stderr
     cmds = commands(proc)
     assert cmds[:3] == [
-        f"{CTX} apply -k {ROOT}/.cache/app/none",
+        f"{CTX} apply --openapi-patch=false -k {ROOT}/.cache/app/none",
         f"{CTX} -n ecommerce rollout restart deployment",
         f"{CTX} -n ecommerce rollout restart statefulset",
     ]
@@ -245,7 +245,7 @@ def test_mesh_switch_uninstalls_current_then_installs_target(stubs: Path) -> Non
     cmds = commands(proc)
     to_cluster_ip = """'{"spec":{"type":"ClusterIP"}}'"""
     release = f"{CTX} -n ecommerce patch service frontend --type merge -p {to_cluster_ip}"
-    apply = f"{CTX} apply -k {ROOT}/.cache/app/istio"
+    apply = f"{CTX} apply --openapi-patch=false -k {ROOT}/.cache/app/istio"
     assert release in cmds and apply in cmds
     assert cmds.index(release) < cmds.index(apply)
     assert "current mesh: linkerd, target: istio" in proc.stderr
@@ -264,7 +264,7 @@ def test_lab_apply_renders_overlay_plus_component(stubs: Path) -> None:
     proc = make(stubs, "lab", f"MESH={mesh}", f"LAB={lab}", STUB_CLUSTERS="shop", STUB_MESH=mesh)
     assert proc.returncode == 0, proc.stderr
     tmp = ROOT / ".cache" / "lab" / f"{mesh}-{lab}"
-    assert commands(proc)[-1] == f"{CTX} apply -k {tmp}"
+    assert commands(proc)[-1] == f"{CTX} apply --openapi-patch=false -k {tmp}"
     assert proc.stdout.splitlines()[-1] == DRY_RUN_NOTICE
     kust = yaml.safe_load((tmp / "kustomization.yaml").read_text())
     assert kust["resources"] == [f"../../../mesh/{mesh}/overlay"]
@@ -312,7 +312,7 @@ def test_lab_reset_deletes_labelled_resources_and_reapplies(stubs: Path) -> None
         f"{CTX} -n ecommerce delete {kinds} -l lab --ignore-not-found",
         f"{CTX} -n istio-system delete {kinds} -l lab --ignore-not-found",
         f"{CTX} delete namespace -l lab --ignore-not-found",
-        f"{CTX} apply -k {ROOT}/.cache/app/istio",
+        f"{CTX} apply --openapi-patch=false -k {ROOT}/.cache/app/istio",
     ]
 
 
@@ -328,7 +328,7 @@ def test_lab_reset_runs_the_post_reset_hook_of_an_applied_lab(stubs: Path) -> No
     )
     assert proc.returncode == 0, proc.stderr
     cmds = commands(proc)
-    overlay = cmds.index(f"{CTX} apply -k {ROOT}/.cache/app/linkerd")
+    overlay = cmds.index(f"{CTX} apply --openapi-patch=false -k {ROOT}/.cache/app/linkerd")
     assert cmds[overlay + 1 : overlay + 3] == [
         f"{CTX} -n ecommerce rollout restart deployment",
         f"{CTX} -n ecommerce rollout restart statefulset",
@@ -470,7 +470,7 @@ def test_lab_dry_run_without_a_cluster_is_the_lab_on_its_mesh(stubs: Path) -> No
     proc = make(stubs, "lab", "LAB=canary", "MESH=istio")
     assert proc.returncode == 0, proc.stderr
     assert "assuming a cluster with mesh istio" in proc.stderr
-    assert commands(proc)[-1] == f"{CTX} apply -k {ROOT}/.cache/lab/istio-canary"
+    assert commands(proc)[-1] == f"{CTX} apply --openapi-patch=false -k {ROOT}/.cache/lab/istio-canary"
     without_mesh = make(stubs, "lab", "LAB=canary")
     assert without_mesh.returncode != 0 and "say which mesh (MESH=istio|linkerd)" in without_mesh.stderr
 
@@ -604,7 +604,7 @@ def lib(snippet: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_up_applies_the_images_it_built_at_their_content_tags(stubs: Path) -> None:
     proc = make(stubs, "up")
     assert proc.returncode == 0, proc.stderr
-    assert f"{CTX} apply -k {ROOT}/.cache/app/none" in commands(proc)
+    assert f"{CTX} apply --openapi-patch=false -k {ROOT}/.cache/app/none" in commands(proc)
     images = rendered_images(ROOT / ".cache/app/none")
     assert images["order"] == {"shop/order:IMAGE_ID"}  # IMAGE_ID: the built image's ID in a real run
     assert images["product-canary"] == {"shop/product:IMAGE_ID"}

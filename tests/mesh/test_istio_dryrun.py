@@ -108,7 +108,7 @@ def test_make_up_istio_installs_istio_before_the_overlay(env) -> None:
     assert not any(ln.startswith("kind create cluster") for ln in lines), "the cluster exists already"
     at = block_at(lines, INSTALL)
     load = next(i for i, ln in enumerate(lines) if ln.startswith("kind load docker-image"))
-    apply = lines.index(f"{K} apply -k {REPO_ROOT}/.cache/app/istio")  # mesh/istio/overlay + image tags
+    apply = lines.index(f"{K} apply --openapi-patch=false -k {REPO_ROOT}/.cache/app/istio")  # mesh/istio/overlay + image tags
     assert load < at < apply
     # a new cluster has no shop yet: nothing to restart; the pods are created with sidecars
     assert not any("rollout restart" in ln for ln in lines)
@@ -125,7 +125,7 @@ def test_make_mesh_none_removes_istio_cleanly(env) -> None:
     assert sum("rollout restart deployment" in ln for ln in lines) == 1
     assert lines == [
         *UNINSTALL,
-        f"{K} apply -k {REPO_ROOT}/.cache/app/none",
+        f"{K} apply --openapi-patch=false -k {REPO_ROOT}/.cache/app/none",
         *RESTART,
         f"{K} -n ecommerce rollout status statefulset/mongodb --timeout=300s",
         *statuses(),
@@ -137,7 +137,7 @@ def test_make_mesh_istio_on_a_running_shop_restarts_and_checks_sidecars(env) -> 
     at = block_at(lines, INSTALL)
     # install.sh installs the control plane only; mesh.sh restarts the shop once, waits, then checks sidecars
     assert lines[at + len(INSTALL) :] == [
-        f"{K} apply -k {REPO_ROOT}/.cache/app/istio",
+        f"{K} apply --openapi-patch=false -k {REPO_ROOT}/.cache/app/istio",
         *RESTART,
         f"{K} -n ecommerce rollout status statefulset/mongodb --timeout=300s",
         *statuses(),
@@ -150,7 +150,7 @@ def test_make_lab_canary_applies_overlay_plus_component(env, mesh_arg: list[str]
     # `make lab LAB=canary` without MESH uses the mesh installed in the cluster (here: Istio)
     lines = make(env("istio"), "lab", *mesh_arg, "LAB=canary")
     tmp = REPO_ROOT / ".cache" / "lab" / "istio-canary"
-    assert lines == [f"{K} apply -k {tmp}"]
+    assert lines == [f"{K} apply --openapi-patch=false -k {tmp}"]
     kust = yaml.safe_load((tmp / "kustomization.yaml").read_text())
     assert [os.path.normpath(tmp / p) for p in kust["resources"]] == [str(REPO_ROOT / "mesh/istio/overlay")]
     assert [os.path.normpath(tmp / p) for p in kust["components"]] == [
@@ -168,7 +168,7 @@ def test_make_lab_gateway_creates_the_certificate_in_istio_system_first(env) -> 
     )
     # make lab-reset deletes what carries the label `lab`, in ecommerce and istio-system
     assert lines[3] == f"{K} -n istio-system label secret ecommerce-tls-secret lab=gateway --overwrite"
-    assert lines[4] == f"{K} apply -k {REPO_ROOT}/.cache/lab/istio-gateway"
+    assert lines[4] == f"{K} apply --openapi-patch=false -k {REPO_ROOT}/.cache/lab/istio-gateway"
 
 
 def test_make_lab_refuses_istio_labs_when_istio_is_not_installed(env) -> None:
@@ -215,6 +215,6 @@ def test_make_up_istio_over_a_shop_running_on_linkerd_switches_it_like_make_mesh
     lines = make(env("linkerd", apps=True), "up", "MESH=istio")
     uninstall = next(i for i, ln in enumerate(lines) if ln.startswith("linkerd") and "uninstall" in ln)
     install = block_at(lines, INSTALL)
-    apply = lines.index(f"{K} apply -k {REPO_ROOT}/.cache/app/istio")
+    apply = lines.index(f"{K} apply --openapi-patch=false -k {REPO_ROOT}/.cache/app/istio")
     restart = lines.index(f"{K} -n ecommerce rollout restart deployment")
     assert uninstall < install < apply < restart

@@ -18,7 +18,7 @@ def test_make_up_deploys_the_shop_and_skips_only_the_docker_steps() -> None:
         assert f"CLUSTER=sim: skipped {skipped}" in out, f"no skip line for {skipped}:\n{result.tail()}"
     for ran in (
         "secrets.sh",
-        "apply -k",
+        "apply --openapi-patch=false -k",
         "rollout status statefulset/mongodb",
         "rollout status deployment/order",
     ):
