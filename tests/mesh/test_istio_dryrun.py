@@ -108,7 +108,8 @@ def test_make_up_istio_installs_istio_before_the_overlay(env) -> None:
     assert not any(ln.startswith("kind create cluster") for ln in lines), "the cluster exists already"
     at = block_at(lines, INSTALL)
     load = next(i for i, ln in enumerate(lines) if ln.startswith("kind load docker-image"))
-    apply = lines.index(f"{K} apply --openapi-patch=false -k {REPO_ROOT}/.cache/app/istio")  # mesh/istio/overlay + image tags
+    # mesh/istio/overlay + image tags
+    apply = lines.index(f"{K} apply --openapi-patch=false -k {REPO_ROOT}/.cache/app/istio")
     assert load < at < apply
     # a new cluster has no shop yet: nothing to restart; the pods are created with sidecars
     assert not any("rollout restart" in ln for ln in lines)

@@ -21,6 +21,7 @@ from tests.k8s.stubs import REAL_KUBECTL, dry_run_env, lab_kinds_arg, write_stub
 CTX = "kind-shop"
 K = f"kubectl --context {CTX}"
 L = f"linkerd --context {CTX}"
+APPLY = f"{K} apply --openapi-patch=false -k {REPO_ROOT}"  # the shop's applies (scripts/lib.sh)
 INSTALL = [
     f"{K} apply --server-side -f "
     "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.2.1/standard-install.yaml",
@@ -197,7 +198,7 @@ def make(target: str, *args: str, env: dict[str, str]) -> list[str]:
 
 
 # mesh/linkerd/overlay with the image tags the shop runs (scripts/lib.sh write_app_kustomization)
-APPLY_OVERLAY = f"{K} apply --openapi-patch=false -k {REPO_ROOT}/.cache/app/linkerd"
+APPLY_OVERLAY = f"{APPLY}/.cache/app/linkerd"
 RESTART = [f"{K} -n ecommerce rollout restart deployment", f"{K} -n ecommerce rollout restart statefulset"]
 WAIT_MONGODB = f"{K} -n ecommerce rollout status statefulset/mongodb --timeout=300s"
 CHECK_PROXY = f"{L} check --proxy -n ecommerce"
@@ -250,14 +251,13 @@ def test_make_mesh_istio_from_linkerd_uninstalls_linkerd_first(stubs) -> None:
 def test_make_mesh_none_from_linkerd_removes_it_and_restores_the_plain_app(stubs) -> None:
     cmds = make("mesh", "MESH=none", env=stubs(mesh="linkerd"))
     assert in_order(cmds, UNINSTALL), cmds
-    assert cmds.index(f"kubectl --context {CTX} apply --openapi-patch=false -k {REPO_ROOT}/.cache/app/none") > cmds.index(
-        UNINSTALL[-1]
-    )
+    plain = f"{APPLY}/.cache/app/none"
+    assert cmds.index(plain) > cmds.index(UNINSTALL[-1])
 
 
 def test_make_lab_canary_applies_overlay_plus_the_canary_component(stubs) -> None:
     cmds = make("lab", "LAB=canary", "MESH=linkerd", env=stubs(mesh="linkerd"))
-    assert cmds == [f"kubectl --context {CTX} apply --openapi-patch=false -k {REPO_ROOT}/.cache/lab/linkerd-canary"], cmds
+    assert cmds == [f"{APPLY}/.cache/lab/linkerd-canary"], cmds
     kust = (REPO_ROOT / ".cache" / "lab" / "linkerd-canary" / "kustomization.yaml").read_text()
     assert "mesh/linkerd/overlay" in kust and "mesh/linkerd/labs/canary" in kust
 
@@ -265,7 +265,7 @@ def test_make_lab_canary_applies_overlay_plus_the_canary_component(stubs) -> Non
 def test_make_lab_security_restarts_the_shop_so_the_default_policy_applies(stubs) -> None:
     # mesh/linkerd/labs/security/post-apply.sh: the default inbound policy is read when a pod starts.
     cmds = make("lab", "LAB=security", "MESH=linkerd", env=stubs(mesh="linkerd"))
-    head = [f"{K} apply --openapi-patch=false -k {REPO_ROOT}/.cache/lab/linkerd-security", *RESTART, WAIT_MONGODB]
+    head = [f"{APPLY}/.cache/lab/linkerd-security", *RESTART, WAIT_MONGODB]
     assert cmds[: len(head)] == head, cmds
     assert waited_deployments(cmds[len(head) :]) == SHOP and len(cmds) == len(head) + len(SHOP), cmds
 
@@ -273,13 +273,13 @@ def test_make_lab_security_restarts_the_shop_so_the_default_policy_applies(stubs
 @pytest.mark.parametrize("lab", ["ab-testing", "resilience"])
 def test_make_lab_without_hooks_only_applies(stubs, lab: str) -> None:
     cmds = make("lab", f"LAB={lab}", "MESH=linkerd", env=stubs(mesh="linkerd"))
-    assert cmds == [f"{K} apply --openapi-patch=false -k {REPO_ROOT}/.cache/lab/linkerd-{lab}"], cmds
+    assert cmds == [f"{APPLY}/.cache/lab/linkerd-{lab}"], cmds
 
 
 def test_make_lab_legacy_installs_linkerd_smi_first(stubs) -> None:
     cmds = make("lab", "LAB=legacy", "MESH=linkerd", env=stubs(mesh="linkerd"))
     smi = cmds.index(f"linkerd-smi --context {CTX} install | {K} apply -f -")
-    assert smi < cmds.index(f"kubectl --context {CTX} apply --openapi-patch=false -k {REPO_ROOT}/.cache/lab/linkerd-legacy")
+    assert smi < cmds.index(f"{APPLY}/.cache/lab/linkerd-legacy")
 
 
 def fails(cmd: list[str], env: dict[str, str]) -> str:
@@ -313,4 +313,4 @@ def test_other_labs_refuse_to_join_the_legacy_lab(stubs, lab: str) -> None:
 def test_combinable_labs_join_each_other(stubs) -> None:
     env = stubs(mesh="linkerd", labs={"servers.policy.linkerd.io": "security"})
     cmds = make("lab", "LAB=canary", "MESH=linkerd", env=env)
-    assert cmds == [f"{K} apply --openapi-patch=false -k {REPO_ROOT}/.cache/lab/linkerd-canary"], cmds
+    assert cmds == [f"{APPLY}/.cache/lab/linkerd-canary"], cmds
