@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from services.contracts import CheckoutIn
+from services.kit import clock
 from services.kit.http import ServiceClient
 from services.order import checkout, store
 from services.payment.settings import Settings as PaymentSettings
@@ -522,7 +524,10 @@ async def test_notification_outage_does_not_fail_a_paid_order(shop: Shop) -> Non
     assert response.status_code == 201
     order = response.json()
     assert order["status"] == "paid"
-    assert "notification_failed" in [h["status"] for h in order["status_history"]]
+    # the history says why no confirmation went out: notification's answer, for whoever looks at the order
+    [entry] = [h for h in order["status_history"] if h["status"] == "notification_failed"]
+    assert entry["reason"] == "unavailable: down for the test"
+    assert [h["status"] for h in order["status_history"]][-2:] == ["notification_failed", "paid"]
 
 
 async def test_shipping_outage_after_the_charge_refunds_and_releases(shop: Shop) -> None:
@@ -746,6 +751,66 @@ async def test_a_retry_arriving_while_another_resumes_a_dead_checkout_waits_for_
     assert resumed.status_code == 201, resumed.text
     assert resumed.json()["id"] == doc["_id"] and resumed.json()["status"] == "paid"
     assert [h["status"] for h in resumed.json()["status_history"]].count("resumed") == 1
+    assert len(await shop.docs(shop.payment, "payments")) == 1
+
+
+async def test_a_retry_while_the_first_request_is_still_working_waits_however_long_the_steps_take(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order's lease starts with the order and every step renews it: a same-key retry arriving while the
+    first request is still at work (planted: held in the reservation, then in the charge, while order's clock
+    moves on past the first lease) waits and is told 409 checkout_in_progress; it never takes the order over
+    and runs the purchase a second time. The first request then completes it: paid once, never resumed."""
+    shop.order.state.settler.cancel()  # only the shopper's retry could take this order over
+    settings = shop.order.state.settings
+    settings.checkout_lease_seconds, settings.checkout_wait_seconds = 30, 0.2
+    real_now, ahead = clock.utc_now, [0.0]
+    monkeypatch.setattr(clock, "utc_now", lambda: real_now() + timedelta(seconds=ahead[0]))
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 1))
+    inventory, hosts = shop.order.state.inventory, shop.hosts
+    reserve, forward = inventory.reserve, hosts.handle_async_request
+    at_reserve, reserve_on, at_charge, charge_on = (asyncio.Event() for _ in range(4))
+    first: asyncio.Task[httpx.Response] | None = None
+
+    async def held_reserve(order_id: str, items: list[tuple[str, int]]) -> Any:
+        if asyncio.current_task() is first:
+            at_reserve.set()
+            await reserve_on.wait()
+            ahead[0] = 20  # the reservation took 20 s of order's clock: inside the first lease (30 s)
+        return await reserve(order_id, items)
+
+    async def held_charge(request: httpx.Request) -> httpx.Response:
+        if asyncio.current_task() is first and (request.method, request.url.host) == ("POST", "payment"):
+            at_charge.set()
+            await charge_on.wait()
+        return await forward(request)
+
+    monkeypatch.setattr(inventory, "reserve", held_reserve)
+    hosts.handle_async_request = held_charge  # type: ignore[method-assign]
+    first = asyncio.create_task(shop.checkout(ada, "k1"))
+
+    await asyncio.wait_for(at_reserve.wait(), 10)  # the lease the order started with still runs
+    early = await asyncio.wait_for(shop.checkout(ada, "k1"), 10)
+    assert early.status_code == 409, early.text
+    assert early.json()["error"]["code"] == "checkout_in_progress"
+
+    reserve_on.set()
+    await asyncio.wait_for(at_charge.wait(), 10)
+    ahead[0] = 40  # past the order's first lease (30 s), inside the one its steps renewed (20 + 30 s)
+    late = await asyncio.wait_for(shop.checkout(ada, "k1"), 10)
+    assert late.status_code == 409, late.text
+    assert late.json()["error"] == {
+        "code": "checkout_in_progress",
+        "message": "this checkout is still running",
+        "details": {"order_id": early.json()["error"]["details"]["order_id"]},
+    }
+
+    charge_on.set()
+    done = await first
+    assert done.status_code == 201, done.text
+    steps = [h["status"] for h in done.json()["status_history"]]
+    assert steps == ["pending", "reserved", "charged", "shipment_created", "confirmation_sent", "paid"]
     assert len(await shop.docs(shop.payment, "payments")) == 1
 
 
