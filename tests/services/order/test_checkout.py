@@ -116,6 +116,32 @@ async def test_the_order_charges_todays_prices_and_ships_the_carts_weight(shop: 
     )
 
 
+async def test_a_product_answer_naming_its_weight_and_no_currency_is_shipped_so_and_charged_in_euros(
+    shop: Shop,
+) -> None:
+    """A product answer that names its weight and leaves the currency out (product's API does the opposite
+    today): that weight is quoted and shipped, the others count the default 500 g a unit (2 x 1,200 g +
+    1 x 500 g = 2,900 g, 3 started kilograms), and no currency means euros, so the cart is not mixed."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 2), ("chef-knife", 1))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shop.product), base_url="http://p") as p:
+        headlamp = (await p.get("/products/headlamp")).json()
+    del headlamp["currency"]
+    weighed = httpx.Response(200, json={**headlamp, "weight_grams": 1200})
+    shop.hosts.fake[("product", "GET", "/products/headlamp")] = weighed
+
+    response = await shop.checkout(ada, "k1")
+
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert (order["currency"], order["shipping_cents"]) == ("EUR", 495 + 3 * 100)
+    assert order["total_cents"] == order["subtotal_cents"] + 795
+    [shipment] = await shop.docs(shop.shipping, "shipments")
+    assert shipment["weight_grams"] == 2900
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert (payment["amount_cents"], payment["currency"]) == (order["total_cents"], "EUR")
+
+
 async def test_a_cart_mixing_currencies_is_refused_before_anything_is_reserved(shop: Shop) -> None:
     ada = shop.user()
     before = await shop.stock("headlamp"), await shop.stock("chef-knife")
