@@ -780,6 +780,45 @@ async def test_a_retry_arriving_while_another_resumes_a_dead_checkout_waits_for_
     assert len(await shop.docs(shop.payment, "payments")) == 1
 
 
+async def test_an_order_just_placed_is_on_the_shoppers_pages_before_its_steps_run(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkout is held before its reservation (planted): the shopper's order list and the order's page
+    already show it, pending, created and updated at the same time, no shipping quoted yet (the total is
+    the subtotal); the checkout then completes."""
+    ada = shop.user()
+    await shop.fill_cart(ada, ("headlamp", 2))
+    inventory = shop.order.state.inventory
+    reserve = inventory.reserve
+    at_reserve, go_on = asyncio.Event(), asyncio.Event()
+
+    async def held(order_id: str, items: list[tuple[str, int]]) -> Any:
+        at_reserve.set()
+        await go_on.wait()
+        return await reserve(order_id, items)
+
+    monkeypatch.setattr(inventory, "reserve", held)
+    placing = asyncio.create_task(shop.checkout(ada, "k1"))
+    await asyncio.wait_for(at_reserve.wait(), 10)
+
+    listed = await shop.client.get("/orders", headers=ada)
+    assert listed.status_code == 200, listed.text
+    [order] = listed.json()["items"]
+    page = await shop.client.get(f"/orders/{order['id']}", headers=ada)
+    assert page.status_code == 200, page.text
+    assert page.json() == order
+    assert [h["status"] for h in order["status_history"]] == ["pending"] == [order["status"]]
+    assert order["updated_at"] == order["created_at"]
+    subtotal = 2 * order["items"][0]["price_cents"]
+    assert (order["subtotal_cents"], order["shipping_cents"], order["total_cents"]) == (subtotal, 0, subtotal)
+    assert (order["payment_id"], order["shipment_id"], order["failure_reason"]) == (None, None, None)
+
+    go_on.set()
+    done = await placing
+    assert done.status_code == 201, done.text
+    assert done.json()["id"] == order["id"] and done.json()["status"] == "paid"
+
+
 async def test_a_retry_while_the_first_request_is_still_working_waits_however_long_the_steps_take(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
