@@ -780,40 +780,62 @@ async def test_a_retry_arriving_while_another_resumes_a_dead_checkout_waits_for_
     assert len(await shop.docs(shop.payment, "payments")) == 1
 
 
-async def test_an_order_just_placed_is_on_the_shoppers_pages_before_its_steps_run(
+async def test_the_shoppers_pages_show_the_order_at_each_step_of_its_checkout(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The checkout is held before its reservation (planted): the shopper's order list and the order's page
-    already show it, pending, created and updated at the same time, no shipping quoted yet (the total is
-    the subtotal); the checkout then completes."""
+    """The checkout is held before its reservation, then before its shipment (planted). The shopper's order
+    list and the order's page show it at once: pending, created and updated at the same time, no shipping
+    quoted yet (the total is the subtotal); then charged, with the payment and the quoted shipping in the
+    total, no shipment yet; then the checkout completes."""
     ada = shop.user()
     await shop.fill_cart(ada, ("headlamp", 2))
-    inventory = shop.order.state.inventory
-    reserve = inventory.reserve
-    at_reserve, go_on = asyncio.Event(), asyncio.Event()
+    inventory, hosts = shop.order.state.inventory, shop.hosts
+    reserve, forward = inventory.reserve, hosts.handle_async_request
+    at_reserve, reserve_on, at_shipment, shipment_on = (asyncio.Event() for _ in range(4))
 
-    async def held(order_id: str, items: list[tuple[str, int]]) -> Any:
+    async def held_reserve(order_id: str, items: list[tuple[str, int]]) -> Any:
         at_reserve.set()
-        await go_on.wait()
+        await reserve_on.wait()
         return await reserve(order_id, items)
 
-    monkeypatch.setattr(inventory, "reserve", held)
-    placing = asyncio.create_task(shop.checkout(ada, "k1"))
-    await asyncio.wait_for(at_reserve.wait(), 10)
+    async def held_shipment(request: httpx.Request) -> httpx.Response:
+        if (request.method, request.url.host, request.url.path) == ("POST", "shipping", "/shipments"):
+            at_shipment.set()
+            await shipment_on.wait()
+        return await forward(request)
 
-    listed = await shop.client.get("/orders", headers=ada)
-    assert listed.status_code == 200, listed.text
-    [order] = listed.json()["items"]
-    page = await shop.client.get(f"/orders/{order['id']}", headers=ada)
-    assert page.status_code == 200, page.text
-    assert page.json() == order
+    async def as_the_shopper_sees_it() -> dict[str, Any]:
+        listed = await shop.client.get("/orders", headers=ada)
+        assert listed.status_code == 200, listed.text
+        [order] = listed.json()["items"]
+        page = await shop.client.get(f"/orders/{order['id']}", headers=ada)
+        assert page.status_code == 200, page.text
+        assert page.json() == order
+        return order
+
+    monkeypatch.setattr(inventory, "reserve", held_reserve)
+    hosts.handle_async_request = held_shipment  # type: ignore[method-assign]
+    placing = asyncio.create_task(shop.checkout(ada, "k1"))
+
+    await asyncio.wait_for(at_reserve.wait(), 10)
+    order = await as_the_shopper_sees_it()
     assert [h["status"] for h in order["status_history"]] == ["pending"] == [order["status"]]
     assert order["updated_at"] == order["created_at"]
     subtotal = 2 * order["items"][0]["price_cents"]
     assert (order["subtotal_cents"], order["shipping_cents"], order["total_cents"]) == (subtotal, 0, subtotal)
     assert (order["payment_id"], order["shipment_id"], order["failure_reason"]) == (None, None, None)
 
-    go_on.set()
+    reserve_on.set()
+    await asyncio.wait_for(at_shipment.wait(), 10)
+    order = await as_the_shopper_sees_it()
+    assert [h["status"] for h in order["status_history"]] == ["pending", "reserved", "charged"]
+    assert order["status"] == "charged"
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert (order["payment_id"], order["shipment_id"]) == (payment["_id"], None)
+    assert order["total_cents"] == subtotal + order["shipping_cents"] == payment["amount_cents"]
+    assert order["shipping_cents"] == 495 + 100  # 1,000 g: one started kilogram
+
+    shipment_on.set()
     done = await placing
     assert done.status_code == 201, done.text
     assert done.json()["id"] == order["id"] and done.json()["status"] == "paid"
