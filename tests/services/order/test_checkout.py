@@ -703,6 +703,28 @@ async def test_an_odd_answer_from_a_neighbour_fails_cleanly(shop: Shop) -> None:
     assert await shop.docs(shop.payment, "payments") == []
 
 
+async def test_an_odd_answer_from_shipping_after_the_charge_refunds_it(shop: Shop) -> None:
+    """Shipping answers the shipment 201 with a body that names no shipment, after the card was charged:
+    the order fails 502 bad_gateway, and the charge is refunded and the stock given back."""
+    shop.hosts.fake[("shipping", "POST", "/shipments")] = httpx.Response(201, json={"status": "created"})
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 1))
+
+    response = await shop.checkout(ada, "k1")
+
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "bad_gateway"
+    assert error["message"] == "unexpected answer from a dependency (KeyError)"
+    [payment] = await shop.docs(shop.payment, "payments")
+    assert (payment["order_id"], payment["status"]) == (error["details"]["order_id"], "refunded")
+    assert await shop.stock("headlamp") == before
+    order = (await shop.client.get(f"/orders/{payment['order_id']}", headers=ada)).json()
+    steps = [h["status"] for h in order["status_history"]]
+    assert steps[-4:] == ["charged", "released", "refunded", "failed"]
+
+
 async def test_a_checkout_whose_process_died_is_resumed_by_a_retry(shop: Shop) -> None:
     """Crash after the reservation: the order is stuck in `reserved`. A retry with the same key waits
     while the lease runs, then takes over; the steps are idempotent, so stock is taken once."""
