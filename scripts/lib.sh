@@ -54,8 +54,9 @@ database_services() {
 }
 
 log() { printf '==> %s\n' "$*" >&2; }
+# DIE_LABEL: the word before the message (scripts/tools.sh says an optional tool is missing without "ERROR").
 die() {
-  printf 'ERROR: %s\n' "$*" >&2
+  printf '%s: %s\n' "${DIE_LABEL:-ERROR}" "$*" >&2
   exit 1
 }
 

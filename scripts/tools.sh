@@ -29,7 +29,9 @@ summary=()
 missing=()
 for name in "${names[@]}"; do
   t=$SECONDS
-  if (ensure_tool "$name"); then
+  label=ERROR
+  [[ " $optional " == *" $name "* ]] && label="MISSING (optional)"
+  if (DIE_LABEL="$label" ensure_tool "$name"); then
     if [[ "$DRY_RUN" == 1 ]]; then
       summary+=("$(printf '%-24s %s' "$name" "(dry run)")")
     else

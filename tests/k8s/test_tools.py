@@ -67,6 +67,31 @@ def test_without_internet_and_go_one_line_says_what_is_missing(sandbox: dict[str
     assert not (Path(sandbox["SHOP_BIN"]) / "kind").exists()
 
 
+def test_an_optional_tool_that_cannot_be_had_is_reported_missing_not_as_an_error(
+    sandbox: dict[str, str],
+) -> None:
+    """`make tools` with TOOLS_OPTIONAL: the reason is printed, labelled as optional, and the run goes on;
+    the same tool not optional is an ERROR and fails the run."""
+
+    def tools_sh(*args: str) -> subprocess.CompletedProcess[str]:
+        command = ["bash", str(ROOT / "scripts" / "tools.sh"), *args]
+        return subprocess.run(command, env=sandbox, capture_output=True, text=True, timeout=120)
+
+    optional = tools_sh("--optional", "kind", "kind")
+    assert optional.returncode == 0, optional.stderr
+    lines = optional.stderr.splitlines()
+    assert not [ln for ln in lines if ln.startswith("ERROR")], optional.stderr
+    reported = [ln for ln in lines if ln.startswith("MISSING (optional): kind v0.31.0 is not available")]
+    assert reported, optional.stderr
+    assert "==> kind is missing: what needs it skips, saying why" in lines
+
+    required = tools_sh("kind")
+    assert required.returncode == 1
+    errors = [ln for ln in required.stderr.splitlines() if ln.startswith("ERROR")]
+    assert errors[0].startswith("ERROR: kind v0.31.0 is not available"), required.stderr
+    assert errors[-1] == "ERROR: missing tools: kind", required.stderr
+
+
 def test_a_tool_on_path_at_exactly_the_pinned_version_is_used(
     sandbox: dict[str, str], tmp_path: Path
 ) -> None:
