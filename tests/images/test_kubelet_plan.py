@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from scripts.k8svalidate.render import render
 from services.topology import SERVICES
@@ -91,7 +93,8 @@ def test_a_secret_volume_is_a_read_only_bind_mount_of_files_with_its_mode(tmp_pa
     (mount,) = [b for a, b in itertools.pairwise(run.options) if a == "--mount"]
     assert mount.endswith(",target=/var/run/secrets/shop/jwt,readonly")
     key = tmp_path / "auth" / "jwt" / "private.pem"
-    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    loaded = serialization.load_pem_private_key(key.read_bytes(), password=None)  # the Secret's key, usable
+    assert isinstance(loaded, rsa.RSAPrivateKey) and loaded.key_size == 2048
     info = key.stat()
     if os.geteuid() == 0:
         assert stat.S_IMODE(info.st_mode) == 0o440 and info.st_gid == 10001  # defaultMode 0440, fsGroup
