@@ -59,6 +59,78 @@ def test_locustfile_defines_weighted_shopper_journeys() -> None:
         assert figure in summary
 
 
+# A Buyer against a stand-in frontend on 127.0.0.1 whose /api/register and /api/login answer what the test
+# says: which calls does the shopper make while it cannot sign in, and once it can?
+SIGN_IN_PROBE = """
+import json, sys, threading
+sys.path.insert(0, "loadtest")
+import locustfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from locust.env import Environment
+
+answers = {"/api/register": 503, "/api/login": 503}
+seen = []
+
+class Frontend(BaseHTTPRequestHandler):
+    def answer(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        path = self.path.split("?")[0]
+        seen.append([self.command, path, "authorization" in {k.lower() for k in self.headers}])
+        status, body = 200, {}
+        if path in answers:
+            status = answers[path]
+            body = {"access_token": "token"} if path == "/api/login" and status == 200 else {}
+        elif path == "/api/products":
+            body = {"items": [{"id": "p1", "stock": 50}]}
+        elif path == "/api/cart/items":
+            status = 201
+        elif path == "/api/checkout":
+            status, body = 201, {"id": "o1"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    do_GET = do_POST = answer
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Frontend)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+locustfile.Buyer.host = f"http://127.0.0.1:{server.server_port}"
+buyer = locustfile.Buyer(Environment(user_classes=[locustfile.Buyer]))
+phases = {}
+buyer.on_start()
+for phase, change in (("shop down", {}), ("registered, login refused", {"/api/register": 201}),
+                      ("signed in", {"/api/login": 200})):
+    answers.update(change)
+    for shopping in (buyer.add_to_cart, buyer.check_out, buyer.view_orders, buyer.read_notifications):
+        shopping()
+    phases[phase] = list(seen)
+    seen.clear()
+server.shutdown()
+print(json.dumps(phases))
+"""
+
+
+def test_a_buyer_who_cannot_sign_in_calls_nothing_that_needs_a_login_until_it_can() -> None:
+    command = [sys.executable, "-c", SIGN_IN_PROBE]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    phases = json.loads(done.stdout.strip().splitlines()[-1])
+    signed_in_only = {"/api/cart", "/api/cart/items", "/api/checkout", "/api/orders", "/api/notifications"}
+    # Shop down: it asks to register before each task (and at start), never logs in with no account.
+    assert {path for _, path, _ in phases["shop down"]} == {"/api/register"}
+    # Registered, login refused: one registration, then only login attempts; nothing needing a login.
+    down = [path for _, path, _ in phases["registered, login refused"]]
+    assert down.count("/api/register") == 1 and set(down) == {"/api/register", "/api/login"}, down
+    # Signed in: the cart, the checkout, orders and notifications, every one with the token.
+    calls = phases["signed in"]
+    assert signed_in_only <= {path for _, path, _ in calls}
+    assert all(token for _, path, token in calls if path in signed_in_only)
+    assert [path for _, path, _ in calls].count("/api/login") == 1  # logged in once, then kept the token
+
+
 def test_locustfile_calls_only_frontend_api_routes_with_grouped_names() -> None:
     source = LOCUSTFILE.read_text()
     paths = {
