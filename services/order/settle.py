@@ -25,7 +25,6 @@ settle racing the checkout it takes over (a process that was slow, not dead) can
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.kit import ApiError, clock
+from services.kit.background import repeat
 from services.order import checkout, store
 from services.order.checkout import Checkout
 from services.order.settings import Settings
@@ -180,11 +180,6 @@ async def _older_than(db: Any, order_id: str, seconds: float) -> bool:
 async def run(app: FastAPI) -> None:
     """The background loop: settle what is due every SETTLE_POLL_SECONDS until cancelled."""
     settings: Settings = app.state.settings
-    while True:
-        try:
-            await settle_due(app)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # never let one bad round stop the settling (MongoDB down, an odd answer)
-            log.exception("settling round failed")
-        await asyncio.sleep(settings.settle_poll_seconds)
+    await repeat(
+        lambda: settle_due(app), every_seconds=settings.settle_poll_seconds, what="settling round", log=log
+    )

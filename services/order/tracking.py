@@ -17,7 +17,6 @@ order stuck: the next look repairs it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.kit import ApiError, clock
+from services.kit.background import repeat
 from services.kit.db import Database
 from services.order import store
 from services.order.clients import Neighbours
@@ -114,11 +114,9 @@ async def track_due(app: FastAPI, limit: int = 50) -> int:
 async def run(app: FastAPI) -> None:
     """The background loop: look for due orders every TRACK_POLL_SECONDS until cancelled."""
     settings: Settings = app.state.settings
-    while True:
-        try:
-            await track_due(app)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # never let one bad round stop the tracking (MongoDB down, an odd answer)
-            log.exception("shipment tracking round failed")
-        await asyncio.sleep(settings.track_poll_seconds)
+    await repeat(
+        lambda: track_due(app),
+        every_seconds=settings.track_poll_seconds,
+        what="shipment tracking round",
+        log=log,
+    )
