@@ -65,6 +65,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it still runs after `grace` seconds; returns once it
+    has exited (reaped). Nothing happens when it has already exited. The one helper for this (the dev
+    runner's FerretDB, Jaeger, the simulated cluster's processes)."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def with_free_ports(services: Iterable[Service]) -> list[Service]:
     """The same services on free ports (tests must not collide with a running `make dev`)."""
     return [Service(s.name, free_port(), free_port() if s.grpc_port else None) for s in services]
@@ -138,13 +152,8 @@ class FerretDB:
             self.process.wait()
 
     def stop(self, grace: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.process is not None:
+            stop_process(self.process, grace)
 
 
 def _port_open(port: int) -> bool:

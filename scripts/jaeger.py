@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -25,6 +24,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from scripts.dev import stop_process
 from services.kit.tracing import REQUEST_ID_ATTRIBUTE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,14 +120,8 @@ class Jaeger:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, grace: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, grace)
 
 
 def sampling_strategies() -> dict[str, Any]:

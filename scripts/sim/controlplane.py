@@ -33,7 +33,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -41,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.dev import free_port
+from scripts.dev import free_port, stop_process
 from scripts.sim.egress import ServicePort
 
 log = logging.getLogger("sim.controlplane")
@@ -385,18 +384,6 @@ def usage(run: Running) -> str:
         f"used {cpu.user + cpu.system:.1f} s CPU, {rss / 2**20:.0f} MiB resident, "
         f"in {time.monotonic() - run.started:.0f} s"
     )
-
-
-def stop_process(process: subprocess.Popen[bytes], grace: float = 10) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 def run_forever(control_plane: ControlPlane, stop: threading.Event, period: float = 1.0) -> None:
