@@ -37,8 +37,14 @@ out="${1:?usage: stand-in-bases.sh OUT_DIR}"
   echo "stand-in bases need root (debootstrap, chroot)" >&2
   exit 1
 }
+# debootstrap: Debian's package, installed here when missing (as scripts/docker-engine.sh does docker.io), so
+# `make image-test` needs nothing installed by hand on a fresh Debian machine.
+if ! command -v debootstrap >/dev/null && command -v apt-get >/dev/null; then
+  echo "==> stand-in bases: installing Debian's debootstrap with apt-get" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; } || true
+fi
 command -v debootstrap >/dev/null || {
-  echo "debootstrap is not installed (apt-get install debootstrap)" >&2
+  echo "debootstrap is not installed and apt-get could not install it (apt-get install debootstrap)" >&2
   exit 1
 }
 mkdir -p "$out"
