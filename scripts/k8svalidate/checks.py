@@ -88,7 +88,7 @@ def on_docs(
 
 def all_checkers() -> list[Checker]:
     """Every checker, generic first, then per mesh (the order `make validate` prints them in)."""
-    from scripts.k8svalidate import crossref, istio, labs, linkerd, schemas
+    from scripts.k8svalidate import crossref, istio, labs, linkerd, retries, schemas
 
     return [
         on_docs(schemas.validate_docs),
@@ -96,4 +96,5 @@ def all_checkers() -> list[Checker]:
         *labs.CHECKERS,
         *istio.CHECKERS,
         *linkerd.CHECKERS,
+        *retries.CHECKERS,
     ]

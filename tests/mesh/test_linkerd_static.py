@@ -194,13 +194,21 @@ def test_ab_route_matches_mobile_user_agent_then_group_header_like_the_lesson() 
 
 def test_resilience_annotations_and_error_injector_share() -> None:
     docs = rendered("resilience")
-    user = one(docs, "Service", "user")["metadata"]["annotations"]
-    assert user == {
+    assert not (one(docs, "Service", "user")["metadata"].get("annotations") or {})  # not for every method
+    retried = one(docs, "HTTPRoute", "user-idempotent-retries")
+    assert retried["metadata"]["annotations"] == {
         "retry.linkerd.io/http": "5xx",
         "retry.linkerd.io/limit": "3",
         "retry.linkerd.io/timeout": "2s",
         "timeout.linkerd.io/request": "10s",
     }
+    (rule,) = retried["spec"]["rules"]
+    assert [m["method"] for m in rule["matches"]] == ["GET", "PUT", "DELETE"]
+    others = one(docs, "HTTPRoute", "user-other-methods")
+    assert others["metadata"]["annotations"] == {"timeout.linkerd.io/request": "10s"}  # a timeout, no retry
+    assert "matches" not in others["spec"]["rules"][0]
+    for route in (retried, others):
+        assert route["spec"]["parentRefs"] == [{"group": "", "kind": "Service", "name": "user", "port": 3000}]
     payment = one(docs, "Service", "payment")["metadata"]["annotations"]
     assert payment["balancer.linkerd.io/failure-accrual"] == "consecutive"
     assert int(payment["balancer.linkerd.io/failure-accrual-consecutive-max-failures"]) == 3
@@ -406,7 +414,7 @@ def test_mongodb_check_catches_a_non_opaque_server() -> None:
 def test_legacy_with_canary_or_resilience_is_detected_as_forbidden(other: str) -> None:
     docs = rendered("legacy") + rendered(other)
     errors = profile_conflicts(docs)
-    expected = {"canary": "HTTPRoute product-canary", "resilience": "retry.linkerd.io/http"}[other]
+    expected = {"canary": "HTTPRoute product-canary", "resilience": "HTTPRoute user-idempotent-retries"}[other]
     assert any(expected in e for e in errors), errors
     assert "legacy" in STANDALONE and other in COMBINABLE
 
