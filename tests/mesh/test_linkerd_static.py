@@ -414,7 +414,8 @@ def test_mongodb_check_catches_a_non_opaque_server() -> None:
 def test_legacy_with_canary_or_resilience_is_detected_as_forbidden(other: str) -> None:
     docs = rendered("legacy") + rendered(other)
     errors = profile_conflicts(docs)
-    expected = {"canary": "HTTPRoute product-canary", "resilience": "HTTPRoute user-idempotent-retries"}[other]
+    routes = {"canary": "HTTPRoute product-canary", "resilience": "HTTPRoute user-idempotent-retries"}
+    expected = routes[other]
     assert any(expected in e for e in errors), errors
     assert "legacy" in STANDALONE and other in COMBINABLE
 
