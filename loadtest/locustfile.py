@@ -197,10 +197,11 @@ def summary_lines(environment: Environment) -> list[str]:
         f"failures      {total.num_failures} ({total.fail_ratio:.1%})",
         f"requests/s    {total.total_rps:.1f}",
     ]
-    p50, p95, p99 = (total.get_response_time_percentile(p) or 0 for p in (0.5, 0.95, 0.99))
-    lines.append(
-        f"latency ms    p50 {p50:.0f}  p95 {p95:.0f}  p99 {p99:.0f}  max {total.max_response_time or 0:.0f}"
-    )
+    # Locust keeps response times in rounded buckets (10 ms steps above 100 ms), so a percentile can come out
+    # above the slowest request: never show more than the maximum.
+    slowest = total.max_response_time or 0
+    p50, p95, p99 = (min(total.get_response_time_percentile(p) or 0, slowest) for p in (0.5, 0.95, 0.99))
+    lines.append(f"latency ms    p50 {p50:.0f}  p95 {p95:.0f}  p99 {p99:.0f}  max {slowest:.0f}")
     for error in environment.stats.errors.values():
         lines.append(f"failure       {error.occurrences}x {error.method} {error.name}: {error.error}")
     return lines

@@ -13,7 +13,7 @@ LINKERD_SMI_VERSION := $(shell sed -n 's/^LINKERD_SMI=//p' scripts/versions.env)
 
 .PHONY: up down status logs secrets crds validate mesh lab lab-reset dashboards verify
 
-up: ## create the kind cluster and deploy the shop (MESH=none|istio|linkerd, DRY_RUN=1 to print only)
+up: ## create the kind cluster and deploy the shop (MESH=none|istio|linkerd, DRY_RUN=1 to print only, CLUSTER=sim: the simulated cluster)
 	scripts/up.sh $(MESH)
 
 down: ## delete the kind cluster (and its data)
@@ -49,6 +49,9 @@ lab-reset: ## remove every lab resource and re-apply the mesh overlay: make lab-
 
 dashboards: ## open the mesh dashboards: make dashboards MESH=istio|linkerd
 	@test "$(MESH)" != none || { echo "dashboards need MESH=istio or MESH=linkerd" >&2; exit 1; }
+	@test "$(CLUSTER)" != sim || test "$(DRY_RUN)" = 1 || { echo "ERROR: make dashboards port-forwards to the" \
+	  "dashboards' pods, and the simulated cluster (CLUSTER=sim) runs no containers: nothing would answer." \
+	  "Open the dashboards on a kind cluster (make up)." >&2; exit 1; }
 	mesh/$(MESH)/dashboards.sh
 
 verify: $(STAMP) ## live checks on the running cluster, fails without one: make verify MESH=istio [LAB=canary]

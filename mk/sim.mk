@@ -6,7 +6,7 @@ export CLUSTER
 
 .PHONY: sim-up sim-down sim-test
 
-sim-up: $(STAMP) ## create the simulated cluster CLUSTER=sim targets (kwok; pinned control plane; no Docker)
+sim-up: $(STAMP) ## create the simulated cluster (real Kubernetes API, kwok nodes, no Docker); then make up/mesh/lab... CLUSTER=sim
 	scripts/sim-up.sh
 
 sim-down: ## delete the simulated cluster: no process, port or file of it is left

@@ -26,8 +26,8 @@ else
   installed="$(current_mesh)"
 fi
 if [[ -z "$MESH" || "$MESH" == none ]]; then MESH="$installed"; fi
-[[ "$MESH" == istio || "$MESH" == linkerd ]] || die "labs need a mesh: make mesh MESH=istio|linkerd first ($usage)"
-[[ "$installed" == "$MESH" ]] || die "the cluster runs mesh '$installed', not $MESH: run make mesh MESH=$MESH first"
+[[ "$MESH" == istio || "$MESH" == linkerd ]] || die "labs need a mesh: make mesh MESH=istio|linkerd$(cluster_arg) first ($usage)"
+[[ "$installed" == "$MESH" ]] || die "the cluster runs mesh '$installed', not $MESH: run make mesh MESH=$MESH$(cluster_arg) first"
 # The images the shop runs now (make up's content tags) stay: a lab must not change the code.
 read -r -a images <<<"$(deployed_images | tr '\n' ' ')"
 
@@ -48,7 +48,7 @@ if [[ "$ACTION" == apply ]]; then
   write_app_kustomization "$tmp" "$MESH" "${labs[*]}" ${images[@]+"${images[@]}"}
   apply_app_kustomization "$tmp"
   if [[ -x "$ROOT/$dir/post-apply.sh" ]]; then "$ROOT/$dir/post-apply.sh"; fi
-  finish "lab $LAB applied; undo with: make lab-reset MESH=$MESH"
+  finish "lab $LAB applied; undo with: make lab-reset MESH=$MESH$(cluster_arg)"
   exit 0
 fi
 

@@ -50,5 +50,5 @@ refuse_mixing_with_standalone() {
     if grep -qx "$lab" "$file" || grep -qx "$other" "$file"; then others+=("$other"); fi
   done
   ((${#others[@]} == 0)) || die "lab $lab cannot run together with lab ${others[*]} (a standalone lab, see" \
-    "mesh/$mesh/labs/standalone.txt and docs/$mesh/): run make lab-reset MESH=$mesh first"
+    "mesh/$mesh/labs/standalone.txt and docs/$mesh/): run make lab-reset MESH=$mesh$(cluster_arg) first"
 }

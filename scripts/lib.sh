@@ -34,7 +34,7 @@ load_env_file "$ROOT/services/topology.env"
 # its own in .cache/sim, so ~/.kube/config is never touched; steps that need Docker or containers are skipped
 # there with the reason (skip_on_sim).
 CLUSTER="${CLUSTER:-kind}"
-SIM_DIR="$ROOT/.cache/sim"
+SIM_DIR="${SHOP_SIM_DIR:-$ROOT/.cache/sim}" # SHOP_SIM_DIR: another folder (the tests)
 case "$CLUSTER" in
   kind) KUBE_CONTEXT="kind-$CLUSTER_NAME" ;;
   sim)
@@ -135,8 +135,21 @@ cluster_state() {
   fi
 }
 
-# Why there is no usable cluster, in one line starting with "no cluster:" ("" when it is up).
+# " CLUSTER=sim" when the scripts act on the simulated cluster, for the make commands they suggest.
+cluster_arg() { if [[ "$CLUSTER" == sim ]]; then printf ' CLUSTER=sim'; fi; }
+
+# Why there is no usable cluster, in one line starting with "no cluster:" ("" when it is up). Without
+# CLUSTER=sim while a simulated cluster exists, the line says so (a student who left out CLUSTER=sim).
 no_cluster_reason() {
+  local reason
+  reason="$(_no_cluster_reason)"
+  if [[ -n "$reason" && "$CLUSTER" != sim && -f "$SIM_DIR/kubeconfig" ]]; then
+    reason+="; a simulated cluster exists (make sim-up): add CLUSTER=sim to act on it"
+  fi
+  printf '%s' "$reason"
+}
+
+_no_cluster_reason() {
   case "$(cluster_state)" in
     up) ;;
     absent) echo "no cluster: run make up (kind has no cluster named $CLUSTER_NAME)" ;;

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 TARGET="${1:-${MESH:-}}"
-[[ -n "$TARGET" ]] || die "which mesh? make mesh MESH=istio|linkerd|none"
+[[ -n "$TARGET" ]] || die "which mesh? make mesh MESH=istio|linkerd|none$(cluster_arg)"
 check_mesh_name "$TARGET"
 require_cluster
 

@@ -6,21 +6,31 @@ source "$(dirname "$0")/lib.sh"
 MESH="${1:-${MESH:-none}}"
 check_mesh_name "$MESH"
 
+# A failed preflight check stops a real run. A dry run is a preview, also on a machine without Docker: it says
+# where a real run would stop and goes on printing the commands.
+refuse() {
+  if [[ "$DRY_RUN" == 1 ]]; then
+    log "DRY_RUN: a real make up would stop here: $*"
+    return 0
+  fi
+  die "$@"
+}
+
 preflight() {
   [[ "${SKIP_PREFLIGHT:-0}" == 1 ]] && return 0
   skip_on_sim "the Docker preflight (the simulated cluster needs no Docker, no ports 80/443, no internet)" && return 0
   local mem
   mem="$(query docker info --format '{{.MemTotal}}' 2>/dev/null)" ||
-    die "Docker is not running (or not installed). Start Docker Desktop / the docker service and retry."
+    refuse "Docker is not running (or not installed). Start Docker Desktop / the docker service and retry."
   # Docker Desktop set to 8 GB reports a little less; 7.5 GB is the floor for the shop + Istio demo.
   if [[ "$mem" =~ ^[0-9]+$ ]] && ((mem < 7500000000)); then
-    die "Docker has $((mem / 1000000)) MB of memory; give it at least 8 GB (Docker Desktop > Settings > Resources)."
+    refuse "Docker has $((mem / 1000000)) MB of memory; give it at least 8 GB (Docker Desktop > Settings > Resources)."
   fi
   if ! cluster_exists; then
     local port
     for port in 80 443; do
       if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        die "port $port on 127.0.0.1 is in use; kind maps http://localhost:$port into the cluster. Stop what uses it" \
+        refuse "port $port on 127.0.0.1 is in use; kind maps http://localhost:$port into the cluster. Stop what uses it" \
           "(see: sudo lsof -i :$port) or delete an old kind cluster (kind get clusters)."
       fi
     done
@@ -81,7 +91,7 @@ if grep -qx deployment.apps/frontend <<<"$(app_deployments)"; then
   current="$(current_mesh)"
   if [[ "$current" != "$MESH" ]]; then
     switching=1
-    log "the shop runs on mesh $current: switching it to $MESH (as make mesh MESH=$MESH does)"
+    log "the shop runs on mesh $current: switching it to $MESH (as make mesh MESH=$MESH$(cluster_arg) does)"
     leave_mesh "$current" "$MESH"
   fi
 fi

@@ -12,7 +12,7 @@ check_mesh_name "$MESH"
 cd "$ROOT" || exit 1
 
 if [[ "$MESH" == none ]]; then
-  [[ -z "$LAB" ]] || die "labs run on a mesh: make verify MESH=istio|linkerd LAB=$LAB"
+  [[ -z "$LAB" ]] || die "labs run on a mesh: make verify MESH=istio|linkerd LAB=$LAB$(cluster_arg)"
   paths=(tests/cluster/test_*.py)
 elif [[ -n "$LAB" ]]; then
   paths=("tests/cluster/$MESH/test_${LAB//-/_}.py")

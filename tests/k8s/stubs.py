@@ -87,6 +87,7 @@ def dry_run_env(stubs: Path, scratch: Path, **env: str) -> dict[str, str]:
         "REAL_KUBECTL": str(REAL_KUBECTL),
         "SHOP_BIN": str(scratch / "empty-bin"),  # no pinned tools yet: the download is printed
         "SHOP_CACHE": str(scratch / "empty-cache"),  # nor in the tool cache
+        "SHOP_SIM_DIR": str(scratch / "no-sim"),  # no simulated cluster (not a developer's sim-up)
         "DRY_RUN": "1",
         "TMPDIR": "/tmp",
         **env,

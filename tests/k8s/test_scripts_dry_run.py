@@ -171,17 +171,34 @@ def test_rerun_against_existing_cluster_skips_creation(stubs: Path) -> None:
     assert f"{CTX} apply --openapi-patch=false -k {ROOT}/.cache/app/none" in cmds
 
 
+PREVIEW_STOP = "DRY_RUN: a real make up would stop here: "
+
+
+def assert_a_preview_that_names_the_stop(proc: subprocess.CompletedProcess[str], message: str) -> None:
+    """A dry run is a preview, also on a machine without Docker (a student's first look): it names where a
+    real run would stop and still prints every step's commands."""
+    assert proc.returncode == 0, proc.stderr
+    assert PREVIEW_STOP + message in proc.stderr, proc.stderr
+    cmds = commands(proc)
+    assert any(c.startswith("kind create cluster") for c in cmds), cmds
+    assert any(c.startswith(f"{CTX} -n ecommerce rollout status") for c in cmds), cmds
+
+
 def test_docker_not_running_is_a_clear_error(stubs: Path) -> None:
-    proc = make(stubs, "up", STUB_DOCKER="down")
+    proc = make(stubs, "up", STUB_DOCKER="down", DRY_RUN="0")
     assert proc.returncode != 0
-    assert "Docker is not running" in proc.stderr
+    assert "Docker is not running" in proc.stderr and PREVIEW_STOP not in proc.stderr
     assert commands(proc) == []
+    assert_a_preview_that_names_the_stop(make(stubs, "up", STUB_DOCKER="down"), "Docker is not running")
 
 
 def test_too_little_docker_memory_is_a_clear_error(stubs: Path) -> None:
-    proc = make(stubs, "up", STUB_MEM="4100000000")
+    proc = make(stubs, "up", STUB_MEM="4100000000", DRY_RUN="0")
     assert proc.returncode != 0
     assert "Docker has 4100 MB of memory; give it at least 8 GB" in proc.stderr
+    assert commands(proc) == []
+    preview = make(stubs, "up", STUB_MEM="4100000000")
+    assert_a_preview_that_names_the_stop(preview, "Docker has 4100 MB of memory")
 
 
 # Holds 127.0.0.1:PORT open while it runs the command after it (its exit status is the command's).
@@ -206,7 +223,7 @@ def test_port_in_use_is_a_clear_error(stubs: Path, port: int) -> None:
     probe = subprocess.run(["unshare", "--net", "--", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip(f"cannot make a network namespace here (unshare --net: {probe.stderr.strip()})")
-    proc = make_with_port_held(stubs, port, "up")
+    proc = make_with_port_held(stubs, port, "up", DRY_RUN="0")
     existing = make_with_port_held(
         stubs, port, "up", STUB_CLUSTERS="shop"
     )  # the cluster holds the ports: fine
@@ -214,6 +231,9 @@ def test_port_in_use_is_a_clear_error(stubs: Path, port: int) -> None:
     assert f"port {port} on 127.0.0.1 is in use" in proc.stderr
     assert commands(proc) == []
     assert existing.returncode == 0, existing.stderr
+    assert PREVIEW_STOP not in existing.stderr
+    preview = make_with_port_held(stubs, port, "up")
+    assert_a_preview_that_names_the_stop(preview, f"port {port} on 127.0.0.1 is in use")
 
 
 def test_unknown_mesh_is_refused(stubs: Path) -> None:
@@ -432,6 +452,51 @@ def test_without_a_cluster_a_real_run_stops_and_names_it(stubs: Path, target: st
     assert proc.returncode != 0, proc.stdout
     assert "no cluster: run make up" in proc.stdout + proc.stderr
     assert commands(proc) == [] or target == "verify", proc.stdout  # nothing ran against a cluster
+
+
+def test_without_cluster_sim_while_a_simulated_cluster_exists_the_error_says_to_add_it(
+    stubs: Path, tmp_path: Path
+) -> None:
+    """A student copies a hint without CLUSTER=sim while `make sim-up`'s cluster runs: not only "make up"."""
+    sim_dir = tmp_path / "sim"
+    sim_dir.mkdir()
+    (sim_dir / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    proc = make(stubs, "lab-reset", "MESH=istio", DRY_RUN="0", SHOP_SIM_DIR=str(sim_dir), **NO_KUBECONFIG)
+    assert proc.returncode != 0
+    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+    assert error.startswith("ERROR: no cluster: run make up")
+    assert error.endswith("; a simulated cluster exists (make sim-up): add CLUSTER=sim to act on it"), error
+    without_sim = make(stubs, "lab-reset", "MESH=istio", DRY_RUN="0", SHOP_SIM_DIR=str(tmp_path / "none"))
+    assert "CLUSTER=sim" not in without_sim.stderr
+
+
+def test_dashboards_on_the_simulated_cluster_say_why_not_instead_of_forwarding(stubs: Path) -> None:
+    """Its pods run no containers: no port-forward would ever answer (a student's run hung on one)."""
+    proc = make(stubs, "dashboards", "MESH=istio", "CLUSTER=sim", DRY_RUN="0")
+    assert proc.returncode != 0
+    assert "ERROR: make dashboards port-forwards" in proc.stderr and "runs no containers" in proc.stderr
+    assert commands(proc) == []
+
+
+# A make command a script suggests to the student (in an error or a closing line), e.g.
+# "undo with: make lab-reset MESH=$MESH": on the simulated cluster it needs CLUSTER=sim too.
+SUGGESTED_MAKE = re.compile(r"make (?:up|mesh|lab|lab-reset|status|verify|down)\b.*MESH=.*")
+
+
+def suggestions_without_the_cluster(text: str) -> list[str]:
+    """The suggested make commands in the double-quoted strings of a script's code lines (not comments)."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    strings = [q for line in lines for q in re.findall(r'"([^"]*)"', line)]
+    found = [m for q in strings for m in SUGGESTED_MAKE.findall(q)]
+    return [m for m in found if "$(cluster_arg)" not in m and "CLUSTER=" not in m]
+
+
+def test_every_make_command_a_script_suggests_keeps_the_cluster() -> None:
+    scripts = sorted((ROOT / "scripts").glob("*.sh"))
+    found = {p.name: suggestions_without_the_cluster(p.read_text()) for p in scripts}
+    assert {name: s for name, s in found.items() if s} == {}
+    planted = 'finish "lab $LAB applied; undo with: make lab-reset MESH=$MESH"'
+    assert suggestions_without_the_cluster(planted) == ["make lab-reset MESH=$MESH"]
 
 
 @pytest.mark.parametrize(
