@@ -88,6 +88,8 @@ class GuideCommand:
             verb = self.verb()
             if verb == "get":
                 return not any(self.command.expanded)
+            if verb == "rollout":  # `rollout status`: a wait kwok's simulated pods satisfy
+                return "status" in self.argv
             return (
                 verb == "apply"
                 and "-f" in self.argv
