@@ -12,7 +12,7 @@ import pytest
 
 from services.contracts import CheckoutIn
 from services.kit import ApiError
-from services.order import checkout, store
+from services.order import checkout, settle, store
 from tests.services.order.in_process import ADDRESS, CHECKOUT, DECLINED_CARD, Shop
 
 pytestmark = pytest.mark.timeout(90)
@@ -235,6 +235,32 @@ async def test_a_retry_after_a_release_that_failed_never_reserves_again(shop: Sh
     assert len(await shop.docs(shop.order, "orders")) == 1
     assert await shop.docs(shop.payment, "payments") == []
     assert await shop.stock("headlamp") == before - 2  # held by the failed order, not taken a second time
+
+
+async def test_stock_a_failed_checkout_could_not_give_back_is_given_back_by_the_settler(shop: Shop) -> None:
+    """The quote fails after the reservation and product is unreachable while the checkout gives the stock
+    back: the failed order is left to the settler, which returns the units once product answers (the
+    order stays failed, its history says so)."""
+    shop.order.state.settler.cancel()  # settled when the test asks, not by the background loop
+    shop.order.state.settings.settle_grace_seconds = 0
+    shop.hosts.down("shipping", "POST", "/shipping/quote")
+    inventory = ReleaseFailing(shop.order.state.inventory)
+    shop.order.state.inventory = inventory
+    ada = shop.user()
+    before = await shop.stock("headlamp")
+    await shop.fill_cart(ada, ("headlamp", 2))
+    failed = await shop.checkout(ada, "k1")
+    assert failed.status_code == 503, failed.text
+    order_id = failed.json()["error"]["details"]["order_id"]
+    assert await shop.stock("headlamp") == before - 2
+
+    inventory.failing = False  # product answers again
+    assert await settle.settle_due(shop.order) == 1
+
+    assert await shop.stock("headlamp") == before
+    order = await order_of(shop, ada, order_id)
+    assert order["status"] == "failed"
+    assert [h["status"] for h in order["status_history"]][-3:] == ["release_failed", "failed", "released"]
 
 
 async def test_a_retry_after_a_fully_undone_failure_is_a_new_attempt(shop: Shop) -> None:
