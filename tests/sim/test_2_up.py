@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from services import topology
 from tests.sim.helpers import get_json, items, make, plain_overlay_differences, shop_deployed
 
@@ -48,13 +50,16 @@ def _workloads() -> dict[str, int]:
     }
 
 
-def test_make_up_again_rolls_nothing_out() -> None:
-    """A second make up re-applies the same manifests: no workload gets a new generation, no pod is replaced.
-    (kubectl still reports two objects `configured`: the namespace, whose last-applied annotation secrets.sh
-    and the overlay apply in turn, and MongoDB's StatefulSet, whose volumeClaimTemplates kubectl's client-side
-    apply always re-sends; both patches change nothing the controllers act on.)"""
+def test_make_up_again_rolls_nothing_out_and_reports_nothing_configured() -> None:
+    """A second make up re-applies the same manifests: no workload gets a new generation, no pod is replaced,
+    and kubectl reports every object `unchanged` but the namespace (its last-applied annotation is written by
+    secrets.sh and by the overlay's apply in turn). A manifest that leaves out what the API server fills into
+    an atomic list (MongoDB's volumeClaimTemplates: apiVersion, kind, volumeMode, status) is re-sent on every
+    apply and reported `configured`, which a student reads as a restart of the database."""
     before, pods = _workloads(), sorted(p["metadata"]["name"] for p in items("-n", "ecommerce", "pods"))
-    make("up")
+    result = make("up")
+    configured = sorted(set(re.findall(r"^(\S+) configured$", result.output, re.MULTILINE)))
+    assert configured == ["namespace/ecommerce"], f"re-applied and reported configured: {configured}"
     assert _workloads() == before, "a second make up changed a workload although nothing changed"
     assert sorted(p["metadata"]["name"] for p in items("-n", "ecommerce", "pods")) == pods
 
