@@ -34,6 +34,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 EVERY_METHOD = frozenset({*IDEMPOTENT_METHODS, "POST", "PATCH", "CONNECT", "TRACE"})
 # Istio (Envoy) retry conditions that only fire when the request never reached the service.
 NOT_RESENDING = frozenset({"connect-failure", "refused-stream", "reset-before-request"})
+DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"  # Istio's
 LINKERD_RETRY_ANNOTATIONS = ("retry.linkerd.io/http", "retry.linkerd.io/grpc")
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 
@@ -65,6 +66,16 @@ def _method_only(match: Doc) -> str | None:
     return None
 
 
+def _istio_resends(retries: Doc | None) -> bool:
+    """Does this retry policy re-send requests that may have reached the service? With retries but no
+    retryOn, Istio's default applies (connect-failure,refused-stream,unavailable,cancelled,
+    retriable-status-codes: 503 among them); attempts 0 turns retries off."""
+    if not retries or retries.get("attempts") == 0:
+        return False
+    conditions = {c.strip() for c in str(retries.get("retryOn") or DEFAULT_RETRY_ON).split(",")}
+    return bool(conditions - NOT_RESENDING - {""})
+
+
 def istio_retry_errors(docs: list[Doc]) -> list[str]:
     """VirtualService routes whose retries re-send non-idempotent calls (see the module docstring)."""
     unsafe = unsafe_calls()
@@ -76,12 +87,12 @@ def istio_retry_errors(docs: list[Doc]) -> list[str]:
         taken: set[str] = set()  # methods earlier routes take by method alone
         for index, route in enumerate(vs["spec"].get("http", [])):
             matches = route.get("match") or [{}]
-            methods = [_method_only(m) for m in matches]
-            sees = (set(methods) if all(methods) else set(EVERY_METHOD)) - taken  # type: ignore[arg-type]
-            if all(methods):
-                taken |= set(methods)  # type: ignore[arg-type]
-            conditions = {c.strip() for c in str((route.get("retries") or {}).get("retryOn", "")).split(",")}
-            if not route.get("retries") or not (conditions - NOT_RESENDING - {""}):
+            methods = {m for m in map(_method_only, matches) if m}
+            by_method_alone = len(methods) == len(matches)
+            sees = (methods if by_method_alone else set(EVERY_METHOD)) - taken
+            if by_method_alone:
+                taken |= methods
+            if not _istio_resends(route.get("retries")):
                 continue
             covered = [call for call in received if call[0] in sees]
             if covered:

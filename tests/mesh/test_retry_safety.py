@@ -64,6 +64,10 @@ def test_istio_without_the_post_route_is_reported_and_safe_conditions_are_not() 
     assert "VirtualService user route retries" in error and ADDRESS_POST in error
     retrying["retries"]["retryOn"] = "connect-failure,refused-stream"  # never reached the service: fine
     assert istio_retry_errors(docs) == []
+    del retrying["retries"]["retryOn"]  # Istio's default retryOn: retriable-status-codes (503) re-sends
+    assert len(istio_retry_errors(docs)) == 1
+    retrying["retries"] = {"attempts": 0}  # retries off
+    assert istio_retry_errors(docs) == []
 
 
 def test_linkerd_retry_annotations_on_the_service_are_reported() -> None:
