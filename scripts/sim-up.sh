@@ -112,6 +112,9 @@ metadata:
     kubernetes.io/os: linux
     node-role.kubernetes.io/control-plane: \"\"
     type: kwok
+spec:
+  podCIDR: 10.244.0.0/24
+  podCIDRs: [10.244.0.0/24]
 status:
   allocatable: {cpu: \"32\", memory: 64Gi, pods: \"250\", ephemeral-storage: 200Gi}
   capacity: {cpu: \"32\", memory: 64Gi, pods: \"250\", ephemeral-storage: 200Gi}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from services import topology
@@ -62,6 +63,20 @@ def test_make_up_again_rolls_nothing_out_and_reports_nothing_configured() -> Non
     assert configured == ["namespace/ecommerce"], f"re-applied and reported configured: {configured}"
     assert _workloads() == before, "a second make up changed a workload although nothing changed"
     assert sorted(p["metadata"]["name"] for p in items("-n", "ecommerce", "pods")) == pods
+
+
+def test_pod_ips_come_from_the_nodes_pod_range_never_a_service_ip() -> None:
+    """As on kind (pods in 10.244.0.0/x, Services elsewhere). A pod whose IP is also a Service's ClusterIP
+    (kwok's default pool overlapped the Service range: istiod's pod had the `kubernetes` Service's 10.0.0.1)
+    misleads anyone reading `kubectl get pods -o wide` next to `kubectl get svc`."""
+    (node,) = items("nodes")
+    assert node["spec"].get("podCIDR"), "the node has no podCIDR: kwok takes pod IPs from its own pool"
+    pod_range = ipaddress.ip_network(node["spec"]["podCIDR"])
+    pod_ips = {p["status"]["podIP"] for p in items("-A", "pods") if p["status"].get("podIP")}
+    service_ips = {s["spec"]["clusterIP"] for s in items("-A", "services")} - {"None"}
+    assert pod_ips, "no pod has an IP"
+    assert all(ipaddress.ip_address(ip) in pod_range for ip in pod_ips), sorted(pod_ips)
+    assert not pod_ips & service_ips, sorted(pod_ips & service_ips)
 
 
 def test_make_status_lists_the_pods_and_services() -> None:
