@@ -53,8 +53,14 @@ grep -h " used .* s CPU" "$SIM_DIR/logs/controlplane.log" 2>/dev/null | sed 's/^
 
 log "[2/3] control plane: kwokctl delete cluster $CLUSTER_NAME"
 if [[ -d "$KWOK_DIR/clusters/$CLUSTER_NAME" ]]; then
-  run env KWOK_WORKDIR="$KWOK_DIR" kwokctl --name "$CLUSTER_NAME" delete cluster --kubeconfig "$KUBECONFIG" ||
+  # kwokctl logs in JSON lines: into a temporary file, shown when it fails.
+  kwokctl_log="$(mktemp)"
+  run env KWOK_WORKDIR="$KWOK_DIR" kwokctl --name "$CLUSTER_NAME" delete cluster --kubeconfig "$KUBECONFIG" \
+    2>"$kwokctl_log" || {
+    cat "$kwokctl_log" >&2
     log "kwokctl delete cluster failed: ending its processes by their pid files"
+  }
+  rm -f "$kwokctl_log"
 fi
 # kwokctl stops its components with SIGTERM; give them 20 s to exit, then end what is left by its pid.
 for _ in $(seq 1 40); do

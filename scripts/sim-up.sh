@@ -77,8 +77,12 @@ EOF"
 
 log "[3/5] control plane: kwokctl create cluster $CLUSTER_NAME (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)"
 t=$SECONDS
+# kwokctl logs in JSON lines: into its log file, shown when it fails.
 run env KWOK_WORKDIR="$KWOK_DIR" kwokctl --name "$CLUSTER_NAME" -c "$SIM_DIR/kwokctl.yaml" create cluster \
-  --kubeconfig "$KUBECONFIG" --wait 120s
+  --kubeconfig "$KUBECONFIG" --wait 120s 2>>"$SIM_DIR/logs/kwokctl.log" || {
+  tail -n 20 "$SIM_DIR/logs/kwokctl.log" >&2
+  die "kwokctl could not create the cluster (log: $SIM_DIR/logs/kwokctl.log)"
+}
 log "control plane up in $((SECONDS - t))s"
 
 log "[4/5] the helper: egress proxy on $SOCKET, istiod when Istio is installed, volumes" \

@@ -83,7 +83,11 @@ log "[5/7] secrets (generated here, never committed)"
 "$ROOT/scripts/secrets.sh"
 
 overlay="$(app_overlay "$MESH")"
-log "[6/7] apply $overlay with the images just built"
+if [[ "$CLUSTER" == sim ]]; then
+  log "[6/7] apply $overlay (its pods keep the manifests' shop/<service>:dev images: nothing was built)"
+else
+  log "[6/7] apply $overlay with the images just built"
+fi
 # Over a shop that already runs on another mesh (or none), make up switches it as make mesh does: the old mesh
 # leaves, the new one is installed, and the pods restart to get (or lose) their proxies.
 switching=0

@@ -11,6 +11,7 @@ log "Istio $ISTIO: install"
 ensure_tool istioctl
 run "${ISTIOCTL[@]}" x precheck
 run "${ISTIOCTL[@]}" install -y -f "$ISTIO_DIR/install/istio-kind.yaml"
+[[ "$DRY_RUN" == 1 ]] || echo # istioctl ends its last line without a newline
 
 log "sidecar injection for namespace $NAMESPACE"
 run_sh "kubectl --context $KUBE_CONTEXT create namespace $NAMESPACE --dry-run=client -o yaml | kubectl --context $KUBE_CONTEXT apply -f -"

@@ -19,6 +19,7 @@ fi
 # Every lab goes first, the same deletion as make lab-reset (the egress lab's provider namespace too).
 delete_lab_resources "$(lab_kinds_known)"
 run "${ISTIOCTL[@]}" uninstall --purge -y
+[[ "$DRY_RUN" == 1 ]] || echo # istioctl ends its last line without a newline
 run "${K[@]}" delete namespace "$ISTIO_NS" --ignore-not-found
 # istiod writes its CA's root certificate (istio-ca-root-cert) and revocation list (istio-ca-crl) into every
 # namespace; `istioctl uninstall --purge` leaves them behind (make sim-test found them). istiod is gone now, so

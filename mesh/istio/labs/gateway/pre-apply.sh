@@ -11,10 +11,14 @@ GATEWAY_NS=istio-system
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
+# openssl's key generation draws progress dots on stderr: kept in a file, shown only when it fails.
 run openssl req -x509 -newkey rsa:2048 -sha256 -days 30 -nodes \
   -subj "/CN=ecommerce.example.com" \
   -addext "subjectAltName=DNS:ecommerce.example.com,DNS:localhost" \
-  -keyout "$TMP/tls.key" -out "$TMP/tls.crt"
+  -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>"$TMP/openssl.log" || {
+  cat "$TMP/openssl.log" >&2
+  die "openssl could not make the gateway's certificate"
+}
 # delete + create: idempotent, a re-run replaces the certificate.
 run "${K[@]}" -n "$GATEWAY_NS" delete secret "$SECRET" --ignore-not-found
 run "${K[@]}" -n "$GATEWAY_NS" create secret tls "$SECRET" --cert="$TMP/tls.crt" --key="$TMP/tls.key"
