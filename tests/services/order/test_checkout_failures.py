@@ -211,7 +211,8 @@ class ReleaseFailing:
 
 async def test_a_retry_after_a_release_that_failed_never_reserves_again(shop: Shop) -> None:
     """The quote fails after the reservation and giving the stock back fails too: the same key answers that
-    failed order (its units are still out of stock, for an operator to return), it never takes them twice."""
+    failed order (its units stay out of stock until the settler gives them back: the test below), and it
+    never takes them twice."""
     shop.hosts.down("shipping", "POST", "/shipping/quote")
     inventory = ReleaseFailing(shop.order.state.inventory)
     shop.order.state.inventory = inventory
