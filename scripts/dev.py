@@ -57,12 +57,23 @@ def available() -> list[Service]:
     return [s for s in SERVICES if (ROOT / "services" / s.name / "__main__.py").exists()]
 
 
+_HANDED_OUT: set[int] = set()  # every port free_port gave this process
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now (the kernel picks it). The one helper for this: the tests
-    and the dev runner use it so they never collide with `make dev`'s fixed ports or each other."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that is free now (the kernel picks it), never one this process was given
+    before. The one helper for this: the tests and the dev runner use it so they never collide with `make
+    dev`'s fixed ports or each other. (The kernel may hand out a port again once its socket is closed: a
+    stack whose services took their ports one after the other once gave auth and product the same one.)
+    Raises RuntimeError when 100 tries in a row give back ports already handed out."""
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("the kernel kept giving back ports this process already handed out")
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
@@ -274,8 +285,12 @@ class Stack:
                 )
             try:
                 with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
+                    served_by = response.headers.get("x-served-by", "")
+                    if response.status == 200 and served_by.split("/")[0] == service.name:
                         return
+                    if response.status == 200:  # another process holds the port: this one cannot bind it
+                        other = f"{served_by or 'another server'}{self._log_hint(service)}"
+                        raise RuntimeError(f"{service.name}'s port {service.port} is answered by {other}")
             except OSError:
                 pass
             time.sleep(0.2)
