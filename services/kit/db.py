@@ -33,7 +33,7 @@ def create_mongo_client(settings: DatabaseSettings) -> MongoClient:
     try:
         from mongomock_motor import AsyncMongoMockClient  # dev dependency, absent from the images
 
-        from services.kit.memory_store import use_id_index
+        from services.kit.memory_store import use_fast_lookups
     except ImportError:
         raise ConfigurationError(
             "MONGO_URL is not set, and the in-memory store for development (mongomock-motor) is not "
@@ -44,7 +44,7 @@ def create_mongo_client(settings: DatabaseSettings) -> MongoClient:
         "MONGO_URL is not set: using an IN-MEMORY MongoDB substitute (mongomock). "
         "Data is lost when the process stops. Fine for `make dev` and tests, never for a cluster."
     )
-    use_id_index()  # find by `_id` as MongoDB does, not by testing every document
+    use_fast_lookups()  # find by `_id` as MongoDB does, and pre-test equalities before the general filter
     return cast(MongoClient, AsyncMongoMockClient())
 
 

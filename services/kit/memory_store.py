@@ -1,15 +1,24 @@
-"""The in-memory MongoDB substitute of `make dev` and the tests (mongomock-motor), with an `_id` index.
+"""The in-memory MongoDB substitute of `make dev` and the tests (mongomock-motor), with cheaper lookups.
 
-mongomock answers every query by testing every document of the collection, `_id` lookups included: it keeps
-the documents in a dict keyed by `_id` but never looks there. So in a shop that runs for a while each order
-step costs more than the last (`make bench-profile CASE=checkout-journey`: a third of order's CPU in
-mongomock's document filter, growing with every order; docs/performance.md, fourth pass). MongoDB, and
-FerretDB, find a document by `_id` through the index every collection has. `use_id_index()` gives mongomock
-that index: a query whose filter names one plain `_id` (a string or an ObjectId, beside any other
-conditions) tests only the document stored under that `_id`, with mongomock's own filter, so the answers
-are the ones the full scan gives. Every other query (an operator on `_id`, no `_id`) still scans. Indexes on
-other fields (order's `user_id` + `idempotency_key`, `track_at`) are not imitated: mongomock checks a unique
-index by scanning, which a real server does not.
+mongomock answers every query by testing every document of the collection with its general filter, `_id`
+lookups included: it keeps the documents in a dict keyed by `_id` but never looks there. So in a shop that
+runs for a while each order step costs more than the last (`make bench-profile CASE=checkout-journey`: a
+third of order's CPU in mongomock's document filter, growing with every order; docs/performance.md, fourth
+and fifth passes). MongoDB, and FerretDB, answer the shop's queries from indexes. `use_fast_lookups()` makes
+mongomock's search (`Collection._iter_documents`, which every find, count, update, delete and unique-index
+check goes through) cheaper in two ways, neither of which changes an answer or an error:
+
+- **the `_id` index**: a filter that names one plain `_id` (a string or an ObjectId, beside any other
+  conditions) tests only the document stored under that `_id`, with mongomock's own filter;
+- **an equality pre-test**: otherwise, the filter's leading conditions that are a plain string
+  (`{"user_id": "u1"}`) or `{"$in": [strings]}` on a top-level field are checked first with a dict lookup
+  and `==`, the same comparison mongomock makes for them, and only the documents that pass are tested with
+  mongomock's filter. A document the pre-test drops is one mongomock's filter rejects on those same leading
+  conditions, before it reads the rest of the filter, so even a malformed later condition is refused exactly
+  when the scan refuses it. This is what keeps order's idempotency lookup (user + key), its unique-index
+  checks (on every update of an order), the tracker's `claim_due` (status in paid, shipped) and the order
+  list (per user) from reading every order through mongomock's general filter; they still look at every
+  document, at the cost of a dict lookup each.
 
 Only processes without MONGO_URL import this (services/kit/db.py); the images do not have mongomock at all.
 """
@@ -24,27 +33,90 @@ from mongomock import filtering
 from mongomock.collection import Collection
 
 Document = dict[str, Any]
+PreTest = Callable[[Document], bool]
 _SCAN = cast(Callable[[Collection, Any], Iterator[Document]], Collection._iter_documents)
 filter_applies = cast(Callable[[Any, Document], bool], filtering.filter_applies)
+_ABSENT = object()
 
 
-def _documents_by_id(self: Collection, filter: Any) -> Iterator[Document]:
-    """Collection._iter_documents with an `_id` index: the documents that `filter` selects."""
+def _equals(field: str, wanted: str) -> PreTest:
+    """mongomock's match of `{field: wanted}`, for a string `wanted` and a top-level field: equal, or an
+    array that holds it."""
+
+    def test(document: Document) -> bool:
+        value = document.get(field, _ABSENT)
+        return value == wanted or (isinstance(value, list | tuple) and wanted in value)
+
+    return test
+
+
+def _one_of(field: str, wanted: frozenset[str]) -> PreTest:
+    """mongomock's `$in` of strings on a top-level field: the value, or an element of an array value, is
+    one of them."""
+
+    def test(document: Document) -> bool:
+        value = document.get(field, _ABSENT)
+        if isinstance(value, list | tuple):
+            return any(isinstance(item, str) and item in wanted for item in value)
+        return isinstance(value, str) and value in wanted
+
+    return test
+
+
+def _plain_field(key: Any) -> bool:
+    return isinstance(key, str) and bool(key) and not key.startswith("$") and "." not in key
+
+
+def equality_pre_tests(filter: Any) -> list[PreTest]:
+    """The pre-tests of `filter`'s leading string-equality and `$in`-of-strings conditions, in order; it
+    stops at the first other condition (mongomock's filter reads the conditions in order and answers
+    False at the first that fails)."""
+    tests: list[PreTest] = []
+    if not isinstance(filter, dict):
+        return tests
+    for field, condition in filter.items():
+        if not _plain_field(field):
+            break
+        if isinstance(condition, str):
+            tests.append(_equals(field, condition))
+        elif (
+            isinstance(condition, dict)
+            and list(condition) == ["$in"]
+            and isinstance(condition["$in"], list | tuple)
+            and all(isinstance(item, str) for item in condition["$in"])
+        ):
+            tests.append(_one_of(field, frozenset(condition["$in"])))
+        else:
+            break
+    return tests
+
+
+def _matching_documents(self: Collection, filter: Any) -> Iterator[Document]:
+    """Collection._iter_documents with the `_id` index and the equality pre-test: the documents that
+    `filter` selects, in the scan's order."""
     doc_id = filter.get("_id") if isinstance(filter, dict) else None
-    if not isinstance(doc_id, str | ObjectId):
+    if isinstance(doc_id, str | ObjectId):
+        try:
+            document = self._store[doc_id]  # as the scan does: first the TTL indexes' expired documents go
+        except KeyError:
+            filter_applies(filter, {})  # validates the filter as the scan does on an empty collection
+            return iter([])
+        return iter([document] if filter_applies(filter, document) else [])
+    pre_tests = equality_pre_tests(filter)
+    if not pre_tests:
         return _SCAN(self, filter)
-    try:
-        document = self._store[doc_id]  # as the scan does: first the TTL indexes' expired documents go
-    except KeyError:
+    if self._store.is_empty:
         filter_applies(filter, {})  # validates the filter as the scan does on an empty collection
-        return iter([])
-    return iter([document] if filter_applies(filter, document) else [])
+    candidates = list(self._store.documents)
+    for pre_test in pre_tests:  # each narrows the list: the first (a user, a status) drops most documents
+        candidates = [document for document in candidates if pre_test(document)]
+    return (document for document in candidates if filter_applies(filter, document))
 
 
-def use_id_index() -> None:
-    """Make mongomock find a document by a plain `_id` through its dict (idempotent, process-wide)."""
-    Collection._iter_documents = _documents_by_id  # type: ignore[method-assign]
+def use_fast_lookups() -> None:
+    """Install the `_id` index and the equality pre-test in mongomock (idempotent, process-wide)."""
+    Collection._iter_documents = _matching_documents  # type: ignore[method-assign]
 
 
-def id_index_in_use() -> bool:
-    return Collection._iter_documents is _documents_by_id
+def fast_lookups_in_use() -> bool:
+    return Collection._iter_documents is _matching_documents
