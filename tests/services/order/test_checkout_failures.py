@@ -209,19 +209,27 @@ class ReleaseFailing:
         return await self.inventory.release(order_id)
 
 
-async def test_a_retry_after_a_release_that_failed_never_reserves_again(shop: Shop) -> None:
-    """The quote fails after the reservation and giving the stock back fails too: the same key answers that
-    failed order (its units stay out of stock until the settler gives them back: the test below), and it
-    never takes them twice."""
+async def _checkout_whose_release_fails(
+    shop: Shop,
+) -> tuple[ReleaseFailing, dict[str, str], int, httpx.Response]:
+    """Ada checks out two headlamps with key k1; the quote fails after the reservation and giving the stock
+    back fails too: (the failing inventory, Ada, the stock before, the 503 answer)."""
     shop.hosts.down("shipping", "POST", "/shipping/quote")
     inventory = ReleaseFailing(shop.order.state.inventory)
     shop.order.state.inventory = inventory
     ada = shop.user()
     before = await shop.stock("headlamp")
     await shop.fill_cart(ada, ("headlamp", 2))
-
     failed = await shop.checkout(ada, "k1")
-    assert failed.status_code == 503
+    assert failed.status_code == 503, failed.text
+    return inventory, ada, before, failed
+
+
+async def test_a_retry_after_a_release_that_failed_never_reserves_again(shop: Shop) -> None:
+    """The quote fails after the reservation and giving the stock back fails too: the same key answers that
+    failed order (its units stay out of stock until the settler gives them back: the test below), and it
+    never takes them twice."""
+    inventory, ada, before, failed = await _checkout_whose_release_fails(shop)
     order_id = failed.json()["error"]["details"]["order_id"]
     order = await order_of(shop, ada, order_id)
     assert [h["status"] for h in order["status_history"]][-2:] == ["release_failed", "failed"]
@@ -244,14 +252,7 @@ async def test_stock_a_failed_checkout_could_not_give_back_is_given_back_by_the_
     order stays failed, its history says so)."""
     shop.order.state.settler.cancel()  # settled when the test asks, not by the background loop
     shop.order.state.settings.settle_grace_seconds = 0
-    shop.hosts.down("shipping", "POST", "/shipping/quote")
-    inventory = ReleaseFailing(shop.order.state.inventory)
-    shop.order.state.inventory = inventory
-    ada = shop.user()
-    before = await shop.stock("headlamp")
-    await shop.fill_cart(ada, ("headlamp", 2))
-    failed = await shop.checkout(ada, "k1")
-    assert failed.status_code == 503, failed.text
+    inventory, ada, before, failed = await _checkout_whose_release_fails(shop)
     order_id = failed.json()["error"]["details"]["order_id"]
     assert await shop.stock("headlamp") == before - 2
 
