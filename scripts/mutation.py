@@ -449,6 +449,16 @@ def classify(result: Result, entries: list[dict[str, Any]]) -> tuple[list[Surviv
     return unclassified, stale
 
 
+def reportable_stale(result: Result, stale: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stale entries a run can speak for: a `--retest` runs only the survivors not classified, so the
+    classified ones were skipped on purpose, not killed; a `--function` run only those functions."""
+    if result.label.startswith("(re-test"):
+        return []
+    if result.functions:
+        return [entry for entry in stale if entry["function"] in result.functions]
+    return stale
+
+
 # --- output -----------------------------------------------------------------------------------------
 
 
@@ -568,8 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         if r.score < TARGET and not retest:
             failures.append(f"{r.module.path}: {r.score:.1%} is under the {TARGET:.0%} target")
         unclassified, stale = classify(r, classified.get(r.module.path, []))
-        if r.functions:  # entries of functions not run are not stale
-            stale = [entry for entry in stale if entry["function"] in r.functions]
+        stale = reportable_stale(r, stale)
         for survivor in unclassified:
             failures.append(f"{r.module.path}: unclassified {survivor.status} mutant {survivor.name}")
             lines.append(f"# {survivor.name} ({survivor.status}), for {SURVIVORS_FILE.relative_to(ROOT)}:")

@@ -61,6 +61,22 @@ def test_a_survivor_is_matched_by_its_change_not_its_number() -> None:
     assert result.score == 0.8
 
 
+def test_only_a_run_that_tested_an_entrys_function_calls_the_entry_stale() -> None:
+    module = Module("services/kit/jwt.py", ())
+    entries = [
+        {"function": "sign", "before": "z = 1", "after": "z = None", "kind": "equivalent"},
+        {"function": "verify", "before": "a", "after": "b", "kind": "equivalent"},
+    ]
+    whole = Result(module, statuses=Counter({"killed": 10}))
+    assert mutation.reportable_stale(whole, entries) == entries
+    sliced = Result(module, statuses=Counter({"killed": 10}), functions=("sign",))
+    assert mutation.reportable_stale(sliced, entries) == [entries[0]]
+    retest = Result(module, statuses=Counter({"killed": 1}), label="(re-test of 1 mutants: survivors)")
+    assert mutation.reportable_stale(retest, entries) == []  # classified survivors were skipped, not killed
+    retest.functions = ("sign",)
+    assert mutation.reportable_stale(retest, entries) == []
+
+
 def test_mutant_names_become_the_function_they_change() -> None:
     module = Module("services/kit/jwt.py", ())
     assert function_of("services.kit.jwt.xǁJwksVerifierǁverify__mutmut_3", module) == "JwksVerifier.verify"
