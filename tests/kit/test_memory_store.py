@@ -27,6 +27,10 @@ DOCS: list[dict[str, Any]] = [
     {"_id": "e", "user_id": "u2", "idempotency_key": "k1", "status": None, "n": 7},
     {"_id": "f", "user_id": ["u1", "u3"], "status": ("shipped",), "n": 8},
     {"_id": "g", "user_id": 1, "status": {"paid": True}, "n": 9},
+    {"_id": "h", "status": "paid", "track_at": "2026-12-01T10:00:00Z", "n": 10},
+    {"_id": "i", "status": "shipped", "track_at": None, "n": 11},
+    {"_id": "j", "status": "shipped", "track_at": ["2026-12-01T08:00:00Z", "2026-12-02"], "n": 12},
+    {"_id": "k", "status": "paid", "track_at": 20261201, "n": 13},
 ]
 FILTERS: list[dict[str, Any]] = [
     {"_id": "a"},
@@ -59,6 +63,16 @@ FILTERS: list[dict[str, Any]] = [
     {"user_id": "u1", "$or": [{"n": 5}, {"n": 8}]},
     {"status.paid": True},
     {"idempotency_key": "k1", "user_id": {"$ne": "u2"}},
+    {"status": {"$in": ["paid", "shipped"]}, "track_at": {"$ne": None, "$lte": "2026-12-01T09:00:00Z"}},
+    {"status": {"$in": ["paid", "shipped"]}, "track_at": {"$ne": None, "$lte": "2026-12-01T11:00:00Z"}},
+    {"track_at": {"$gt": "2026-12-01T09:00:00Z", "$lt": "2026-12-01T09:30:00Z"}},
+    {"track_at": {"$gte": "2026-12-01T10:00:00Z"}, "status": "paid"},
+    {"track_at": {"$lte": 20261202}},
+    {"track_at": {"$lte": "2026-12-01T10:00:00Z"}},
+    {"track_at": {"$gte": "2026-12-01T10:00:00Z"}},
+    {"track_at": {"$lte": "2026-12-03", "$in": ["2026-12-02"]}},
+    {"track_at": {"$ne": None}},
+    {"status": {"$in": ["paid"], "$lt": "q"}},
     {},
 ]
 
@@ -131,10 +145,14 @@ BAD_FILTERS: list[dict[str, Any]] = [
     *({"status": {"$in": [target]}, "n": {"$bogus": 1}} for target in ("paid", "missing")),
     {"n": {"$bogus": 1}, "status": "missing"},
     {"status": {"$in": "paid"}},
+    {"status": {"$lte": "z", "$bogus": 1}},
+    {"status": "missing", "track_at": {"$lte": "z", "$bogus": 1}},
+    {"track_at": {"$lte": "2026-12-01T11:00:00Z"}, "n": {"$bogus": 1}},
+    {"track_at": {"$lte": "0000", "$bogus": 1}},  # no document is in range, and the scan still refuses it
 ]
 
 
-def test_an_equality_lookup_tests_only_the_documents_that_pass_the_pre_test(
+def test_a_lookup_tests_only_the_documents_that_pass_the_pre_test(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     coll = mongomock.MongoClient()["shop"]["orders"]
@@ -156,6 +174,13 @@ def test_an_equality_lookup_tests_only_the_documents_that_pass_the_pre_test(
     tested.clear()
     assert coll.find_one({"status": {"$in": ["paid", "shipped"]}, "track_at": {"$lte": "z"}}) is None
     assert tested == []
+    coll.update_many({"user_id": "user-3"}, {"$set": {"status": "paid", "track_at": "2026-12-01T10:00:00Z"}})
+    coll.update_one({"_id": "order-3"}, {"$set": {"track_at": "2026-12-01T08:00:00Z"}})
+    tested.clear()
+    due = {"status": {"$in": ["paid", "shipped"]}, "track_at": {"$ne": None, "$lte": "2026-12-01T09:00:00Z"}}
+    assert [d["_id"] for d in coll.find(due)] == ["order-3"]
+    assert len(tested) == 1  # the tracker's claim_due: only the order whose time has come
+    tested.clear()
     coll.find_one({"status": {"$ne": "paid"}})  # no equality: still the scan
     assert len(tested) == 2000
 
@@ -174,7 +199,9 @@ def test_a_bad_filter_is_refused_as_the_scan_refuses_it(index_off: None) -> None
     scanned = _bad_filter_answers()
     assert scanned[0] == "refused: unknown operator: $bogus"
     assert scanned[4] == "None"  # no document has status "missing": the scan never reads `n`
-    assert scanned[-1] == "refused: $in needs an array"
+    assert scanned[BAD_FILTERS.index({"status": {"$in": "paid"}})] == "refused: $in needs an array"
+    assert scanned[-3] == "None"  # no status "missing": the malformed bounds are never read
+    assert scanned[-1] == "refused: unknown operator: $bogus"
     memory_store.use_fast_lookups()
     assert _bad_filter_answers() == scanned
 
