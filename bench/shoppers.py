@@ -166,7 +166,8 @@ async def journeys(
     async with aiohttp.ClientSession(timeout=TIMEOUT, connector=connector) as http:
 
         async def pause(deadline: float) -> bool:
-            """Think, then say whether there is time for the next step."""
+            """Think before choosing the next product (no longer than the run lasts), then say whether
+            there is time for it."""
             if think[1] > 0:
                 await asyncio.sleep(min(random.uniform(*think), max(0.0, deadline - time.monotonic())))
             return time.monotonic() < deadline
@@ -196,7 +197,10 @@ async def journeys(
                 added = await step("add to cart", f"{frontend}/api/cart/items", cart, headers, 200)
                 if added is None:
                     continue
-                await pause(deadline)  # and then check out, even past the deadline: no cart is left filled
+                # Think as long as a person would, then check out, even past the deadline: no cart is left
+                # filled, and the shoppers thinking when the run ends do not all pay at its last instant.
+                if think[1] > 0:
+                    await asyncio.sleep(random.uniform(*think))
                 pay = {**headers, "Idempotency-Key": uuid.uuid4().hex}
                 order = {"shipping_address": ADDRESS, "card": CARD}
                 paid = await step("check out", f"{frontend}/api/checkout", order, pay, 201)

@@ -3,10 +3,12 @@ real wrk run against the bare reference app (wrk from Debian: `make wrk` install
 
 from __future__ import annotations
 
+import asyncio
 import math
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,3 +184,47 @@ def test_cpu_per_request_is_split_by_process() -> None:
     assert row.cpu_ms_by_process == pytest.approx({"frontend": 0.5, "product": 0.1})
     assert "| memory | abc | frontend-api-products | frontend 0.50, product 0.10 |" in process_table([row])
     assert "product 0.10" not in process_table([row], least_ms=0.2)
+
+
+def test_thinking_shoppers_check_out_when_they_have_thought_not_all_when_the_run_ends() -> None:
+    """Against a stand-in frontend: every checkout comes at least the shortest think time after the same
+    shopper's add to cart, also for the shoppers still thinking when the run's time is up (they used to be
+    cut short and all pay at that instant: a burst of checkouts no person makes, at the end of every
+    round)."""
+    from aiohttp import web
+
+    from bench import shoppers
+
+    arrivals: list[tuple[str, str, float]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        arrivals.append((request.path, request.headers["Authorization"], time.monotonic()))
+        return web.json_response({}, status=201 if request.path == "/api/checkout" else 200)
+
+    async def run() -> shoppers.JourneyOutcome:
+        app = web.Application()
+        app.router.add_post("/api/cart/items", answer)
+        app.router.add_post("/api/checkout", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            stock = shoppers.Catalog({"mug": 1000})
+            tokens = [f"shopper-{i}" for i in range(12)]
+            return await shoppers.journeys(f"http://127.0.0.1:{port}", tokens, stock, 1.5, think=(0.4, 0.8))
+        finally:
+            await runner.cleanup()
+
+    outcome = asyncio.run(run())
+    added: dict[str, float] = {}
+    waits = []
+    for path, shopper, at in arrivals:
+        if path == "/api/cart/items":
+            added[shopper] = at
+        else:
+            waits.append(at - added.pop(shopper))
+    assert outcome.result.requests == len(waits) >= 12
+    assert not added  # every cart that was filled was paid for
+    assert min(waits) >= 0.39, sorted(waits)[:5]
