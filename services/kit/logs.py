@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from opentelemetry import trace
 
+from services.kit import tracing
 from services.kit.context import incoming_trace_id, request_id_var
 
 
@@ -29,8 +30,8 @@ class JsonFormatter(logging.Formatter):
         }
         if request_id := request_id_var.get():
             entry["request_id"] = request_id
-        span_context = trace.get_current_span().get_span_context()
-        if span_context.is_valid:  # this process makes spans (services/kit/tracing.py)
+        span_context = trace.get_current_span().get_span_context() if tracing.enabled() else None
+        if span_context is not None and span_context.is_valid:  # this process makes spans
             entry["trace_id"] = format(span_context.trace_id, "032x")
             entry["span_id"] = format(span_context.span_id, "016x")
         elif trace_id := incoming_trace_id():  # it passes the caller's trace context on
@@ -62,5 +63,9 @@ def setup_logging(service: str, version: str, level: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    # Our own middleware logs each request; uvicorn's access line would say it twice.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Our own middleware logs each request; uvicorn's access line would say it twice. httpx logs every
+    # outgoing call at INFO ("HTTP Request: GET ... 200 OK"): the callee's access line says it, with the same
+    # request id, and a call that fails is logged by ServiceClient (services/kit/http.py). That second JSON
+    # line per hop was ~2 % of the frontend's CPU (docs/performance.md, fifth pass).
+    for name in ("uvicorn.access", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -218,6 +218,46 @@ def test_logs_are_json_with_request_and_trace_id(
     assert access[0]["service"] == "demo"
 
 
+def test_while_spans_are_made_a_log_line_names_its_span(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exporter = InMemorySpanExporter()
+    tracing.export_to(exporter)
+    capsys.readouterr()
+    client.get("/nope", headers={"x-request-id": "req-78", "traceparent": TRACEPARENT})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [access] = [line for line in lines if line.get("path") == "/nope"]
+    span_ids = {format(s.context.span_id, "016x") for s in exporter.get_finished_spans()}
+    assert access["trace_id"] == TRACE_ID and access["span_id"] in span_ids
+
+
+def test_a_call_to_another_service_logs_one_line_for_the_request_and_a_warning_when_the_call_fails(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The callee's access line records a call that was answered (same request id): the caller logs its
+    own request once, not also httpx's "HTTP Request: ..." line; a call that fails is the caller's warning."""
+    answering = True
+
+    def downstream(request: httpx.Request) -> httpx.Response:
+        if not answering:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json=[])
+
+    with TestClient(demo_app(httpx.MockTransport(downstream))) as test_client:
+        capsys.readouterr()
+        assert test_client.get("/call", headers={"x-request-id": "req-5"}).status_code == 200
+        answered = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        answering = False
+        assert test_client.get("/call", headers={"x-request-id": "req-6"}).status_code == 503
+        failed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(line["logger"], line.get("status")) for line in answered] == [("kit.access", 200)]
+    assert [(line["logger"], line["level"]) for line in failed] == [
+        ("kit.http", "warning"),
+        ("kit.access", "info"),
+    ]
+    assert failed[0]["request_id"] == "req-6" and "cannot reach GET http://product:3000" in failed[0]["msg"]
+
+
 def test_invalid_settings_stop_the_service_with_a_clear_message(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
