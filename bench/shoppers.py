@@ -67,6 +67,12 @@ class Catalog:
     def product_ids(self) -> list[str]:
         return sorted(self.stock)
 
+    def plentiful(self, units: int) -> list[str]:
+        """The products with at least `units` left: add to cart cycles through these, so a line never asks
+        for more than is in stock (order answers that 409 insufficient_stock: a refusal, not a failure; the
+        journeys, which buy evenly across the catalog, leave the smallest stocks nearly empty)."""
+        return sorted(product_id for product_id, left in self.stock.items() if left >= units)
+
 
 async def catalog(frontend: str) -> Catalog:
     async with (

@@ -228,3 +228,14 @@ def test_thinking_shoppers_check_out_when_they_have_thought_not_all_when_the_run
     assert outcome.result.requests == len(waits) >= 12
     assert not added  # every cart that was filled was paid for
     assert min(waits) >= 0.39, sorted(waits)[:5]
+
+
+def test_add_to_cart_uses_only_the_products_with_stock_to_spare() -> None:
+    from bench import shoppers
+
+    catalog = shoppers.Catalog({"mug": 40, "kettle": 12, "beans": 15})
+    for _ in range(6):  # the journeys buy evenly across the catalog
+        catalog.take()
+    assert catalog.stock == {"mug": 38, "kettle": 10, "beans": 13}
+    assert catalog.plentiful(13) == ["beans", "mug"]
+    assert catalog.plentiful(50) == []
