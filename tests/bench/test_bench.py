@@ -239,3 +239,13 @@ def test_add_to_cart_uses_only_the_products_with_stock_to_spare() -> None:
     assert catalog.stock == {"mug": 38, "kettle": 10, "beans": 13}
     assert catalog.plentiful(13) == ["beans", "mug"]
     assert catalog.plentiful(50) == []
+
+
+def test_the_in_process_measure_calls_both_apps_and_reports_per_request_figures() -> None:
+    from bench import in_process
+    from services.product.app import build_app
+
+    assert asyncio.run(in_process.call(build_app(), "/nope")) == 404  # the call reaches the app's routing
+    figures = asyncio.run(in_process.measure(requests=50, rounds=2))
+    assert set(figures) == {"bare", "kit"}
+    assert all(len(values) == 2 and all(0 < v < 100_000 for v in values) for values in figures.values())
