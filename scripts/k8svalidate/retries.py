@@ -10,10 +10,16 @@ The checker knows which non-idempotent calls each service receives from the serv
 (`contract.service_calls`: method, path, caller), and finds every retry policy of both meshes that covers
 them with a re-sending condition:
 
-- Istio: a VirtualService HTTP route whose `retries.retryOn` has a condition other than `connect-failure`,
-  `refused-stream` and `reset-before-request` (the request never reached the service), for the methods the
-  route can see: a route whose every match is a method match sees only those; methods an earlier route takes
-  by method alone never reach the later routes.
+- Istio: a VirtualService HTTP route whose `retries.retryOn` has a condition that fires after the request
+  reached the service, for the methods the route can see: a route whose every match is a method match sees
+  only those; methods an earlier route takes by method alone never reach the later routes. Which conditions
+  those are depends on the call (Envoy's router filter): `connect-failure`, `refused-stream` and
+  `reset-before-request` never do; the gRPC conditions (`cancelled`, `unavailable`, ...) read the
+  `grpc-status` of an answer, so they re-send gRPC calls only; `retriable-status-codes` re-sends the status
+  codes named in `retryOn`, none if it names none. Without `retryOn` Istio's default applies
+  (`connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` with no codes,
+  pilot/pkg/networking/core/route/retry/retry.go): it re-sends a gRPC call answered UNAVAILABLE or
+  CANCELLED, and no HTTP call; `attempts: 0` turns retries off.
 - Linkerd: `retry.linkerd.io/http` (or `grpc`) on a Service covers every method of that Service; on an
   HTTPRoute, the methods its rules match (a rule without a method match: every method).
 
@@ -34,6 +40,8 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 EVERY_METHOD = frozenset({*IDEMPOTENT_METHODS, "POST", "PATCH", "CONNECT", "TRACE"})
 # Istio (Envoy) retry conditions that only fire when the request never reached the service.
 NOT_RESENDING = frozenset({"connect-failure", "refused-stream", "reset-before-request"})
+# Envoy's gRPC retry conditions: they read an answer's grpc-status, so only a gRPC call is re-sent by them.
+GRPC_ONLY = frozenset({"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"})
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"  # Istio's
 LINKERD_RETRY_ANNOTATIONS = ("retry.linkerd.io/http", "retry.linkerd.io/grpc")
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -46,6 +54,11 @@ def unsafe_calls() -> dict[str, list[tuple[str, str, str]]]:
         if method not in IDEMPOTENT_METHODS:
             out.setdefault(callee, []).append((method, path, caller))
     return out
+
+
+def grpc_paths() -> frozenset[str]:
+    """The paths of the gRPC calls in the services' code (the calls on a port of their own)."""
+    return frozenset(path for _caller, _callee, _method, path, port in service_calls() if port is not None)
 
 
 def _short_host(host: str) -> str:
@@ -66,19 +79,25 @@ def _method_only(match: Doc) -> str | None:
     return None
 
 
-def _istio_resends(retries: Doc | None) -> bool:
-    """Does this retry policy re-send requests that may have reached the service? With retries but no
-    retryOn, Istio's default applies (connect-failure,refused-stream,unavailable,cancelled,
-    retriable-status-codes: 503 among them); attempts 0 turns retries off."""
+def _istio_resends(retries: Doc | None, grpc: bool) -> bool:
+    """Does this retry policy re-send a call (gRPC or not) that may have reached the service? See the
+    module docstring for the conditions; without retryOn Istio's default applies; attempts 0 is no retry."""
     if not retries or retries.get("attempts") == 0:
         return False
-    conditions = {c.strip() for c in str(retries.get("retryOn") or DEFAULT_RETRY_ON).split(",")}
-    return bool(conditions - NOT_RESENDING - {""})
+    conditions = {c.strip() for c in str(retries.get("retryOn") or DEFAULT_RETRY_ON).split(",")} - {""}
+    codes = {c for c in conditions if c.isdigit()}  # Istio adds retriable-status-codes for them
+    resending = conditions - NOT_RESENDING - codes
+    if not codes:
+        resending.discard("retriable-status-codes")
+    if not grpc:
+        resending -= GRPC_ONLY
+    return bool(resending or codes)
 
 
 def istio_retry_errors(docs: list[Doc]) -> list[str]:
     """VirtualService routes whose retries re-send non-idempotent calls (see the module docstring)."""
     unsafe = unsafe_calls()
+    grpc = grpc_paths()
     errors = []
     for vs in find(docs, "VirtualService"):
         received = [
@@ -92,9 +111,10 @@ def istio_retry_errors(docs: list[Doc]) -> list[str]:
             sees = (methods if by_method_alone else set(EVERY_METHOD)) - taken
             if by_method_alone:
                 taken |= methods
-            if not _istio_resends(route.get("retries")):
-                continue
-            covered = [call for call in received if call[0] in sees]
+            retries = route.get("retries")
+            covered = [
+                call for call in received if call[0] in sees and _istio_resends(retries, grpc=call[1] in grpc)
+            ]
             if covered:
                 label = route.get("name") or f"#{index}"
                 fix = (

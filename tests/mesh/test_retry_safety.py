@@ -64,10 +64,29 @@ def test_istio_without_the_post_route_is_reported_and_safe_conditions_are_not() 
     assert "VirtualService user route retries" in error and ADDRESS_POST in error
     retrying["retries"]["retryOn"] = "connect-failure,refused-stream"  # never reached the service: fine
     assert istio_retry_errors(docs) == []
-    del retrying["retries"]["retryOn"]  # Istio's default retryOn: retriable-status-codes (503) re-sends
+    retrying["retries"]["retryOn"] = "connect-failure,503"  # a status code: Istio retries that answer
     assert len(istio_retry_errors(docs)) == 1
-    retrying["retries"] = {"attempts": 0}  # retries off
+    retrying["retries"]["retryOn"] = "connect-failure,unavailable,retriable-status-codes"  # no codes named
+    assert istio_retry_errors(docs) == []  # gRPC conditions and no status code: no HTTP call re-sent
+    del retrying["retries"]["retryOn"]  # Istio's default: the same conditions, so the same answer
     assert istio_retry_errors(docs) == []
+    retrying["retries"] = {"attempts": 3, "retryOn": "reset"}  # a reset after the request was sent
+    assert len(istio_retry_errors(docs)) == 1
+    retrying["retries"] = {"attempts": 0, "retryOn": "5xx"}  # retries off
+    assert istio_retry_errors(docs) == []
+
+
+def test_istios_default_retry_conditions_re_send_a_grpc_call_answered_unavailable() -> None:
+    """Istio's default retryOn (unavailable, cancelled) reads grpc-status: it re-sends order's Reserve, which
+    product may have done before it answered UNAVAILABLE."""
+    destination = {"host": "product", "port": {"number": 9000}}
+    route = {"match": [{"port": 9000}], "route": [{"destination": destination}]}
+    vs = {"kind": "VirtualService", "metadata": {"name": "product-grpc"}, "spec": {"hosts": ["product"]}}
+    vs["spec"]["http"] = [{**route, "retries": {"attempts": 2}}]
+    (error,) = istio_retry_errors([vs])
+    assert "POST /shop.inventory.v1.Inventory/Reserve (from order-sa)" in error
+    vs["spec"]["http"] = [{**route, "retries": {"attempts": 2, "retryOn": "connect-failure,refused-stream"}}]
+    assert istio_retry_errors([vs]) == []
 
 
 def test_linkerd_retry_annotations_on_the_service_are_reported() -> None:
