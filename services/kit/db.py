@@ -44,7 +44,7 @@ def create_mongo_client(settings: DatabaseSettings) -> MongoClient:
         "MONGO_URL is not set: using an IN-MEMORY MongoDB substitute (mongomock). "
         "Data is lost when the process stops. Fine for `make dev` and tests, never for a cluster."
     )
-    use_fast_lookups()  # find by `_id` as MongoDB does, and pre-test equalities before the general filter
+    use_fast_lookups()  # `_id` lookups by the dict, and simple conditions pre-tested (memory_store.py)
     return cast(MongoClient, AsyncMongoMockClient())
 
 
