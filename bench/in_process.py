@@ -57,16 +57,20 @@ async def measure(requests: int, rounds: int) -> dict[str, list[float]]:
     """{"bare": [us per request, a round each], "kit": [...]}; every app answered 200 first."""
     from services.product.app import build_app
 
-    logging.disable(logging.INFO)  # the access lines would measure the terminal
-    apps = {"bare": bare_app, "kit": build_app()}
-    for name, app in apps.items():
-        if (status := await call(app)) != 200:
-            raise RuntimeError(f"{name} /healthz answered {status}")
-        await microseconds_per_request(app, min(requests, 500))  # warm up
-    figures: dict[str, list[float]] = {name: [] for name in apps}
-    for round_ in range(rounds):
-        for name in apps if round_ % 2 == 0 else reversed(apps):
-            figures[name].append(await microseconds_per_request(apps[name], requests))
+    disabled = logging.root.manager.disable
+    logging.disable(logging.INFO)  # the start-up lines would measure the terminal; restored below
+    try:
+        apps = {"bare": bare_app, "kit": build_app()}
+        for name, app in apps.items():
+            if (status := await call(app)) != 200:
+                raise RuntimeError(f"{name} /healthz answered {status}")
+            await microseconds_per_request(app, min(requests, 500))  # warm up
+        figures: dict[str, list[float]] = {name: [] for name in apps}
+        for round_ in range(rounds):
+            for name in apps if round_ % 2 == 0 else reversed(apps):
+                figures[name].append(await microseconds_per_request(apps[name], requests))
+    finally:
+        logging.disable(disabled)
     return figures
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,27 @@ STACK_ENV = {
     "LOG_LEVEL": "INFO",
     "ADMIN_EMAILS": "admin@example.com",
 }
+
+
+def logging_switched_off() -> str | None:
+    """What is wrong when logging is disabled process-wide (`logging.disable`), else None; turns it on."""
+    level = logging.root.manager.disable
+    if not level:
+        return None
+    logging.disable(logging.NOTSET)
+    return (
+        f"logging was left disabled up to level {logging.getLevelName(level)}: every later test in this "
+        "worker would miss its log lines"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_on() -> Iterator[None]:
+    """Fails the test that leaves logging switched off (bench/in_process.py once did: the access-log tests
+    that ran after it in the same worker failed)."""
+    yield
+    if problem := logging_switched_off():
+        pytest.fail(problem)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ real wrk run against the bare reference app (wrk from Debian: `make wrk` install
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import shutil
 import subprocess
@@ -249,3 +250,14 @@ def test_the_in_process_measure_calls_both_apps_and_reports_per_request_figures(
     figures = asyncio.run(in_process.measure(requests=50, rounds=2))
     assert set(figures) == {"bare", "kit"}
     assert all(len(values) == 2 and all(0 < v < 100_000 for v in values) for values in figures.values())
+    assert logging.getLogger("kit.access").isEnabledFor(logging.INFO)  # the next tests still see their logs
+
+
+def test_a_test_that_leaves_logging_switched_off_is_named() -> None:
+    from tests.conftest import logging_switched_off
+
+    assert logging_switched_off() is None
+    logging.disable(logging.INFO)  # planted
+    problem = logging_switched_off()
+    assert problem is not None and "left disabled up to level INFO" in problem
+    assert logging.getLogger("kit.access").isEnabledFor(logging.INFO)  # and it is on again
