@@ -31,6 +31,12 @@ class Product(BaseModel):
     stock: int = Field(examples=[35], description="units available now")
     image: str = Field(examples=["/products/images/kitchen.svg"], description="path on this service")
     icon: str = Field(examples=["🍳"])
+    weight_grams: int | None = Field(
+        default=None,
+        examples=[2600],
+        description="one unit as shipped, grams (order's shipping quote); null only for a product stored "
+        "before weights existed, until this version has seeded the catalog",
+    )
     badge: str | None = Field(
         default=None, examples=["bestseller"], description="only with VERSION=v2: new, staff pick, ..."
     )
@@ -66,6 +72,7 @@ def _product(doc: dict[str, Any], version: str) -> Product:
         "stock": doc["stock"],
         "image": doc["image"],
         "icon": doc["icon"],
+        "weight_grams": doc.get("weight_grams"),
     }
     if version == BADGE_VERSION:
         fields["badge"] = doc.get("badge")  # set (even when null), so v2 always shows the field

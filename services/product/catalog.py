@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class SeedProduct:
     description: str
     # Shown only by the v2 (canary) build.
     badge: str | None = None
+    _: KW_ONLY
+    weight_grams: int  # one unit as shipped, packaging included: what order asks shipping to quote
 
 
 CATEGORIES = (
@@ -48,6 +50,7 @@ PRODUCTS = (
         "☕",
         "Light roast with notes of bergamot and apricot. Whole beans, roasted weekly.",
         "staff pick",
+        weight_grams=550,
     ),
     SeedProduct(
         "colombia-decaf-beans",
@@ -57,6 +60,7 @@ PRODUCTS = (
         60,
         "☕",
         "Sugar-cane decaffeinated, medium roast, chocolate and caramel.",
+        weight_grams=290,
     ),
     SeedProduct(
         "sencha-green-tea",
@@ -66,6 +70,7 @@ PRODUCTS = (
         80,
         "🍵",
         "Steamed first-flush sencha from Shizuoka, loose leaf.",
+        weight_grams=140,
     ),
     SeedProduct(
         "pour-over-dripper",
@@ -76,6 +81,7 @@ PRODUCTS = (
         "☕",
         "Size 02 porcelain dripper with spiral ribs for an even extraction.",
         "new",
+        weight_grams=450,
     ),
     SeedProduct(
         "gooseneck-kettle",
@@ -85,6 +91,7 @@ PRODUCTS = (
         25,
         "🫖",
         "Stainless steel kettle with a thermometer for precise pouring.",
+        weight_grams=1100,
     ),
     SeedProduct(
         "cast-iron-skillet",
@@ -95,6 +102,7 @@ PRODUCTS = (
         "🍳",
         "Pre-seasoned cast iron for searing, baking and campfires.",
         "bestseller",
+        weight_grams=2600,
     ),
     SeedProduct(
         "chef-knife",
@@ -104,6 +112,7 @@ PRODUCTS = (
         20,
         "🔪",
         "Forged stainless steel blade, full tang, pakkawood handle.",
+        weight_grams=350,
     ),
     SeedProduct(
         "bamboo-cutting-board",
@@ -113,6 +122,7 @@ PRODUCTS = (
         70,
         "🪵",
         "Large end-grain board with a juice groove, kind to knife edges.",
+        weight_grams=1200,
     ),
     SeedProduct(
         "enamel-dutch-oven",
@@ -122,6 +132,7 @@ PRODUCTS = (
         15,
         "🍲",
         "Enamelled cast iron casserole for stews, soups and bread.",
+        weight_grams=4800,
     ),
     SeedProduct(
         "digital-kitchen-scale",
@@ -131,6 +142,7 @@ PRODUCTS = (
         90,
         "⚖️",
         "Weighs up to 5 kg in 1 g steps, with tare and a timer.",
+        weight_grams=600,
     ),
     SeedProduct(
         "trail-backpack-30l",
@@ -141,6 +153,7 @@ PRODUCTS = (
         "🎒",
         "Light day pack with a rain cover, hip belt and hydration sleeve.",
         "new",
+        weight_grams=1100,
     ),
     SeedProduct(
         "two-person-tent",
@@ -150,6 +163,7 @@ PRODUCTS = (
         12,
         "⛺",
         "Freestanding three-season tent, 2.1 kg, sets up in five minutes.",
+        weight_grams=2300,
     ),
     SeedProduct(
         "insulated-bottle",
@@ -159,6 +173,7 @@ PRODUCTS = (
         150,
         "🧴",
         "Keeps drinks cold for 24 hours or hot for 12. Leak-proof lid.",
+        weight_grams=420,
     ),
     SeedProduct(
         "headlamp",
@@ -168,6 +183,7 @@ PRODUCTS = (
         55,
         "🔦",
         "350 lumen headlamp with a red night mode, charges over USB-C.",
+        weight_grams=150,
     ),
     SeedProduct(
         "noise-cancelling-headphones",
@@ -178,6 +194,7 @@ PRODUCTS = (
         "🎧",
         "Over-ear wireless headphones with 30 hours of battery life.",
         "staff pick",
+        weight_grams=650,
     ),
     SeedProduct(
         "mechanical-keyboard",
@@ -187,6 +204,7 @@ PRODUCTS = (
         22,
         "⌨️",
         "Compact 75% layout, hot-swappable tactile switches, USB-C.",
+        weight_grams=1100,
     ),
     SeedProduct(
         "usb-c-charger-65w",
@@ -196,6 +214,7 @@ PRODUCTS = (
         100,
         "🔌",
         "Two-port GaN charger for a laptop and a phone at the same time.",
+        weight_grams=220,
     ),
     SeedProduct(
         "e-reader",
@@ -206,6 +225,7 @@ PRODUCTS = (
         "📱",
         "Glare-free 300 ppi screen with a warm front light, waterproof.",
         "new",
+        weight_grams=300,
     ),
     SeedProduct(
         "book-kubernetes-up-and-running",
@@ -215,6 +235,7 @@ PRODUCTS = (
         40,
         "📘",
         "The classic introduction to deploying and running Kubernetes workloads.",
+        weight_grams=600,
     ),
     SeedProduct(
         "book-istio-in-action",
@@ -225,6 +246,7 @@ PRODUCTS = (
         "📗",
         "Traffic management, security and observability with the Istio service mesh.",
         "staff pick",
+        weight_grams=750,
     ),
     SeedProduct(
         "book-designing-data-intensive-applications",
@@ -235,6 +257,7 @@ PRODUCTS = (
         "📕",
         "Reliable, scalable and maintainable systems, from storage engines to stream processing.",
         "bestseller",
+        weight_grams=1000,
     ),
     SeedProduct(
         "book-site-reliability-engineering",
@@ -244,6 +267,7 @@ PRODUCTS = (
         25,
         "📙",
         "How Google runs production systems: SLOs, error budgets and toil.",
+        weight_grams=1100,
     ),
     SeedProduct(
         "linen-throw-blanket",
@@ -253,6 +277,7 @@ PRODUCTS = (
         28,
         "🛋️",
         "Stonewashed European linen, 130 x 170 cm, in sage green.",
+        weight_grams=900,
     ),
     SeedProduct(
         "ceramic-planter",
@@ -262,6 +287,7 @@ PRODUCTS = (
         65,
         "🪴",
         "Matte glazed planter with a drainage hole and a saucer.",
+        weight_grams=1300,
     ),
     SeedProduct(
         "scented-candle",
@@ -272,6 +298,7 @@ PRODUCTS = (
         "🕯️",
         "Hand-poured soy wax candle, 45 hours of burn time.",
         "new",
+        weight_grams=450,
     ),
     SeedProduct(
         "desk-lamp",
@@ -281,6 +308,7 @@ PRODUCTS = (
         20,
         "💡",
         "Dimmable LED desk lamp with an oak base and a linen shade.",
+        weight_grams=1800,
     ),
 )
 

@@ -39,6 +39,7 @@ async def seed_catalog(db: Database) -> int:
                 "icon": product.icon,
                 "image": f"/products/images/{product.category}.svg",
                 "badge": product.badge,
+                "weight_grams": product.weight_grams,
             },
             "$setOnInsert": {"stock": product.stock, "created_at": now_iso()},
         }

@@ -65,9 +65,9 @@ async def test_checkout_pays_ships_notifies_and_empties_the_cart(shop: Shop) -> 
 
 async def test_the_order_charges_todays_prices_and_ships_the_carts_weight(shop: Shop) -> None:
     """What the shopper pays and receives: each line at the catalog's price at checkout (not the price when
-    it went into the cart), shipping quoted for the cart's weight (500 g a unit when the catalog names none:
-    3 units, 2 started kilograms, domestic 4.95 + 2 x 1.00), the shipment made for that weight and address,
-    the confirmation saying what was bought and the total."""
+    it went into the cart), shipping quoted for the cart's weight from the catalog (2 x 150 g headlamp +
+    350 g knife = 650 g, 1 started kilogram, domestic 4.95 + 1.00), the shipment made for that weight and
+    address, the confirmation saying what was bought and the total."""
     ada = shop.user()
     await shop.fill_cart(ada, ("headlamp", 2), ("chef-knife", 1))
     products = shop.product.state.db["products"]
@@ -97,18 +97,18 @@ async def test_the_order_charges_todays_prices_and_ships_the_carts_weight(shop: 
     subtotal = 6200 + knife["price_cents"]
     assert (order["subtotal_cents"], order["shipping_cents"], order["total_cents"]) == (
         subtotal,
-        495 + 2 * 100,
-        subtotal + 695,
+        495 + 100,
+        subtotal + 595,
     )
     address = {**ADDRESS, "label": None}
     assert (order["currency"], order["shipping_address"]) == ("EUR", address)
     [shipment] = await shop.docs(shop.shipping, "shipments")
-    assert (shipment["order_id"], shipment["weight_grams"]) == (order["id"], 1500)
+    assert (shipment["order_id"], shipment["weight_grams"]) == (order["id"], 2 * 150 + 350)
     assert {**shipment["address"], "label": shipment["address"].get("label")} == address
     [payment] = await shop.docs(shop.payment, "payments")
-    assert (payment["amount_cents"], payment["currency"]) == (subtotal + 695, "EUR")
+    assert (payment["amount_cents"], payment["currency"]) == (subtotal + 595, "EUR")
     [note] = await shop.docs(shop.notification, "outbox")
-    total = f"{(subtotal + 695) / 100:.2f}"
+    total = f"{(subtotal + 595) / 100:.2f}"
     assert (note["subject"], note["body"]) == (
         "Your order is confirmed",
         f"Thank you! Order {order['id'][:8]}: 2 x Rechargeable Headlamp, 1 x {knife['name']}. "
@@ -116,19 +116,22 @@ async def test_the_order_charges_todays_prices_and_ships_the_carts_weight(shop: 
     )
 
 
-async def test_a_product_answer_naming_its_weight_and_no_currency_is_shipped_so_and_charged_in_euros(
+async def test_a_product_answer_without_a_weight_or_a_currency_ships_at_the_default_and_charges_euros(
     shop: Shop,
 ) -> None:
-    """A product answer that names its weight and leaves the currency out (product's API does the opposite
-    today): that weight is quoted and shipped, the others count the default 500 g a unit (2 x 1,200 g +
-    1 x 500 g = 2,900 g, 3 started kilograms), and no currency means euros, so the cart is not mixed."""
+    """Product answers as an older product version (or a product stored before weights) may: the knife
+    without `weight_grams` counts order's default 500 g a unit, the headlamp's own weight (here 1,200 g)
+    counts as named (2 x 1,200 g + 500 g = 2,900 g, 3 started kilograms), and an answer without a currency
+    means euros, so the cart is not mixed."""
     ada = shop.user()
     await shop.fill_cart(ada, ("headlamp", 2), ("chef-knife", 1))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shop.product), base_url="http://p") as p:
         headlamp = (await p.get("/products/headlamp")).json()
-    del headlamp["currency"]
+        knife = (await p.get("/products/chef-knife")).json()
+    del headlamp["currency"], knife["weight_grams"]
     weighed = httpx.Response(200, json={**headlamp, "weight_grams": 1200})
     shop.hosts.fake[("product", "GET", "/products/headlamp")] = weighed
+    shop.hosts.fake[("product", "GET", "/products/chef-knife")] = httpx.Response(200, json=knife)
 
     response = await shop.checkout(ada, "k1")
 

@@ -25,6 +25,7 @@ PRODUCT_FIELDS = {
     "stock",
     "image",
     "icon",
+    "weight_grams",
 }
 
 
@@ -106,6 +107,11 @@ def test_get_one_product(client: TestClient) -> None:
     assert product["name"] == "Cast-Iron Skillet 26 cm"
     assert product["price_cents"] == 3995
     assert product["image"] == "/products/images/kitchen.svg"
+    assert product["weight_grams"] == 2600  # what order asks shipping to quote
+
+
+def test_every_product_has_a_plausible_shipping_weight() -> None:
+    assert all(50 <= p.weight_grams <= 20_000 for p in PRODUCTS), [(p.id, p.weight_grams) for p in PRODUCTS]
 
 
 def test_unknown_product_is_404_with_a_json_error(client: TestClient) -> None:
@@ -176,10 +182,12 @@ async def test_seeding_is_idempotent_and_never_resets_stock() -> None:
     await store.create_indexes(db)
     assert await store.seed_catalog(db) == len(PRODUCTS)
     await db.products.update_one({"_id": "headlamp"}, {"$set": {"stock": 3}})
+    await db.products.update_one({"_id": "headlamp"}, {"$unset": {"weight_grams": ""}})  # as stored before
     # A restart, and two replicas starting at the same time.
     assert list(await asyncio.gather(store.seed_catalog(db), store.seed_catalog(db))) == [0, 0]
     assert await db.products.count_documents({}) == len(PRODUCTS)
-    assert (await db.products.find_one({"_id": "headlamp"}))["stock"] == 3
+    headlamp = await db.products.find_one({"_id": "headlamp"})
+    assert (headlamp["stock"], headlamp["weight_grams"]) == (3, 150)  # stock kept, weight from the code
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
