@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from scripts.dev import (
     with_free_ports,
 )
 from services.kit.testing import TokenFactory
+from tests.logging_state import logging_switched_off
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -31,18 +31,6 @@ STACK_ENV = {
     "LOG_LEVEL": "INFO",
     "ADMIN_EMAILS": "admin@example.com",
 }
-
-
-def logging_switched_off() -> str | None:
-    """What is wrong when logging is disabled process-wide (`logging.disable`), else None; turns it on."""
-    level = logging.root.manager.disable
-    if not level:
-        return None
-    logging.disable(logging.NOTSET)
-    return (
-        f"logging was left disabled up to level {logging.getLevelName(level)}: every later test in this "
-        "worker would miss its log lines"
-    )
 
 
 @pytest.fixture(autouse=True)

@@ -254,7 +254,7 @@ def test_the_in_process_measure_calls_both_apps_and_reports_per_request_figures(
 
 
 def test_a_test_that_leaves_logging_switched_off_is_named() -> None:
-    from tests.conftest import logging_switched_off
+    from tests.logging_state import logging_switched_off
 
     assert logging_switched_off() is None
     logging.disable(logging.INFO)  # planted
