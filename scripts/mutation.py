@@ -48,6 +48,7 @@ REPORT_DIR = ROOT / "artifacts" / "mutation"
 # Every mutant's latest outcome per module, over runs of the same source (see Ledger): outside git.
 LEDGER_DIR = WORK / "ledger"
 TARGET = 0.90
+RETEST_LABEL = "(re-test"  # how the table names a run of survivors only (`collect`)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,11 @@ class Result:
     error: str = ""
     functions: tuple[str, ...] = ()  # the run was restricted to these functions' mutants
     label: str = ""  # said after the module in the table instead of "(only ...)"
+
+    @property
+    def is_retest(self) -> bool:
+        """Whether this run re-tested only survivors (its label says so, `collect`)."""
+        return self.label.startswith(RETEST_LABEL)
 
     @property
     def total(self) -> int:
@@ -283,7 +289,7 @@ def collect(
 ) -> Result:
     result = Result(module, functions=functions)
     if names:
-        result.label = f"(re-test of {len(names)} mutants: survivors, timeouts, not run before)"
+        result.label = f"{RETEST_LABEL} of {len(names)} mutants: survivors, timeouts, not run before)"
         result.functions = tuple(sorted({function_of(name, module) for name in names}))
     for name, status in sorted(statuses(work, module).items()):
         if (functions or names) and status == "not checked":
@@ -452,7 +458,7 @@ def classify(result: Result, entries: list[dict[str, Any]]) -> tuple[list[Surviv
 def reportable_stale(result: Result, stale: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The stale entries a run can speak for: a `--retest` runs only the survivors not classified, so the
     classified ones were skipped on purpose, not killed; a `--function` run only those functions."""
-    if result.label.startswith("(re-test"):
+    if result.is_retest:
         return []
     if result.functions:
         return [entry for entry in stale if entry["function"] in result.functions]
@@ -574,8 +580,7 @@ def main(argv: list[str] | None = None) -> int:
                 if complete[id(r)]:
                     failures.append(f"{r.module.path}: {len(unclassified)} unclassified survivors (ledger)")
             continue
-        retest = r.label.startswith("(re-test")  # survivors only: the module's row after it is judged
-        if r.score < TARGET and not retest:
+        if r.score < TARGET and not r.is_retest:  # a re-test: the module's row after it is judged
             failures.append(f"{r.module.path}: {r.score:.1%} is under the {TARGET:.0%} target")
         unclassified, stale = classify(r, classified.get(r.module.path, []))
         stale = reportable_stale(r, stale)
